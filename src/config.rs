@@ -1,0 +1,234 @@
+//! Configuration, validated once when [`Sessions`] is built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::jwt::{JwtCodec, JwtSettings, SigningKey, VerificationKey};
+use crate::manager::Sessions;
+use crate::store::{DynStore, SessionStore};
+
+/// Default lifetime of a session JWT: 5 minutes, as Stytch.
+pub const DEFAULT_JWT_TTL: Duration = Duration::from_secs(300);
+/// Default lifetime of a session: 7 days.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// Default clock-skew allowance for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+/// Largest leeway accepted by the builder.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+/// Default bound on a presented JWT's length, in bytes.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Default issuer and audience when none is configured.
+pub const DEFAULT_ISSUER: &str = "tower-session-jwt";
+
+/// Why [`SessionsBuilder::build`] refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No store was given.
+    #[error("a session store is required: call .store(..)")]
+    MissingStore,
+    /// No signing key was given.
+    #[error("a signing key is required: call .signing_key(..)")]
+    MissingSigningKey,
+    /// Two keys share a `kid`.
+    #[error("two keys share the key id {0:?}")]
+    DuplicateKeyId(String),
+    /// The JWT TTL is zero or longer than the session TTL.
+    #[error("the JWT TTL must be at least one second and no longer than the session TTL")]
+    InvalidJwtTtl,
+    /// The session TTL is shorter than a second or beyond the maximum lifetime.
+    #[error("the session TTL must be at least one second and within the maximum lifetime")]
+    InvalidSessionTtl,
+    /// The leeway exceeds [`MAX_LEEWAY`].
+    #[error("the leeway must be at most {MAX_LEEWAY:?}")]
+    LeewayTooLarge,
+    /// An empty issuer or audience.
+    #[error("issuer and audience must not be empty")]
+    EmptyIssuerOrAudience,
+    /// The maximum token length cannot hold a session JWT.
+    #[error("the maximum token length must be between 512 and 65536 bytes")]
+    InvalidMaxTokenLen,
+    /// A cookie setting is not valid (name, domain or prefix rules).
+    #[error("invalid cookie configuration: {0}")]
+    InvalidCookie(String),
+}
+
+/// Builds [`Sessions`]; see [`Sessions::builder`].
+#[must_use]
+pub struct SessionsBuilder {
+    store: Option<Arc<dyn DynStore>>,
+    signing_key: Option<SigningKey>,
+    verification_keys: Vec<VerificationKey>,
+    issuer: String,
+    audience: String,
+    jwt_ttl: Duration,
+    session_ttl: Duration,
+    max_lifetime: Option<Duration>,
+    sliding: bool,
+    leeway: Duration,
+    max_token_len: usize,
+    token_cache_capacity: u64,
+    clock: SharedClock,
+}
+
+impl Default for SessionsBuilder {
+    fn default() -> Self {
+        Self {
+            store: None,
+            signing_key: None,
+            verification_keys: Vec::new(),
+            issuer: DEFAULT_ISSUER.into(),
+            audience: DEFAULT_ISSUER.into(),
+            jwt_ttl: DEFAULT_JWT_TTL,
+            session_ttl: DEFAULT_SESSION_TTL,
+            max_lifetime: None,
+            sliding: false,
+            leeway: DEFAULT_LEEWAY,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            token_cache_capacity: 100_000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Validated settings shared by the manager and the layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) jwt_ttl: Duration,
+    pub(crate) session_ttl: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) sliding: bool,
+    pub(crate) leeway: Duration,
+    pub(crate) token_cache_capacity: u64,
+}
+
+impl SessionsBuilder {
+    /// The store sessions live in (required).
+    pub fn store(mut self, store: impl SessionStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The key that signs new session JWTs (required).
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing_key = Some(key);
+        self
+    }
+
+    /// A key that still verifies JWTs but signs none (a retired key during rotation). May be
+    /// called several times.
+    pub fn verification_key(mut self, key: VerificationKey) -> Self {
+        self.verification_keys.push(key);
+        self
+    }
+
+    /// The `iss` claim minted and required (default `"tower-session-jwt"`).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// The `aud` claim minted and required (default `"tower-session-jwt"`).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// Lifetime of a session JWT (default 5 minutes), whole seconds.
+    ///
+    /// # ⚠️ Warning: revocation latency on stores without a feed
+    ///
+    /// Revocation reaches other instances through the store's revocation feed; where a store has
+    /// none, a revoked session's JWT stays valid on other instances for up to this long.
+    pub fn jwt_ttl(mut self, ttl: Duration) -> Self {
+        self.jwt_ttl = ttl;
+        self
+    }
+
+    /// Lifetime of a session (default 7 days), whole seconds.
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// Whether activity extends a session to `now + session_ttl` (default `false`). The store is
+    /// written at most once per JWT lifetime per session.
+    pub fn sliding(mut self, sliding: bool) -> Self {
+        self.sliding = sliding;
+        self
+    }
+
+    /// An absolute cap on a session's life from `started_at`, however much sliding extends it.
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(max);
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 5 s, at most 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Longest JWT accepted, in bytes (default 8 KiB).
+    pub fn max_token_len(mut self, len: usize) -> Self {
+        self.max_token_len = len;
+        self
+    }
+
+    /// How many opaque-token lookups to cache (default 100 000; `0` disables the cache).
+    pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// The clock to read time from (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Validates the configuration and builds the manager.
+    pub fn build(self) -> Result<Sessions, ConfigError> {
+        let store = self.store.ok_or(ConfigError::MissingStore)?;
+        let signing_key = self.signing_key.ok_or(ConfigError::MissingSigningKey)?;
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err(ConfigError::EmptyIssuerOrAudience);
+        }
+        if self.session_ttl < Duration::from_secs(1)
+            || self.max_lifetime.is_some_and(|max| max < self.session_ttl)
+        {
+            return Err(ConfigError::InvalidSessionTtl);
+        }
+        if self.jwt_ttl < Duration::from_secs(1) || self.jwt_ttl > self.session_ttl {
+            return Err(ConfigError::InvalidJwtTtl);
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::LeewayTooLarge);
+        }
+        if !(512..=65_536).contains(&self.max_token_len) {
+            return Err(ConfigError::InvalidMaxTokenLen);
+        }
+        let codec = JwtCodec::new(
+            signing_key,
+            self.verification_keys,
+            JwtSettings {
+                issuer: self.issuer,
+                audience: self.audience,
+                ttl_secs: self.jwt_ttl.as_secs() as i64,
+                leeway_secs: self.leeway.as_secs() as i64,
+                max_len: self.max_token_len,
+            },
+        )?;
+        let settings = Settings {
+            jwt_ttl: Duration::from_secs(self.jwt_ttl.as_secs()),
+            session_ttl: self.session_ttl,
+            max_lifetime: self.max_lifetime,
+            sliding: self.sliding,
+            leeway: self.leeway,
+            token_cache_capacity: self.token_cache_capacity,
+        };
+        Ok(Sessions::from_parts(store, codec, settings, self.clock))
+    }
+}

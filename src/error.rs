@@ -1,0 +1,85 @@
+//! Errors of the session engine, one type per concern.
+//!
+//! Each variant documents the HTTP status the layer answers with.
+
+use crate::jwt::{JwtError, SignError};
+use crate::session::CustomClaimsError;
+use crate::store::StoreError;
+use crate::token::TokenError;
+
+/// Why a request could not be authenticated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No credential was presented. `401` with `WWW-Authenticate: Bearer`.
+    #[error("no session credentials")]
+    MissingCredentials,
+    /// The session JWT was refused. `401`, `error="invalid_token"`.
+    #[error("invalid session JWT: {0}")]
+    InvalidJwt(#[from] JwtError),
+    /// The session token is not shaped like one. `401`, `error="invalid_token"`.
+    #[error("malformed session token")]
+    MalformedToken,
+    /// No live session has this token (unknown, expired or revoked). `401`,
+    /// `error="invalid_token"`.
+    #[error("unknown or expired session")]
+    UnknownSession,
+    /// The session was revoked. `401`, `error="invalid_token"`.
+    #[error("session revoked")]
+    Revoked,
+    /// Credentials were presented twice and disagree (two cookies, or cookie and header).
+    /// `401`, `error="invalid_request"`.
+    #[error("conflicting session credentials")]
+    ConflictingCredentials,
+    /// A credential or header is larger than the configured bound. `401`,
+    /// `error="invalid_request"`.
+    #[error("session credential too large")]
+    CredentialTooLarge,
+    /// The store failed; nothing was accepted. `503` with `Retry-After` (fail closed).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Minting the replacement JWT failed. `500`.
+    #[error(transparent)]
+    Signing(#[from] SignError),
+}
+
+impl AuthError {
+    /// A short stable name for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingCredentials => "missing_credentials",
+            AuthError::InvalidJwt(e) => e.reason(),
+            AuthError::MalformedToken => "malformed_token",
+            AuthError::UnknownSession => "unknown_session",
+            AuthError::Revoked => "revoked",
+            AuthError::ConflictingCredentials => "conflicting_credentials",
+            AuthError::CredentialTooLarge => "credential_too_large",
+            AuthError::Store(_) => "store_error",
+            AuthError::Signing(_) => "signing_error",
+        }
+    }
+}
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The user id is empty or longer than 256 bytes. `400`.
+    #[error("user id must be 1 to 256 bytes")]
+    InvalidUserId,
+    /// The custom claims were refused. `400`.
+    #[error(transparent)]
+    InvalidCustomClaims(#[from] CustomClaimsError),
+    /// The session lifetime is zero or above the configured maximum. `400`.
+    #[error("invalid session lifetime")]
+    InvalidTtl,
+    /// The OS random number generator failed. `500`.
+    #[error(transparent)]
+    Random(#[from] TokenError),
+    /// Minting the JWT failed. `500`.
+    #[error(transparent)]
+    Signing(#[from] SignError),
+    /// The store failed; no session was handed out. `503`.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,85 @@
+//! # tower-session-jwt
+//!
+//! Sessions that are fast *and* revocable, for tower services (axum, hyper, tonic).
+//!
+//! ## The model
+//!
+//! A login creates a **server-side session** and hands the client **two credentials**:
+//!
+//! * an **opaque session token**: 32 random bytes, the revocable source of truth. The server
+//!   keeps only its SHA-256, in a pluggable [`SessionStore`];
+//! * a short-lived **session JWT** (5 minutes by default), signed by this service.
+//!
+//! **Most requests carry a valid JWT** and are authenticated locally: the signature, the pinned
+//! header, the claims and the lifetime are checked in memory, and **no store is called**. When the
+//! JWT is absent, expired or untrusted, the **opaque token falls back to the store**; a live session
+//! gets a freshly minted JWT, so the next requests are fast again. With sliding expiry the store
+//! is written at most once per JWT lifetime.
+//!
+//! **Revocation** deletes the session in the store, so its opaque token fails at once, and records
+//! the session in the local [`RevocationList`], so every JWT minted for it fails at once too,
+//! rather than living on until it expires. The list keeps an entry only for one JWT lifetime
+//! (after that, every such JWT has expired anyway), so its memory is bounded by recent
+//! revocations, not by sessions. `revoke_all` records one "revoked before" instant per user.
+//!
+//! ## Security properties
+//!
+//! * Only JWTs minted here are accepted: the header segment must be byte for byte the one a
+//!   configured key mints (the *pinned header*), so the algorithm always comes from the key and
+//!   header tricks (`alg: none`, algorithm confusion, embedded keys, `crit`) cannot work. See
+//!   [`jwt`].
+//! * `iss`, `aud`, `exp`, `nbf`, `iat` are required, typed and checked with a small leeway; a JWT
+//!   never outlives its session, nor lives longer than the configured JWT TTL.
+//! * A store failure is an error, never "no session": requests fail closed.
+//! * Tokens, JWTs and keys are redacted from `Debug` output.
+//!
+//! ## Example
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use tower_session_jwt::{MemoryStore, NewSession, SessionAttributes, Sessions, SigningKey};
+//!
+//! let sessions = Sessions::builder()
+//!     .store(MemoryStore::new())
+//!     .signing_key(SigningKey::generate_ed25519().unwrap())
+//!     .issuer("https://app.example")
+//!     .audience("app")
+//!     .build()
+//!     .unwrap();
+//!
+//! let login = sessions
+//!     .create("user-42", NewSession::new().attributes(SessionAttributes::new("203.0.113.9", "curl/8")))
+//!     .await
+//!     .unwrap();
+//!
+//! let me = sessions.authenticate_jwt(login.jwt.expose()).unwrap();
+//! assert_eq!(me.user_id, "user-42");
+//! assert_eq!(sessions.list("user-42").await.unwrap().len(), 1);
+//!
+//! sessions.revoke_all("user-42").await.unwrap();
+//! assert!(sessions.authenticate_jwt(login.jwt.expose()).is_err());
+//! # });
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod manager;
+pub mod revocation;
+pub mod session;
+pub mod store;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, SessionsBuilder};
+pub use error::{AuthError, SessionError};
+pub use jwt::{Algorithm, JwtError, KeyError, SessionJwt, SigningKey, VerificationKey};
+pub use manager::{Authenticated, CreatedSession, Sessions};
+pub use revocation::{RevocationEvent, RevocationList};
+pub use session::{NewSession, Session, SessionAttributes, SessionId};
+pub use store::{MemoryStore, SessionStore, StoreError};
+pub use token::{SessionToken, TokenError, TokenHash};

@@ -1,0 +1,421 @@
+//! [`Sessions`]: create, authenticate, extend, list and revoke sessions.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use time::OffsetDateTime;
+
+use crate::clock::SharedClock;
+use crate::config::{SessionsBuilder, Settings};
+use crate::error::{AuthError, SessionError};
+use crate::jwt::{Expiry, JwtCodec, SessionJwt};
+use crate::revocation::{RevocationEvent, RevocationList};
+use crate::session::{MAX_USER_ID_LEN, NewSession, Session, SessionId, validate_custom_claims};
+use crate::store::{DynStore, SessionRecord, StoreError};
+use crate::token::{SessionToken, TokenHash, is_token_shaped};
+
+/// The session manager: one per application, cheap to clone (an `Arc`).
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+///
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .issuer("https://app.example")
+///     .audience("app")
+///     .jwt_ttl(Duration::from_secs(300))
+///     .session_ttl(Duration::from_secs(7 * 86_400))
+///     .sliding(true)
+///     .build()
+///     .unwrap();
+///
+/// // Login: a session, its opaque token and a session JWT.
+/// let created = sessions.create("user-1", NewSession::new()).await.unwrap();
+///
+/// // Most requests: the JWT, verified locally with no store call.
+/// let session = sessions.authenticate_jwt(created.jwt.expose()).unwrap();
+/// assert_eq!(session.user_id, "user-1");
+///
+/// // JWT missing or expired: the opaque token, through the store, with a fresh JWT.
+/// let fresh = sessions.authenticate_token(created.token.expose()).await.unwrap();
+/// assert_eq!(fresh.session.session_id, created.session.session_id);
+///
+/// // Revocation: both credentials fail at once.
+/// sessions.revoke(&created.session.session_id).await.unwrap();
+/// assert!(sessions.authenticate_jwt(created.jwt.expose()).is_err());
+/// assert!(sessions.authenticate_token(created.token.expose()).await.is_err());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn DynStore>,
+    codec: JwtCodec,
+    settings: Settings,
+    clock: SharedClock,
+    revocations: RevocationList,
+    /// Opaque-token lookups: token hash → session, checked against the revocation list and the
+    /// clock on every hit.
+    token_cache: Option<moka::sync::Cache<TokenHash, CachedLookup>>,
+}
+
+#[derive(Clone)]
+struct CachedLookup {
+    session: Arc<Session>,
+    fetched_at: OffsetDateTime,
+}
+
+/// A newly created session and its two credentials.
+#[derive(Debug, Clone)]
+pub struct CreatedSession {
+    /// The session record.
+    pub session: Session,
+    /// The opaque session token (the revocable credential). Shown to the client once.
+    pub token: SessionToken,
+    /// A session JWT for the fast path.
+    pub jwt: SessionJwt,
+}
+
+/// A session confirmed against the store, with a freshly minted JWT for it.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The live session.
+    pub session: Arc<Session>,
+    /// A new session JWT to hand back to the client.
+    pub jwt: SessionJwt,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("signing_kid", &self.inner.codec.signing_key().kid())
+            .field("settings", &self.inner.settings)
+            .field("revocations", &self.inner.revocations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Starts a configuration; see [`SessionsBuilder`].
+    pub fn builder() -> SessionsBuilder {
+        SessionsBuilder::default()
+    }
+
+    pub(crate) fn from_parts(
+        store: Arc<dyn DynStore>,
+        codec: JwtCodec,
+        settings: Settings,
+        clock: SharedClock,
+    ) -> Self {
+        let retention = settings.jwt_ttl + settings.leeway + Duration::from_secs(1);
+        let token_cache = (settings.token_cache_capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(settings.token_cache_capacity)
+                .time_to_live(settings.jwt_ttl)
+                .build()
+        });
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                codec,
+                revocations: RevocationList::new(clock.clone(), retention),
+                settings,
+                clock,
+                token_cache,
+            }),
+        }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// Creates a session for `user_id` and returns it with its token and a JWT.
+    ///
+    /// The session is stored before anything is returned: if the store fails, no credential is
+    /// handed out.
+    pub async fn create(
+        &self,
+        user_id: impl Into<String>,
+        new: NewSession,
+    ) -> Result<CreatedSession, SessionError> {
+        let user_id = user_id.into();
+        if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+            return Err(SessionError::InvalidUserId);
+        }
+        validate_custom_claims(&new.custom_claims)?;
+        let ttl = new.ttl.unwrap_or(self.inner.settings.session_ttl);
+        if ttl < Duration::from_secs(1)
+            || self
+                .inner
+                .settings
+                .max_lifetime
+                .is_some_and(|max| ttl > max)
+        {
+            return Err(SessionError::InvalidTtl);
+        }
+        let now = self.now();
+        let session = Session {
+            session_id: SessionId::generate()?,
+            user_id,
+            started_at: now,
+            last_accessed_at: now,
+            expires_at: now + ttl,
+            attributes: new.attributes,
+            custom_claims: new.custom_claims,
+        };
+        let token = SessionToken::generate()?;
+        let token_hash = token.hash();
+        self.inner
+            .store
+            .create(SessionRecord {
+                session: session.clone(),
+                token_hash,
+            })
+            .await?;
+        let jwt = self.inner.codec.mint(&session, now)?;
+        self.cache_insert(token_hash, Arc::new(session.clone()), now);
+        Ok(CreatedSession {
+            session,
+            token,
+            jwt,
+        })
+    }
+
+    /// Verifies a session JWT locally: signature, pinned header, claims, lifetime, and the
+    /// revocation list. Makes no store call.
+    pub fn authenticate_jwt(&self, jwt: &str) -> Result<Arc<Session>, AuthError> {
+        let now = self.now();
+        let verified = self.inner.codec.verify(jwt, now, Expiry::Enforce)?;
+        if !verified.session.is_live_at(now) {
+            return Err(AuthError::InvalidJwt(crate::JwtError::Expired));
+        }
+        if self.inner.revocations.is_revoked(&verified.session) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(Arc::new(verified.session))
+    }
+
+    /// Confirms an opaque session token against the store (through the token cache) and mints a
+    /// fresh JWT for it.
+    ///
+    /// At most once per JWT lifetime per session this also writes `last_accessed_at` (and, with
+    /// sliding expiry, the new `expires_at`) to the store.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+        if !is_token_shaped(token) {
+            return Err(AuthError::MalformedToken);
+        }
+        let hash = TokenHash::of(token);
+        let now = self.now();
+        let (mut session, fetched) = match self.cache_get(&hash, now) {
+            Some(session) => (session, false),
+            None => {
+                let found = self.inner.store.find_by_token(&hash).await?;
+                (Arc::new(found.ok_or(AuthError::UnknownSession)?), true)
+            }
+        };
+        if !session.is_live_at(now) {
+            self.cache_invalidate(&hash);
+            return Err(AuthError::UnknownSession);
+        }
+        // Checked after the lookup: a revoke that finished while the lookup was in flight is
+        // seen here, because revoke records the id locally before it touches the store. Only a
+        // session that passed this check is cached, stamped with the time the lookup began.
+        if self.inner.revocations.is_revoked(&session) {
+            self.cache_invalidate(&hash);
+            return Err(AuthError::Revoked);
+        }
+        let mut changed = fetched;
+        if self.touch_due(&session, now) {
+            match self
+                .touch(&session, now, self.inner.settings.sliding)
+                .await?
+            {
+                Some(updated) => {
+                    session = Arc::new(updated);
+                    changed = true;
+                }
+                None => {
+                    self.cache_invalidate(&hash);
+                    return Err(AuthError::UnknownSession);
+                }
+            }
+        }
+        if changed {
+            self.cache_insert(hash, session.clone(), now);
+        }
+        let jwt = self.inner.codec.mint(&session, now)?;
+        Ok(Authenticated { session, jwt })
+    }
+
+    /// Extends a live session to `now + session_ttl` (capped by the maximum lifetime), whether
+    /// or not sliding expiry is on. Returns `None` if the session does not exist.
+    pub async fn extend(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let now = self.now();
+        let Some(session) = self.inner.store.get(session_id).await? else {
+            return Ok(None);
+        };
+        if self.inner.revocations.is_revoked(&session) {
+            return Ok(None);
+        }
+        self.touch(&session, now, true).await
+    }
+
+    fn touch_due(&self, session: &Session, now: OffsetDateTime) -> bool {
+        now - session.last_accessed_at >= self.inner.settings.jwt_ttl
+    }
+
+    /// Writes `last_accessed_at = now` and, when `slide`, the extended expiry. `None` when the
+    /// session is gone (the store refuses to recreate it).
+    async fn touch(
+        &self,
+        session: &Session,
+        now: OffsetDateTime,
+        slide: bool,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut updated = session.clone();
+        updated.last_accessed_at = now;
+        if slide {
+            let mut expires_at = now + self.inner.settings.session_ttl;
+            if let Some(max) = self.inner.settings.max_lifetime {
+                expires_at = expires_at.min(session.started_at + max);
+            }
+            updated.expires_at = updated.expires_at.max(expires_at);
+        }
+        Ok(self.inner.store.update(&updated).await?.then_some(updated))
+    }
+
+    /// The live session with this id, if it exists and is not revoked.
+    pub async fn get(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .inner
+            .store
+            .get(session_id)
+            .await?
+            .filter(|s| s.is_live_at(self.now()) && !self.inner.revocations.is_revoked(s)))
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn list(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let now = self.now();
+        let mut sessions: Vec<Session> = self
+            .inner
+            .store
+            .list_by_user(user_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_live_at(now) && !self.inner.revocations.is_revoked(s))
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+        Ok(sessions)
+    }
+
+    /// Revokes a session by id. Its token fails at once, and so does every JWT minted for it.
+    /// Returns the session if it was live.
+    pub async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        // Locally first: even if the store call fails, this instance already refuses the JWT.
+        self.inner.revocations.apply(&RevocationEvent::Session {
+            session_id: session_id.clone(),
+            at: self.now(),
+        });
+        self.inner.store.revoke(session_id).await
+    }
+
+    /// Revokes `session_id` only if it belongs to `user_id`. Returns `None`, revoking nothing,
+    /// when it does not exist or belongs to someone else (answer both with `404`).
+    pub async fn revoke_for_user(
+        &self,
+        user_id: &str,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, StoreError> {
+        match self.inner.store.get(session_id).await? {
+            Some(s) if s.user_id == user_id => self.revoke(session_id).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// Revokes the session an opaque token belongs to. A malformed or unknown token revokes
+    /// nothing and returns `None`.
+    pub async fn revoke_token(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        if !is_token_shaped(token) {
+            return Ok(None);
+        }
+        let hash = TokenHash::of(token);
+        self.cache_invalidate(&hash);
+        match self.inner.store.find_by_token(&hash).await? {
+            Some(session) => self.revoke(&session.session_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Revokes the session a JWT names. The JWT must be genuine (signature, header, issuer,
+    /// audience) but may have expired: an expired JWT still names its session.
+    pub async fn revoke_jwt(&self, jwt: &str) -> Result<Option<Session>, AuthError> {
+        let verified = self.inner.codec.verify(jwt, self.now(), Expiry::Ignore)?;
+        Ok(self.revoke(&verified.session.session_id).await?)
+    }
+
+    /// Revokes every session of a user ("sign out everywhere"); returns how many were live.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.inner.revocations.apply(&RevocationEvent::User {
+            user_id: user_id.to_owned(),
+            before: self.now(),
+        });
+        Ok(self.inner.store.revoke_all(user_id).await?.len())
+    }
+
+    /// The public keys that verify session JWTs, as a JWKS document
+    /// (serve it at `/.well-known/jwks.json`).
+    pub fn jwks(&self) -> JwkSet {
+        self.inner.codec.jwks()
+    }
+
+    /// The local revocation list.
+    pub fn revocations(&self) -> &RevocationList {
+        &self.inner.revocations
+    }
+
+    /// Lifetime of minted JWTs.
+    pub fn jwt_ttl(&self) -> Duration {
+        self.inner.settings.jwt_ttl
+    }
+
+    /// The clock this manager reads.
+    pub fn clock(&self) -> &dyn crate::Clock {
+        &*self.inner.clock
+    }
+
+    fn cache_get(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<Arc<Session>> {
+        let hit = self.inner.token_cache.as_ref()?.get(hash)?;
+        // moka's own TTL runs on real time; freshness is judged on the injected clock too.
+        (now - hit.fetched_at < self.inner.settings.jwt_ttl).then_some(hit.session)
+    }
+
+    fn cache_insert(&self, hash: TokenHash, session: Arc<Session>, now: OffsetDateTime) {
+        if let Some(cache) = &self.inner.token_cache {
+            cache.insert(
+                hash,
+                CachedLookup {
+                    session,
+                    fetched_at: now,
+                },
+            );
+        }
+    }
+
+    fn cache_invalidate(&self, hash: &TokenHash) {
+        if let Some(cache) = &self.inner.token_cache {
+            cache.invalidate(hash);
+        }
+    }
+}

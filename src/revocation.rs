@@ -1,0 +1,247 @@
+//! The local revocation list: what makes outstanding JWTs fail at once.
+//!
+//! A session JWT is verified without the store, so revoking a session in the store alone would
+//! leave its JWT valid until `exp`. The revocation list remembers, for as long as any JWT minted
+//! before the revocation can still be valid (JWT TTL + leeway), which session ids were revoked and,
+//! per user, the instant before which every session was revoked (`revoke_all`). Every session the
+//! fast path (or the token cache) is about to accept is checked against it.
+//!
+//! Memory is bounded by recent revocations, not by sessions: entries older than the retention are
+//! purged as new ones arrive. Entries are never evicted for space: forgetting a revocation early
+//! would let a revoked JWT through.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::clock::SharedClock;
+use crate::session::{Session, SessionId};
+
+/// One revocation, as applied locally and carried by a store's revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevocationEvent {
+    /// One session was revoked.
+    Session {
+        /// The revoked session.
+        session_id: SessionId,
+        /// When it was revoked.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Every session of a user that started before `before` was revoked.
+    User {
+        /// The user.
+        user_id: String,
+        /// Sessions started before this instant are revoked.
+        #[serde(with = "time::serde::rfc3339")]
+        before: OffsetDateTime,
+    },
+}
+
+/// Recently revoked sessions and users; see the module docs.
+pub struct RevocationList {
+    clock: SharedClock,
+    retention: Duration,
+    sessions: RwLock<HashMap<SessionId, OffsetDateTime>>,
+    users: RwLock<HashMap<String, UserCutoff>>,
+    /// Entries in both maps; lets the common case (nothing revoked) skip the locks.
+    entries: AtomicUsize,
+    /// Entry count after the last purge; the next purge waits until it has doubled.
+    purge_mark: AtomicUsize,
+}
+
+#[derive(Clone, Copy)]
+struct UserCutoff {
+    before: OffsetDateTime,
+    recorded: OffsetDateTime,
+}
+
+impl std::fmt::Debug for RevocationList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationList")
+            .field("entries", &self.len())
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+impl RevocationList {
+    /// An empty list that keeps entries for `retention` (the JWT TTL plus leeway).
+    pub(crate) fn new(clock: SharedClock, retention: Duration) -> Self {
+        Self {
+            clock,
+            retention,
+            sessions: RwLock::default(),
+            users: RwLock::default(),
+            entries: AtomicUsize::new(0),
+            purge_mark: AtomicUsize::new(64),
+        }
+    }
+
+    /// How many revocations are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.load(Ordering::Acquire)
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records a revocation.
+    pub fn apply(&self, event: &RevocationEvent) {
+        let now = self.clock.now();
+        match event {
+            RevocationEvent::Session { session_id, at } => {
+                let mut map = write(&self.sessions);
+                if map.insert(session_id.clone(), (*at).max(now)).is_none() {
+                    self.entries.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            RevocationEvent::User { user_id, before } => {
+                let mut map = write(&self.users);
+                let cutoff = UserCutoff {
+                    before: *before,
+                    recorded: now,
+                };
+                match map.get_mut(user_id) {
+                    Some(existing) => {
+                        existing.before = existing.before.max(*before);
+                        existing.recorded = now;
+                    }
+                    None => {
+                        map.insert(user_id.clone(), cutoff);
+                        self.entries.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+            }
+        }
+        if self.len() >= self.purge_mark.load(Ordering::Acquire) {
+            self.purge();
+        }
+    }
+
+    /// Whether `session` was revoked: its id is listed, or it started before its user's cutoff.
+    pub fn is_revoked(&self, session: &Session) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        if read(&self.sessions).contains_key(&session.session_id) {
+            return true;
+        }
+        read(&self.users)
+            .get(&session.user_id)
+            .is_some_and(|cutoff| session.started_at < cutoff.before)
+    }
+
+    /// Drops entries older than the retention; returns how many were dropped.
+    pub fn purge(&self) -> usize {
+        let horizon = self.clock.now() - self.retention;
+        let mut dropped = 0;
+        {
+            let mut map = write(&self.sessions);
+            let before = map.len();
+            map.retain(|_, recorded| *recorded > horizon);
+            dropped += before - map.len();
+        }
+        {
+            let mut map = write(&self.users);
+            let before = map.len();
+            map.retain(|_, cutoff| cutoff.recorded > horizon);
+            dropped += before - map.len();
+        }
+        let left = self.entries.fetch_sub(dropped, Ordering::AcqRel) - dropped;
+        self.purge_mark.store((left * 2).max(64), Ordering::Release);
+        dropped
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use std::sync::Arc;
+
+    fn session(user: &str, started_at: OffsetDateTime) -> Session {
+        Session {
+            session_id: SessionId::generate().unwrap(),
+            user_id: user.into(),
+            started_at,
+            last_accessed_at: started_at,
+            expires_at: started_at + Duration::from_secs(3600),
+            attributes: Default::default(),
+            custom_claims: Default::default(),
+        }
+    }
+
+    #[test]
+    fn revoked_session_and_user_cutoff() {
+        let clock = ManualClock::starting_now();
+        let list = RevocationList::new(Arc::new(clock.clone()), Duration::from_secs(305));
+        let t0 = clock.now();
+        let a = session("alice", t0);
+        let b = session("bob", t0);
+        assert!(!list.is_revoked(&a));
+        list.apply(&RevocationEvent::Session {
+            session_id: a.session_id.clone(),
+            at: t0,
+        });
+        assert!(list.is_revoked(&a));
+        assert!(!list.is_revoked(&b));
+
+        clock.advance(Duration::from_secs(1));
+        list.apply(&RevocationEvent::User {
+            user_id: "bob".into(),
+            before: clock.now(),
+        });
+        assert!(list.is_revoked(&b));
+        // A session bob starts after the cutoff is not affected.
+        assert!(!list.is_revoked(&session("bob", clock.now())));
+        assert!(!list.is_revoked(&session("carol", t0)));
+    }
+
+    #[test]
+    fn entries_expire_after_retention_only() {
+        let clock = ManualClock::starting_now();
+        let list = RevocationList::new(Arc::new(clock.clone()), Duration::from_secs(305));
+        let a = session("alice", clock.now());
+        list.apply(&RevocationEvent::Session {
+            session_id: a.session_id.clone(),
+            at: clock.now(),
+        });
+        clock.advance(Duration::from_secs(304));
+        assert_eq!(list.purge(), 0);
+        assert!(list.is_revoked(&a));
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(list.purge(), 1);
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_recent_revocations() {
+        let clock = ManualClock::starting_now();
+        let list = RevocationList::new(Arc::new(clock.clone()), Duration::from_secs(10));
+        for _ in 0..10_000 {
+            list.apply(&RevocationEvent::Session {
+                session_id: SessionId::generate().unwrap(),
+                at: clock.now(),
+            });
+            clock.advance(Duration::from_millis(10));
+        }
+        // 10 s of retention at 100 revocations per second, with purges amortised by doubling.
+        assert!(list.len() <= 2 * 1001 + 64, "{} entries", list.len());
+    }
+}

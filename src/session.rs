@@ -1,0 +1,331 @@
+//! The session record.
+//!
+//! Field names follow Stytch's session object (`session_id`, `user_id`, `started_at`,
+//! `last_accessed_at`, `expires_at`, `attributes`, `custom_claims`), so JSON written by this crate
+//! reads like a Stytch session to clients that already know one.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// Longest accepted user id, in bytes.
+pub const MAX_USER_ID_LEN: usize = 256;
+/// Longest accepted session id, in bytes.
+pub const MAX_SESSION_ID_LEN: usize = 64;
+/// Largest accepted custom claims object, serialized as JSON, in bytes.
+pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 4096;
+/// Longest recorded user agent, in bytes; longer ones are cut at a character boundary.
+pub const MAX_USER_AGENT_LEN: usize = 512;
+/// Longest recorded IP address text, in bytes.
+pub const MAX_IP_ADDRESS_LEN: usize = 64;
+
+/// Claim names the session JWT uses itself; custom claims may not take them.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "session",
+];
+
+/// A session's identifier: 128 random bits as base64url, e.g. `session-2xK…`.
+///
+/// Not a secret: it appears in session JWTs and in session listings, and it is how a user names a
+/// session to revoke. Parsing bounds its length and alphabet, so an id taken from a URL is safe to
+/// hand to any store.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+/// Why a string is not a session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed session id")]
+pub struct InvalidSessionId;
+
+impl SessionId {
+    /// A fresh random session id.
+    pub fn generate() -> Result<Self, crate::TokenError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|_| crate::TokenError::Rng)?;
+        Ok(Self(format!("session-{}", URL_SAFE_NO_PAD.encode(bytes))))
+    }
+
+    /// Checks a presented id: 1 to 64 characters of `[A-Za-z0-9_-]`.
+    pub fn parse(text: &str) -> Result<Self, InvalidSessionId> {
+        if !text.is_empty()
+            && text.len() <= MAX_SESSION_ID_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(InvalidSessionId)
+        }
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = InvalidSessionId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// Where a session was created from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionAttributes {
+    /// The client's IP address as seen at login (empty when unknown).
+    #[serde(default)]
+    pub ip_address: String,
+    /// The client's `User-Agent` at login (empty when unknown).
+    #[serde(default)]
+    pub user_agent: String,
+}
+
+impl SessionAttributes {
+    /// Attributes from an IP address and a user agent, bounded in length: an over-long user agent
+    /// is cut at a character boundary, an over-long IP address is dropped.
+    pub fn new(ip_address: impl Into<String>, user_agent: impl Into<String>) -> Self {
+        let mut ip_address = ip_address.into();
+        if ip_address.len() > MAX_IP_ADDRESS_LEN {
+            ip_address.clear();
+        }
+        let mut user_agent = user_agent.into();
+        if user_agent.len() > MAX_USER_AGENT_LEN {
+            let mut cut = MAX_USER_AGENT_LEN;
+            while !user_agent.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            user_agent.truncate(cut);
+        }
+        Self {
+            ip_address,
+            user_agent,
+        }
+    }
+}
+
+/// A server-side session.
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+///
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .build()
+///     .unwrap();
+/// let created = sessions.create("user-1", NewSession::new()).await.unwrap();
+/// let json = serde_json::to_value(&created.session).unwrap();
+/// assert_eq!(json["user_id"], "user-1");
+/// assert!(json["session_id"].as_str().unwrap().starts_with("session-"));
+/// # });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session's identifier.
+    pub session_id: SessionId,
+    /// The user the session belongs to.
+    pub user_id: String,
+    /// When the session was created (RFC 3339 in JSON).
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When the session was last confirmed against the store (RFC 3339 in JSON).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_accessed_at: OffsetDateTime,
+    /// When the session stops being valid (RFC 3339 in JSON).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Where the session was created from.
+    #[serde(default)]
+    pub attributes: SessionAttributes,
+    /// Application claims copied into every session JWT.
+    #[serde(default)]
+    pub custom_claims: Map<String, Value>,
+}
+
+impl Session {
+    /// Whether the session is still valid at `now`.
+    pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// Why a set of custom claims was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomClaimsError {
+    /// A custom claim took a name the session JWT uses itself.
+    #[error("custom claim `{0}` is reserved")]
+    Reserved(String),
+    /// The claims are larger than [`MAX_CUSTOM_CLAIMS_BYTES`] as JSON.
+    #[error("custom claims are {size} bytes as JSON; the limit is {max}")]
+    TooLarge {
+        /// Size of the claims as JSON.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Checks custom claims against the reserved names and the size cap.
+pub fn validate_custom_claims(claims: &Map<String, Value>) -> Result<(), CustomClaimsError> {
+    if let Some(name) = claims
+        .keys()
+        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(CustomClaimsError::Reserved(name.clone()));
+    }
+    let size = serde_json::to_vec(claims)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_CUSTOM_CLAIMS_BYTES {
+        return Err(CustomClaimsError::TooLarge {
+            size,
+            max: MAX_CUSTOM_CLAIMS_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// What to record in a new session besides its user.
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::{NewSession, SessionAttributes};
+///
+/// let new = NewSession::new()
+///     .attributes(SessionAttributes::new("203.0.113.7", "curl/8.5"))
+///     .custom_claims(serde_json::json!({"role": "admin"}).as_object().unwrap().clone());
+/// # let _ = new;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub(crate) attributes: SessionAttributes,
+    pub(crate) custom_claims: Map<String, Value>,
+    pub(crate) ttl: Option<std::time::Duration>,
+}
+
+impl NewSession {
+    /// A session with no attributes and no custom claims.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records where the session was created from.
+    pub fn attributes(mut self, attributes: SessionAttributes) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// Claims copied into every session JWT (at most 4 KiB, no reserved names).
+    pub fn custom_claims(mut self, claims: Map<String, Value>) -> Self {
+        self.custom_claims = claims;
+        self
+    }
+
+    /// A lifetime for this session instead of the configured session TTL.
+    pub fn ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn session_ids_are_bounded() {
+        let id = SessionId::generate().unwrap();
+        assert_eq!(SessionId::parse(id.as_str()).unwrap(), id);
+        for bad in [
+            "",
+            "a b",
+            "../etc",
+            "x".repeat(65).as_str(),
+            "sess\u{e9}",
+            "a\nb",
+        ] {
+            assert!(SessionId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_value::<SessionId>(json!("bad id")).is_err());
+    }
+
+    #[test]
+    fn reserved_claims_are_refused() {
+        for name in RESERVED_CLAIMS {
+            let claims = json!({ *name: 1 }).as_object().unwrap().clone();
+            assert_eq!(
+                validate_custom_claims(&claims),
+                Err(CustomClaimsError::Reserved((*name).to_owned()))
+            );
+        }
+        let ok = json!({"role": "admin", "org": {"id": 7}});
+        assert!(validate_custom_claims(ok.as_object().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn oversized_claims_are_refused() {
+        let claims = json!({"blob": "x".repeat(MAX_CUSTOM_CLAIMS_BYTES)});
+        assert!(matches!(
+            validate_custom_claims(claims.as_object().unwrap()),
+            Err(CustomClaimsError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn attributes_are_bounded() {
+        let ua = "é".repeat(400); // 800 bytes
+        let attrs = SessionAttributes::new("x".repeat(100), ua);
+        assert!(attrs.ip_address.is_empty());
+        assert!(attrs.user_agent.len() <= MAX_USER_AGENT_LEN);
+        assert!(attrs.user_agent.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn session_json_uses_stytch_field_names() {
+        let s = Session {
+            session_id: SessionId::parse("session-abc").unwrap(),
+            user_id: "user-1".into(),
+            started_at: time::macros::datetime!(2026-01-01 00:00 UTC),
+            last_accessed_at: time::macros::datetime!(2026-01-01 00:01 UTC),
+            expires_at: time::macros::datetime!(2026-01-08 00:00 UTC),
+            attributes: SessionAttributes::new("203.0.113.7", "curl"),
+            custom_claims: Map::new(),
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["started_at"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["attributes"]["ip_address"], "203.0.113.7");
+        assert_eq!(serde_json::from_value::<Session>(v).unwrap(), s);
+    }
+}

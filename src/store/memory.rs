@@ -1,0 +1,339 @@
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use time::OffsetDateTime;
+
+use super::{SessionRecord, SessionStore, StoreError};
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::session::{Session, SessionId};
+use crate::token::TokenHash;
+
+/// The embedded, in-process store: the default for a single instance.
+///
+/// Concurrent (one read-write lock; reads share it). Expired sessions are never returned, and
+/// every write first drops the sessions that have expired (found through an expiry index, so the
+/// cost is proportional to what expires), so memory stays bounded by live sessions.
+///
+/// Clones share the same sessions. Sessions do not survive a restart and are not shared between
+/// processes: use `RedisStore` for several instances.
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+///
+/// let store = MemoryStore::new();
+/// let sessions = Sessions::builder()
+///     .store(store.clone())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .build()
+///     .unwrap();
+/// sessions.create("user-1", NewSession::new()).await.unwrap();
+/// assert_eq!(store.len(), 1);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: SharedClock,
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    by_id: HashMap<SessionId, Entry>,
+    by_token: HashMap<TokenHash, SessionId>,
+    by_user: HashMap<String, HashSet<SessionId>>,
+    expiry: BTreeSet<(OffsetDateTime, SessionId)>,
+}
+
+struct Entry {
+    session: Session,
+    token_hash: TokenHash,
+}
+
+impl State {
+    fn remove(&mut self, id: &SessionId) -> Option<Session> {
+        let entry = self.by_id.remove(id)?;
+        self.by_token.remove(&entry.token_hash);
+        self.expiry.remove(&(entry.session.expires_at, id.clone()));
+        if let Some(ids) = self.by_user.get_mut(&entry.session.user_id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_user.remove(&entry.session.user_id);
+            }
+        }
+        Some(entry.session)
+    }
+
+    fn purge_expired(&mut self, now: OffsetDateTime) -> usize {
+        let mut purged = 0;
+        while let Some((at, id)) = self.expiry.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.remove(&id);
+            purged += 1;
+        }
+        purged
+    }
+
+    fn live(&self, id: &SessionId, now: OffsetDateTime) -> Option<&Session> {
+        self.by_id
+            .get(id)
+            .map(|e| &e.session)
+            .filter(|s| s.is_live_at(now))
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+
+    /// An empty store that reads time from `clock` (use the same clock as
+    /// [`SessionsBuilder::clock`](crate::SessionsBuilder::clock)).
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                clock: Arc::new(clock),
+                state: RwLock::new(State::default()),
+            }),
+        }
+    }
+
+    /// How many sessions are held, including expired ones not yet purged.
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every expired session now and returns how many were dropped. Writes do this on
+    /// their own; call it to reclaim memory in a store that sees no writes.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.inner.clock.now();
+        self.write().purge_expired(now)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // The state is only mutated in small steps that cannot panic half-way; a poisoned lock
+        // still holds consistent data.
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the write lock with expired sessions already purged.
+    fn write_purged(&self) -> (RwLockWriteGuard<'_, State>, OffsetDateTime) {
+        let now = self.inner.clock.now();
+        let mut state = self.write();
+        state.purge_expired(now);
+        (state, now)
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
+        let (mut state, _) = self.write_purged();
+        let id = record.session.session_id.clone();
+        // Ids and token hashes are 128/256 random bits; a collision means a broken RNG, and
+        // replacing the old session would hand its owner's session to someone else.
+        if state.by_id.contains_key(&id) || state.by_token.contains_key(&record.token_hash) {
+            return Err(StoreError::Backend("duplicate session id or token".into()));
+        }
+        state.expiry.insert((record.session.expires_at, id.clone()));
+        state
+            .by_user
+            .entry(record.session.user_id.clone())
+            .or_default()
+            .insert(id.clone());
+        state.by_token.insert(record.token_hash, id.clone());
+        state.by_id.insert(
+            id,
+            Entry {
+                session: record.session,
+                token_hash: record.token_hash,
+            },
+        );
+        Ok(())
+    }
+
+    async fn find_by_token(&self, token_hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        let now = self.inner.clock.now();
+        let state = self.read();
+        Ok(state
+            .by_token
+            .get(token_hash)
+            .and_then(|id| state.live(id, now))
+            .cloned())
+    }
+
+    async fn get(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let now = self.inner.clock.now();
+        Ok(self.read().live(session_id, now).cloned())
+    }
+
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let now = self.inner.clock.now();
+        let state = self.read();
+        Ok(state
+            .by_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.live(id, now).cloned())
+            .collect())
+    }
+
+    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
+        let (mut state, _) = self.write_purged();
+        let state = &mut *state;
+        let Some(entry) = state.by_id.get_mut(&session.session_id) else {
+            return Ok(false);
+        };
+        if entry.session.user_id != session.user_id {
+            return Err(StoreError::Backend(
+                "update may not move a session to another user".into(),
+            ));
+        }
+        state
+            .expiry
+            .remove(&(entry.session.expires_at, session.session_id.clone()));
+        state
+            .expiry
+            .insert((session.expires_at, session.session_id.clone()));
+        entry.session = session.clone();
+        Ok(true)
+    }
+
+    async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let (mut state, _) = self.write_purged();
+        Ok(state.remove(session_id))
+    }
+
+    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+        let (mut state, _) = self.write_purged();
+        let ids: Vec<SessionId> = state
+            .by_user
+            .get(user_id)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in &ids {
+            state.remove(id);
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::token::SessionToken;
+    use std::time::Duration;
+
+    fn record(user: &str, now: OffsetDateTime, ttl: Duration) -> SessionRecord {
+        SessionRecord {
+            session: Session {
+                session_id: SessionId::generate().unwrap(),
+                user_id: user.into(),
+                started_at: now,
+                last_accessed_at: now,
+                expires_at: now + ttl,
+                attributes: Default::default(),
+                custom_claims: Default::default(),
+            },
+            token_hash: SessionToken::generate().unwrap().hash(),
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_hidden_then_evicted() {
+        let clock = ManualClock::starting_now();
+        let store = MemoryStore::with_clock(clock.clone());
+        let now = clock.now();
+        let short = record("u", now, Duration::from_secs(60));
+        let long = record("u", now, Duration::from_secs(3600));
+        store.create(short.clone()).await.unwrap();
+        store.create(long.clone()).await.unwrap();
+        clock.advance(Duration::from_secs(61));
+
+        assert_eq!(store.find_by_token(&short.token_hash).await.unwrap(), None);
+        assert_eq!(store.get(&short.session.session_id).await.unwrap(), None);
+        assert_eq!(
+            store.list_by_user("u").await.unwrap(),
+            vec![long.session.clone()]
+        );
+        assert_eq!(store.len(), 2, "reads do not purge");
+
+        // Any write purges what has expired.
+        store
+            .create(record("other", clock.now(), Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.read().by_token.len(), 2);
+        assert_eq!(store.read().expiry.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_live_sessions() {
+        let clock = ManualClock::starting_now();
+        let store = MemoryStore::with_clock(clock.clone());
+        for _ in 0..1000 {
+            store
+                .create(record("churn", clock.now(), Duration::from_secs(10)))
+                .await
+                .unwrap();
+            clock.advance(Duration::from_millis(100));
+        }
+        // Only sessions younger than 10 s (100 of them) may remain.
+        assert!(store.len() <= 101, "{} sessions held", store.len());
+        clock.advance(Duration::from_secs(11));
+        let held = store.len();
+        assert_eq!(store.purge_expired(), held);
+        assert!(store.is_empty());
+        assert!(store.read().by_user.is_empty());
+    }
+
+    #[tokio::test]
+    async fn update_slides_the_expiry_index() {
+        let clock = ManualClock::starting_now();
+        let store = MemoryStore::with_clock(clock.clone());
+        let mut rec = record("u", clock.now(), Duration::from_secs(60));
+        store.create(rec.clone()).await.unwrap();
+        rec.session.expires_at += Duration::from_secs(600);
+        assert!(store.update(&rec.session).await.unwrap());
+        clock.advance(Duration::from_secs(120));
+        assert_eq!(store.purge_expired(), 0);
+        assert_eq!(
+            store.find_by_token(&rec.token_hash).await.unwrap(),
+            Some(rec.session)
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! The session manager: creation, both authentication paths, expiry, sliding, revocation.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{FlakyStore, builder, manual};
+use serde_json::json;
+use tower_session_jwt::{
+    AuthError, Clock, JwtError, ManualClock, MemoryStore, NewSession, SessionAttributes,
+    SessionError, StoreError,
+};
+
+#[tokio::test]
+async fn create_returns_both_credentials_and_stores_the_session() {
+    let (sessions, _, store) = manual();
+    let created = sessions
+        .create(
+            "alice",
+            NewSession::new()
+                .attributes(SessionAttributes::new("203.0.113.7", "firefox"))
+                .custom_claims(json!({"role": "admin"}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.len(), 1);
+    assert_eq!(created.token.expose().len(), 43);
+    let via_jwt = sessions.authenticate_jwt(created.jwt.expose()).unwrap();
+    assert_eq!(
+        *via_jwt, created.session,
+        "the JWT carries the whole session"
+    );
+    assert_eq!(via_jwt.custom_claims["role"], "admin");
+    let via_token = sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    assert_eq!(*via_token.session, created.session);
+}
+
+#[tokio::test]
+async fn jwt_path_makes_no_store_call() {
+    let clock = ManualClock::starting_now();
+    let store = FlakyStore::new(MemoryStore::with_clock(clock.clone()));
+    let sessions = builder(&clock, store.clone()).build().unwrap();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    let before = store.calls();
+    store.set_down(true);
+    for _ in 0..10 {
+        sessions.authenticate_jwt(created.jwt.expose()).unwrap();
+    }
+    assert_eq!(store.calls(), before);
+}
+
+#[tokio::test]
+async fn revoke_kills_token_and_jwt_at_once() {
+    let (sessions, _, _) = manual();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    let other = sessions.create("alice", NewSession::new()).await.unwrap();
+    // Warm the token cache so the revocation must beat a cached lookup too.
+    sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+
+    let revoked = sessions.revoke(&created.session.session_id).await.unwrap();
+    assert_eq!(revoked.as_ref(), Some(&created.session));
+    assert!(matches!(
+        sessions.authenticate_jwt(created.jwt.expose()),
+        Err(AuthError::Revoked)
+    ));
+    assert!(matches!(
+        sessions.authenticate_token(created.token.expose()).await,
+        Err(AuthError::Revoked | AuthError::UnknownSession)
+    ));
+    // The user's other session is untouched.
+    sessions.authenticate_jwt(other.jwt.expose()).unwrap();
+    sessions
+        .authenticate_token(other.token.expose())
+        .await
+        .unwrap();
+    assert_eq!(sessions.list("alice").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn revoke_by_token_and_by_expired_jwt() {
+    let (sessions, clock, _) = manual();
+    let a = sessions.create("alice", NewSession::new()).await.unwrap();
+    let revoked = sessions.revoke_token(a.token.expose()).await.unwrap();
+    assert_eq!(revoked.map(|s| s.session_id), Some(a.session.session_id));
+    assert!(sessions.authenticate_jwt(a.jwt.expose()).is_err());
+
+    let b = sessions.create("alice", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_secs(600)); // the JWT has expired, the session has not
+    let revoked = sessions.revoke_jwt(b.jwt.expose()).await.unwrap();
+    assert_eq!(revoked.map(|s| s.session_id), Some(b.session.session_id));
+    assert!(sessions.authenticate_token(b.token.expose()).await.is_err());
+
+    // Garbage revokes nothing and is not an error for tokens; a forged JWT is refused.
+    assert!(sessions.revoke_token("garbage").await.unwrap().is_none());
+    assert!(matches!(
+        sessions.revoke_jwt("a.b.c").await,
+        Err(AuthError::InvalidJwt(_))
+    ));
+}
+
+#[tokio::test]
+async fn revoke_all_leaves_other_users_untouched() {
+    let (sessions, clock, _) = manual();
+    let a1 = sessions.create("alice", NewSession::new()).await.unwrap();
+    let a2 = sessions.create("alice", NewSession::new()).await.unwrap();
+    let b = sessions.create("bob", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_millis(5));
+    assert_eq!(sessions.revoke_all("alice").await.unwrap(), 2);
+    for a in [&a1, &a2] {
+        assert!(matches!(
+            sessions.authenticate_jwt(a.jwt.expose()),
+            Err(AuthError::Revoked)
+        ));
+        assert!(sessions.authenticate_token(a.token.expose()).await.is_err());
+    }
+    sessions.authenticate_jwt(b.jwt.expose()).unwrap();
+    sessions.authenticate_token(b.token.expose()).await.unwrap();
+    // Alice can sign in again afterwards.
+    clock.advance(Duration::from_millis(5));
+    let again = sessions.create("alice", NewSession::new()).await.unwrap();
+    sessions.authenticate_jwt(again.jwt.expose()).unwrap();
+    sessions
+        .authenticate_token(again.token.expose())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn revoke_for_user_only_touches_own_sessions() {
+    let (sessions, _, _) = manual();
+    let a = sessions.create("alice", NewSession::new()).await.unwrap();
+    let b = sessions.create("bob", NewSession::new()).await.unwrap();
+    assert!(
+        sessions
+            .revoke_for_user("alice", &b.session.session_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sessions.authenticate_jwt(b.jwt.expose()).unwrap();
+    assert!(
+        sessions
+            .revoke_for_user("alice", &a.session.session_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(sessions.authenticate_jwt(a.jwt.expose()).is_err());
+}
+
+#[tokio::test]
+async fn jwt_expires_and_token_refreshes_it() {
+    let (sessions, clock, _) = manual();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_secs(306));
+    assert!(matches!(
+        sessions.authenticate_jwt(created.jwt.expose()),
+        Err(AuthError::InvalidJwt(JwtError::Expired))
+    ));
+    let refreshed = sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    assert_ne!(refreshed.jwt.expose(), created.jwt.expose());
+    assert_eq!(
+        refreshed.jwt.expires_at().unix_timestamp(),
+        clock.now().unix_timestamp() + 300
+    );
+    sessions.authenticate_jwt(refreshed.jwt.expose()).unwrap();
+}
+
+#[tokio::test]
+async fn session_expiry_without_sliding() {
+    let (sessions, clock, _) = manual();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    // Stay active all along: without sliding the session still ends after its TTL (1 h).
+    for _ in 0..11 {
+        clock.advance(Duration::from_secs(300));
+        let fresh = sessions
+            .authenticate_token(created.token.expose())
+            .await
+            .unwrap();
+        assert_eq!(fresh.session.expires_at, created.session.expires_at);
+    }
+    clock.advance(Duration::from_secs(301));
+    assert!(matches!(
+        sessions.authenticate_token(created.token.expose()).await,
+        Err(AuthError::UnknownSession)
+    ));
+}
+
+#[tokio::test]
+async fn a_jwt_never_outlives_its_session() {
+    let (sessions, clock, _) = manual();
+    let s = sessions.create("bob", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_secs(3500));
+    let near_end = sessions.authenticate_token(s.token.expose()).await.unwrap();
+    assert_eq!(
+        near_end.jwt.expires_at().unix_timestamp(),
+        s.session.expires_at.unix_timestamp()
+    );
+    clock.advance(Duration::from_secs(110));
+    assert!(sessions.authenticate_jwt(near_end.jwt.expose()).is_err());
+}
+
+#[tokio::test]
+async fn sliding_expiry_extends_active_sessions_with_few_writes() {
+    let clock = ManualClock::starting_now();
+    let store = FlakyStore::new(MemoryStore::with_clock(clock.clone()));
+    let sessions = builder(&clock, store.clone())
+        .sliding(true)
+        .max_lifetime(Duration::from_secs(4 * 3600))
+        .build()
+        .unwrap();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    let started = created.session.started_at;
+
+    // Requests every 10 s for 20 minutes using only the opaque token.
+    let before = store.calls();
+    let mut last = None;
+    for _ in 0..120 {
+        clock.advance(Duration::from_secs(10));
+        last = Some(
+            sessions
+                .authenticate_token(created.token.expose())
+                .await
+                .unwrap(),
+        );
+    }
+    let last = last.unwrap();
+    // The cache serves most lookups; writes happen at most once per JWT lifetime (300 s).
+    let calls = store.calls() - before;
+    assert!(calls <= 12, "{calls} store calls for 120 requests");
+    assert!(last.session.expires_at > created.session.expires_at);
+    assert!(last.session.expires_at >= clock.now() + Duration::from_secs(3600 - 300));
+
+    // Active for 5 hours: the absolute cap of 4 hours still ends the session.
+    for _ in 0..60 {
+        clock.advance(Duration::from_secs(300));
+        if sessions
+            .authenticate_token(created.token.expose())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert!(clock.now() - started <= Duration::from_secs(4 * 3600 + 300));
+    assert!(
+        sessions
+            .authenticate_token(created.token.expose())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn idle_sliding_session_expires() {
+    let clock = ManualClock::starting_now();
+    let sessions = builder(&clock, MemoryStore::with_clock(clock.clone()))
+        .sliding(true)
+        .build()
+        .unwrap();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_secs(3601));
+    assert!(
+        sessions
+            .authenticate_token(created.token.expose())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn extend_slides_on_demand() {
+    let (sessions, clock, _) = manual();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_secs(1800));
+    let extended = sessions
+        .extend(&created.session.session_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(extended.expires_at, clock.now() + Duration::from_secs(3600));
+    clock.advance(Duration::from_secs(3000));
+    sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn store_errors_are_never_no_session() {
+    let clock = ManualClock::starting_now();
+    let store = FlakyStore::new(MemoryStore::with_clock(clock.clone()));
+    let sessions = builder(&clock, store.clone())
+        .token_cache_capacity(0)
+        .build()
+        .unwrap();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    store.set_down(true);
+    assert!(matches!(
+        sessions.authenticate_token(created.token.expose()).await,
+        Err(AuthError::Store(StoreError::Unavailable(_)))
+    ));
+    assert!(matches!(
+        sessions.create("bob", NewSession::new()).await,
+        Err(SessionError::Store(_))
+    ));
+    assert!(sessions.list("alice").await.is_err());
+    // A failed revoke still refuses the JWT locally (fail closed).
+    assert!(sessions.revoke(&created.session.session_id).await.is_err());
+    assert!(matches!(
+        sessions.authenticate_jwt(created.jwt.expose()),
+        Err(AuthError::Revoked)
+    ));
+}
+
+#[tokio::test]
+async fn bad_input_to_create_is_refused() {
+    let (sessions, _, store) = manual();
+    assert!(matches!(
+        sessions.create("", NewSession::new()).await,
+        Err(SessionError::InvalidUserId)
+    ));
+    assert!(matches!(
+        sessions.create("x".repeat(257), NewSession::new()).await,
+        Err(SessionError::InvalidUserId)
+    ));
+    let reserved = json!({"exp": 1}).as_object().unwrap().clone();
+    assert!(matches!(
+        sessions
+            .create("alice", NewSession::new().custom_claims(reserved))
+            .await,
+        Err(SessionError::InvalidCustomClaims(_))
+    ));
+    assert_eq!(store.len(), 0, "nothing stored for refused input");
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_typed_errors() {
+    let (sessions, _, _) = manual();
+    for bad in ["", "short", "ñ".repeat(43).as_str(), &"A".repeat(10_000)] {
+        assert!(matches!(
+            sessions.authenticate_token(bad).await,
+            Err(AuthError::MalformedToken)
+        ));
+    }
+    let unknown = tower_session_jwt::SessionToken::generate().unwrap();
+    assert!(matches!(
+        sessions.authenticate_token(unknown.expose()).await,
+        Err(AuthError::UnknownSession)
+    ));
+}
+
+#[tokio::test]
+async fn list_shows_live_sessions_newest_first() {
+    let (sessions, clock, _) = manual();
+    let first = sessions.create("alice", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    let second = sessions.create("alice", NewSession::new()).await.unwrap();
+    let listed = sessions.list("alice").await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| &s.session_id).collect::<Vec<_>>(),
+        vec![&second.session.session_id, &first.session.session_id]
+    );
+    // The first has expired, the second (started a second later) has not.
+    clock.advance(Duration::from_millis(3_599_500));
+    assert_eq!(sessions.list("alice").await.unwrap(), vec![second.session]);
+}
+
+#[tokio::test]
+async fn secrets_never_show_in_debug() {
+    let (sessions, _, _) = manual();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    let auth = sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    let printed = format!(
+        "{created:?} {auth:?} {sessions:?} {:?}",
+        created.token.hash()
+    );
+    assert!(!printed.contains(created.token.expose()));
+    for part in created
+        .jwt
+        .expose()
+        .split('.')
+        .chain(auth.jwt.expose().split('.'))
+    {
+        assert!(!printed.contains(part), "JWT segment leaked: {printed}");
+    }
+    assert!(!printed.contains(&created.token.hash().to_base64url()));
+}
+
+#[tokio::test]
+async fn configuration_is_validated() {
+    use tower_session_jwt::{ConfigError, Sessions, SigningKey};
+    let key = || SigningKey::generate_ed25519().unwrap();
+    assert!(matches!(
+        Sessions::builder().signing_key(key()).build(),
+        Err(ConfigError::MissingStore)
+    ));
+    assert!(matches!(
+        Sessions::builder().store(MemoryStore::new()).build(),
+        Err(ConfigError::MissingSigningKey)
+    ));
+    let base = || {
+        Sessions::builder()
+            .store(MemoryStore::new())
+            .signing_key(key())
+    };
+    assert!(matches!(
+        base().jwt_ttl(Duration::ZERO).build(),
+        Err(ConfigError::InvalidJwtTtl)
+    ));
+    assert!(matches!(
+        base()
+            .jwt_ttl(Duration::from_secs(7200))
+            .session_ttl(Duration::from_secs(3600))
+            .build(),
+        Err(ConfigError::InvalidJwtTtl)
+    ));
+    assert!(matches!(
+        base().leeway(Duration::from_secs(61)).build(),
+        Err(ConfigError::LeewayTooLarge)
+    ));
+    assert!(matches!(
+        base().issuer("").build(),
+        Err(ConfigError::EmptyIssuerOrAudience)
+    ));
+}
