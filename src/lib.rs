@@ -82,4 +82,6 @@ pub use manager::{Authenticated, CreatedSession, Sessions};
 pub use revocation::{RevocationEvent, RevocationList};
 pub use session::{NewSession, Session, SessionAttributes, SessionId};
 pub use store::{MemoryStore, SessionStore, StoreError};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
 pub use token::{SessionToken, TokenError, TokenHash};

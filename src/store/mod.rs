@@ -10,12 +10,19 @@
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 
+use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
 
@@ -156,9 +163,46 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         user_id: &str,
     ) -> impl Future<Output = Result<Vec<SessionId>, StoreError>> + Send;
+
+    /// The store's revocation feed, shared by every instance that uses the store, or `None`.
+    ///
+    /// A store with a feed records every `revoke` and `revoke_all` in it (atomically with the
+    /// deletion); each [`Sessions`](crate::Sessions) reads it in the background so that JWTs of
+    /// sessions revoked on another instance fail here too. Without a feed, a revocation reaches
+    /// only the instance that made it: other instances accept the revoked session's JWT until it
+    /// expires (its opaque token fails everywhere at once).
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
+        None
+    }
 }
 
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A position in a revocation feed, opaque to everyone but the feed that issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeedCursor(pub String);
+
+/// A replayable log of revocations, kept for at least [`retention`](Self::retention).
+///
+/// Readers resume from the cursor of the last event they saw, so a reader that was disconnected
+/// misses nothing that is still retained; anything older than the retention concerns only JWTs
+/// that have expired anyway (the manager refuses a feed whose retention is shorter than the JWT
+/// lifetime plus leeway).
+pub trait RevocationFeed: Send + Sync + 'static {
+    /// How long events stay readable.
+    fn retention(&self) -> Duration;
+
+    /// The events recorded after `after` (with `None`: every retained event), oldest first, each
+    /// with its cursor. When there are none, waits up to `wait` for new ones and then returns an
+    /// empty batch. An error means the feed could not be read; the reader retries from the same
+    /// cursor and distrusts its JWT fast path meanwhile.
+    fn read<'a>(
+        &'a self,
+        after: Option<&'a FeedCursor>,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(FeedCursor, RevocationEvent)>, StoreError>>;
+}
+
+/// A boxed, sendable future (the return type of [`RevocationFeed::read`]).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Object-safe form of [`SessionStore`], so [`Sessions`](crate::Sessions) is not generic over
 /// its store. Boxing costs one allocation per store call, which only the slow path makes.
@@ -182,6 +226,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         &'a self,
         user_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -217,5 +262,8 @@ impl<S: SessionStore> DynStore for S {
         user_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>> {
         Box::pin(SessionStore::revoke_all(self, user_id))
+    }
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
+        SessionStore::revocation_feed(self)
     }
 }
