@@ -45,8 +45,10 @@ fn keys() -> Vec<(&'static str, SigningKey, jsonwebtoken::DecodingKey)> {
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
+    let _runtime = rt.enter();
     let mut group = c.benchmark_group("jwt");
     group
         .measurement_time(Duration::from_secs(3))
@@ -65,6 +67,7 @@ fn bench(c: &mut Criterion) {
             .audience("app")
             .build()
             .unwrap();
+        rt.block_on(sessions.ready());
         let created = rt
             .block_on(sessions.create("user-1", NewSession::new()))
             .unwrap();
@@ -82,7 +85,10 @@ fn bench(c: &mut Criterion) {
             })
         });
         group.bench_function(format!("{name}/authenticate_jwt"), |b| {
-            b.iter(|| sessions.authenticate_jwt(black_box(&token)).unwrap())
+            b.iter(|| {
+                rt.block_on(sessions.authenticate_jwt(black_box(&token)))
+                    .unwrap()
+            })
         });
         group.bench_function(format!("{name}/create"), |b| {
             b.iter(|| {

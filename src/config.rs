@@ -49,6 +49,18 @@ pub enum ConfigError {
     /// The maximum token length cannot hold a session JWT.
     #[error("the maximum token length must be between 512 and 65536 bytes")]
     InvalidMaxTokenLen,
+    /// The store's revocation feed forgets events sooner than a JWT can live.
+    #[error("the revocation feed keeps events for {retention:?}; at least {needed:?} is needed")]
+    FeedRetentionTooShort {
+        /// The feed's retention.
+        retention: Duration,
+        /// JWT TTL plus leeway plus a second.
+        needed: Duration,
+    },
+    /// The store has a revocation feed, which is read by a background task, but `build` was
+    /// called outside a Tokio runtime.
+    #[error("build() must be called inside a Tokio runtime when the store has a revocation feed")]
+    NoRuntime,
     /// A cookie setting is not valid (name, domain or prefix rules).
     #[error("invalid cookie configuration: {0}")]
     InvalidCookie(String),
@@ -229,6 +241,6 @@ impl SessionsBuilder {
             leeway: self.leeway,
             token_cache_capacity: self.token_cache_capacity,
         };
-        Ok(Sessions::from_parts(store, codec, settings, self.clock))
+        Sessions::from_parts(store, codec, settings, self.clock)
     }
 }

@@ -52,12 +52,12 @@
 //!     .await
 //!     .unwrap();
 //!
-//! let me = sessions.authenticate_jwt(login.jwt.expose()).unwrap();
+//! let me = sessions.authenticate_jwt(login.jwt.expose()).await.unwrap();
 //! assert_eq!(me.user_id, "user-42");
 //! assert_eq!(sessions.list("user-42").await.unwrap().len(), 1);
 //!
 //! sessions.revoke_all("user-42").await.unwrap();
-//! assert!(sessions.authenticate_jwt(login.jwt.expose()).is_err());
+//! assert!(sessions.authenticate_jwt(login.jwt.expose()).await.is_err());
 //! # });
 //! ```
 

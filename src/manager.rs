@@ -1,8 +1,9 @@
 //! [`Sessions`]: create, authenticate, extend, list and revoke sessions.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use time::OffsetDateTime;
@@ -13,7 +14,7 @@ use crate::error::{AuthError, SessionError};
 use crate::jwt::{Expiry, JwtCodec, SessionJwt};
 use crate::revocation::{RevocationEvent, RevocationList};
 use crate::session::{MAX_USER_ID_LEN, NewSession, Session, SessionId, validate_custom_claims};
-use crate::store::{DynStore, SessionRecord, StoreError};
+use crate::store::{DynStore, FeedCursor, RevocationFeed, SessionRecord, StoreError};
 use crate::token::{SessionToken, TokenHash, is_token_shaped};
 
 /// The session manager: one per application, cheap to clone (an `Arc`).
@@ -40,7 +41,7 @@ use crate::token::{SessionToken, TokenHash, is_token_shaped};
 /// let created = sessions.create("user-1", NewSession::new()).await.unwrap();
 ///
 /// // Most requests: the JWT, verified locally with no store call.
-/// let session = sessions.authenticate_jwt(created.jwt.expose()).unwrap();
+/// let session = sessions.authenticate_jwt(created.jwt.expose()).await.unwrap();
 /// assert_eq!(session.user_id, "user-1");
 ///
 /// // JWT missing or expired: the opaque token, through the store, with a fresh JWT.
@@ -49,7 +50,7 @@ use crate::token::{SessionToken, TokenHash, is_token_shaped};
 ///
 /// // Revocation: both credentials fail at once.
 /// sessions.revoke(&created.session.session_id).await.unwrap();
-/// assert!(sessions.authenticate_jwt(created.jwt.expose()).is_err());
+/// assert!(sessions.authenticate_jwt(created.jwt.expose()).await.is_err());
 /// assert!(sessions.authenticate_token(created.token.expose()).await.is_err());
 /// # });
 /// ```
@@ -67,6 +68,53 @@ struct Inner {
     /// Opaque-token lookups: token hash → session, checked against the revocation list and the
     /// clock on every hit.
     token_cache: Option<moka::sync::Cache<TokenHash, CachedLookup>>,
+    /// Whether this instance currently knows every recent revocation (see [`FeedStatus`]).
+    feed: Option<FeedStatus>,
+}
+
+/// How long a feed read may block before returning empty.
+const FEED_WAIT: Duration = Duration::from_secs(1);
+/// How old the last successful feed read may be while the JWT fast path is still trusted.
+const FEED_STALE_AFTER: Duration = Duration::from_secs(3);
+
+/// The invariant of DESIGN §4, as state: the fast path is trusted only while the feed reader
+/// has caught up and read successfully within [`FEED_STALE_AFTER`].
+struct FeedStatus {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last successful read; `u64::MAX` while out of sync.
+    last_ok_ms: AtomicU64,
+    synced: AtomicBool,
+    synced_notify: tokio::sync::Notify,
+}
+
+impl FeedStatus {
+    fn trusted(&self) -> bool {
+        let last = self.last_ok_ms.load(Ordering::Acquire);
+        last != u64::MAX
+            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(last)
+                <= FEED_STALE_AFTER.as_millis() as u64
+    }
+
+    fn mark_ok(&self) {
+        self.last_ok_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
+        if !self.synced.swap(true, Ordering::AcqRel) {
+            self.synced_notify.notify_waiters();
+        }
+    }
+
+    fn mark_lost(&self) {
+        self.last_ok_ms.store(u64::MAX, Ordering::Release);
+        self.synced.store(false, Ordering::Release);
+    }
+}
+
+/// Outcome of the local part of JWT authentication.
+pub(crate) enum JwtCheck {
+    /// Verified and trusted without the store.
+    Trusted(Arc<Session>),
+    /// Verified, but this instance may have missed a revocation: confirm in the store.
+    Confirm(Session),
 }
 
 #[derive(Clone)]
@@ -116,7 +164,7 @@ impl Sessions {
         codec: JwtCodec,
         settings: Settings,
         clock: SharedClock,
-    ) -> Self {
+    ) -> Result<Self, crate::ConfigError> {
         let retention = settings.jwt_ttl + settings.leeway + Duration::from_secs(1);
         let token_cache = (settings.token_cache_capacity > 0).then(|| {
             moka::sync::Cache::builder()
@@ -124,7 +172,19 @@ impl Sessions {
                 .time_to_live(settings.jwt_ttl)
                 .build()
         });
-        Self {
+        let feed = store.revocation_feed();
+        if let Some(feed) = &feed {
+            if feed.retention() < retention {
+                return Err(crate::ConfigError::FeedRetentionTooShort {
+                    retention: feed.retention(),
+                    needed: retention,
+                });
+            }
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(crate::ConfigError::NoRuntime);
+            }
+        }
+        let sessions = Self {
             inner: Arc::new(Inner {
                 store,
                 codec,
@@ -132,8 +192,42 @@ impl Sessions {
                 settings,
                 clock,
                 token_cache,
+                feed: feed.as_ref().map(|_| FeedStatus {
+                    epoch: Instant::now(),
+                    last_ok_ms: AtomicU64::new(u64::MAX),
+                    synced: AtomicBool::new(false),
+                    synced_notify: tokio::sync::Notify::new(),
+                }),
             }),
+        };
+        if let Some(feed) = feed {
+            tokio::spawn(follow_feed(Arc::downgrade(&sessions.inner), feed));
         }
+        Ok(sessions)
+    }
+
+    /// Waits until this instance has caught up with the store's revocation feed, so that the
+    /// JWT fast path is trusted (returns at once for a store without a feed). Until then, and
+    /// whenever the feed is disconnected, JWTs are confirmed in the store instead.
+    pub async fn ready(&self) {
+        let Some(feed) = &self.inner.feed else {
+            return;
+        };
+        loop {
+            let notified = feed.synced_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if feed.trusted() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether the JWT fast path is trusted right now: always for a store without a feed; with
+    /// a feed, only while this instance knows every recent revocation.
+    pub fn fast_path_trusted(&self) -> bool {
+        self.inner.feed.as_ref().is_none_or(FeedStatus::trusted)
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -192,9 +286,19 @@ impl Sessions {
         })
     }
 
-    /// Verifies a session JWT locally: signature, pinned header, claims, lifetime, and the
-    /// revocation list. Makes no store call.
-    pub fn authenticate_jwt(&self, jwt: &str) -> Result<Arc<Session>, AuthError> {
+    /// Authenticates a session JWT: signature, pinned header, claims, lifetime and the revocation
+    /// list, all checked locally. No store call is made while the instance knows every recent
+    /// revocation ([`fast_path_trusted`](Self::fast_path_trusted)); otherwise the session is
+    /// confirmed in the store by id.
+    pub async fn authenticate_jwt(&self, jwt: &str) -> Result<Arc<Session>, AuthError> {
+        match self.check_jwt(jwt)? {
+            JwtCheck::Trusted(session) => Ok(session),
+            JwtCheck::Confirm(session) => self.confirm(session).await,
+        }
+    }
+
+    /// The local part of [`authenticate_jwt`](Self::authenticate_jwt).
+    pub(crate) fn check_jwt(&self, jwt: &str) -> Result<JwtCheck, AuthError> {
         let now = self.now();
         let verified = self.inner.codec.verify(jwt, now, Expiry::Enforce)?;
         if !verified.session.is_live_at(now) {
@@ -203,7 +307,24 @@ impl Sessions {
         if self.inner.revocations.is_revoked(&verified.session) {
             return Err(AuthError::Revoked);
         }
-        Ok(Arc::new(verified.session))
+        if self.fast_path_trusted() {
+            Ok(JwtCheck::Trusted(Arc::new(verified.session)))
+        } else {
+            Ok(JwtCheck::Confirm(verified.session))
+        }
+    }
+
+    /// Confirms a verified JWT's session in the store: it must still exist for the same user.
+    pub(crate) async fn confirm(&self, session: Session) -> Result<Arc<Session>, AuthError> {
+        match self.inner.store.get(&session.session_id).await? {
+            Some(stored) if stored.user_id == session.user_id && stored.is_live_at(self.now()) => {
+                if self.inner.revocations.is_revoked(&stored) {
+                    return Err(AuthError::Revoked);
+                }
+                Ok(Arc::new(session))
+            }
+            _ => Err(AuthError::UnknownSession),
+        }
     }
 
     /// Confirms an opaque session token against the store (through the token cache) and mints a
@@ -416,6 +537,44 @@ impl Sessions {
     fn cache_invalidate(&self, hash: &TokenHash) {
         if let Some(cache) = &self.inner.token_cache {
             cache.invalidate(hash);
+        }
+    }
+}
+
+/// Reads the store's revocation feed for as long as the manager lives, applying every event to
+/// the revocation list, and keeps [`FeedStatus`] honest about whether anything may be missing.
+async fn follow_feed(manager: Weak<Inner>, feed: Arc<dyn RevocationFeed>) {
+    let mut cursor: Option<FeedCursor> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = Instant::now();
+        let result = feed.read(cursor.as_ref(), FEED_WAIT).await;
+        let Some(inner) = manager.upgrade() else {
+            return;
+        };
+        let status = inner.feed.as_ref().expect("feed status exists with a feed");
+        match result {
+            Ok(events) => {
+                backoff = Duration::from_millis(100);
+                let empty = events.is_empty();
+                for (at, event) in events {
+                    inner.revocations.apply(&event);
+                    cursor = Some(at);
+                }
+                status.mark_ok();
+                drop(inner);
+                if empty && started.elapsed() < FEED_WAIT / 4 {
+                    // A feed that answers "nothing" without waiting must not be polled hot.
+                    tokio::time::sleep(FEED_WAIT / 4).await;
+                }
+            }
+            Err(error) => {
+                status.mark_lost();
+                drop(inner);
+                tracing::warn!(%error, "revocation feed read failed; confirming JWTs in the store until it recovers");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
         }
     }
 }

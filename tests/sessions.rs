@@ -25,7 +25,10 @@ async fn create_returns_both_credentials_and_stores_the_session() {
         .unwrap();
     assert_eq!(store.len(), 1);
     assert_eq!(created.token.expose().len(), 43);
-    let via_jwt = sessions.authenticate_jwt(created.jwt.expose()).unwrap();
+    let via_jwt = sessions
+        .authenticate_jwt(created.jwt.expose())
+        .await
+        .unwrap();
     assert_eq!(
         *via_jwt, created.session,
         "the JWT carries the whole session"
@@ -43,11 +46,15 @@ async fn jwt_path_makes_no_store_call() {
     let clock = ManualClock::starting_now();
     let store = FlakyStore::new(MemoryStore::with_clock(clock.clone()));
     let sessions = builder(&clock, store.clone()).build().unwrap();
+    sessions.ready().await;
     let created = sessions.create("alice", NewSession::new()).await.unwrap();
     let before = store.calls();
     store.set_down(true);
     for _ in 0..10 {
-        sessions.authenticate_jwt(created.jwt.expose()).unwrap();
+        sessions
+            .authenticate_jwt(created.jwt.expose())
+            .await
+            .unwrap();
     }
     assert_eq!(store.calls(), before);
 }
@@ -66,7 +73,7 @@ async fn revoke_kills_token_and_jwt_at_once() {
     let revoked = sessions.revoke(&created.session.session_id).await.unwrap();
     assert_eq!(revoked.as_ref(), Some(&created.session));
     assert!(matches!(
-        sessions.authenticate_jwt(created.jwt.expose()),
+        sessions.authenticate_jwt(created.jwt.expose()).await,
         Err(AuthError::Revoked)
     ));
     assert!(matches!(
@@ -74,7 +81,7 @@ async fn revoke_kills_token_and_jwt_at_once() {
         Err(AuthError::Revoked | AuthError::UnknownSession)
     ));
     // The user's other session is untouched.
-    sessions.authenticate_jwt(other.jwt.expose()).unwrap();
+    sessions.authenticate_jwt(other.jwt.expose()).await.unwrap();
     sessions
         .authenticate_token(other.token.expose())
         .await
@@ -88,7 +95,7 @@ async fn revoke_by_token_and_by_expired_jwt() {
     let a = sessions.create("alice", NewSession::new()).await.unwrap();
     let revoked = sessions.revoke_token(a.token.expose()).await.unwrap();
     assert_eq!(revoked.map(|s| s.session_id), Some(a.session.session_id));
-    assert!(sessions.authenticate_jwt(a.jwt.expose()).is_err());
+    assert!(sessions.authenticate_jwt(a.jwt.expose()).await.is_err());
 
     let b = sessions.create("alice", NewSession::new()).await.unwrap();
     clock.advance(Duration::from_secs(600)); // the JWT has expired, the session has not
@@ -114,17 +121,17 @@ async fn revoke_all_leaves_other_users_untouched() {
     assert_eq!(sessions.revoke_all("alice").await.unwrap(), 2);
     for a in [&a1, &a2] {
         assert!(matches!(
-            sessions.authenticate_jwt(a.jwt.expose()),
+            sessions.authenticate_jwt(a.jwt.expose()).await,
             Err(AuthError::Revoked)
         ));
         assert!(sessions.authenticate_token(a.token.expose()).await.is_err());
     }
-    sessions.authenticate_jwt(b.jwt.expose()).unwrap();
+    sessions.authenticate_jwt(b.jwt.expose()).await.unwrap();
     sessions.authenticate_token(b.token.expose()).await.unwrap();
     // Alice can sign in again afterwards.
     clock.advance(Duration::from_millis(5));
     let again = sessions.create("alice", NewSession::new()).await.unwrap();
-    sessions.authenticate_jwt(again.jwt.expose()).unwrap();
+    sessions.authenticate_jwt(again.jwt.expose()).await.unwrap();
     sessions
         .authenticate_token(again.token.expose())
         .await
@@ -143,7 +150,7 @@ async fn revoke_for_user_only_touches_own_sessions() {
             .unwrap()
             .is_none()
     );
-    sessions.authenticate_jwt(b.jwt.expose()).unwrap();
+    sessions.authenticate_jwt(b.jwt.expose()).await.unwrap();
     assert!(
         sessions
             .revoke_for_user("alice", &a.session.session_id)
@@ -151,7 +158,7 @@ async fn revoke_for_user_only_touches_own_sessions() {
             .unwrap()
             .is_some()
     );
-    assert!(sessions.authenticate_jwt(a.jwt.expose()).is_err());
+    assert!(sessions.authenticate_jwt(a.jwt.expose()).await.is_err());
 }
 
 #[tokio::test]
@@ -160,7 +167,7 @@ async fn jwt_expires_and_token_refreshes_it() {
     let created = sessions.create("alice", NewSession::new()).await.unwrap();
     clock.advance(Duration::from_secs(306));
     assert!(matches!(
-        sessions.authenticate_jwt(created.jwt.expose()),
+        sessions.authenticate_jwt(created.jwt.expose()).await,
         Err(AuthError::InvalidJwt(JwtError::Expired))
     ));
     let refreshed = sessions
@@ -172,7 +179,10 @@ async fn jwt_expires_and_token_refreshes_it() {
         refreshed.jwt.expires_at().unix_timestamp(),
         clock.now().unix_timestamp() + 300
     );
-    sessions.authenticate_jwt(refreshed.jwt.expose()).unwrap();
+    sessions
+        .authenticate_jwt(refreshed.jwt.expose())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -206,7 +216,12 @@ async fn a_jwt_never_outlives_its_session() {
         s.session.expires_at.unix_timestamp()
     );
     clock.advance(Duration::from_secs(110));
-    assert!(sessions.authenticate_jwt(near_end.jwt.expose()).is_err());
+    assert!(
+        sessions
+            .authenticate_jwt(near_end.jwt.expose())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -317,7 +332,7 @@ async fn store_errors_are_never_no_session() {
     // A failed revoke still refuses the JWT locally (fail closed).
     assert!(sessions.revoke(&created.session.session_id).await.is_err());
     assert!(matches!(
-        sessions.authenticate_jwt(created.jwt.expose()),
+        sessions.authenticate_jwt(created.jwt.expose()).await,
         Err(AuthError::Revoked)
     ));
 }
@@ -434,5 +449,41 @@ async fn configuration_is_validated() {
     assert!(matches!(
         base().issuer("").build(),
         Err(ConfigError::EmptyIssuerOrAudience)
+    ));
+}
+
+#[tokio::test]
+async fn revocations_reach_other_instances_through_the_feed() {
+    let clock = ManualClock::starting_now();
+    let store = MemoryStore::with_clock(clock.clone());
+    let a = builder(&clock, store.clone()).build().unwrap();
+    let b = builder(&clock, store.clone()).build().unwrap();
+    a.ready().await;
+    b.ready().await;
+    let created = a.create("alice", NewSession::new()).await.unwrap();
+    b.authenticate_jwt(created.jwt.expose()).await.unwrap();
+
+    a.revoke(&created.session.session_id).await.unwrap();
+    // The token fails on B at once (the store is shared); the JWT once B has read the feed.
+    assert!(b.authenticate_token(created.token.expose()).await.is_err());
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while b.authenticate_jwt(created.jwt.expose()).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "feed never delivered");
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(
+        b.authenticate_jwt(created.jwt.expose()).await,
+        Err(AuthError::Revoked)
+    ));
+
+    // An instance started after the revocation refuses the JWT too, even before it has read
+    // the feed (it confirms in the store), and after (the feed replays the retained past).
+    let c = builder(&clock, store.clone()).build().unwrap();
+    assert!(!c.fast_path_trusted() || c.authenticate_jwt(created.jwt.expose()).await.is_err());
+    assert!(c.authenticate_jwt(created.jwt.expose()).await.is_err());
+    c.ready().await;
+    assert!(matches!(
+        c.authenticate_jwt(created.jwt.expose()).await,
+        Err(AuthError::Revoked)
     ));
 }

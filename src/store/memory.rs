@@ -1,10 +1,12 @@
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{SessionRecord, SessionStore, StoreError};
+use super::{BoxFuture, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError};
 use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
 
@@ -14,8 +16,10 @@ use crate::token::TokenHash;
 /// every write first drops the sessions that have expired (found through an expiry index, so the
 /// cost is proportional to what expires), so memory stays bounded by live sessions.
 ///
-/// Clones share the same sessions. Sessions do not survive a restart and are not shared between
-/// processes: use `RedisStore` for several instances.
+/// Clones share the same sessions and the same in-process revocation feed, so several
+/// [`Sessions`](crate::Sessions) over clones of one store see each other's revocations. Sessions
+/// do not survive a restart and are not shared between processes: use `RedisStore` for several
+/// instances.
 ///
 /// # Example
 ///
@@ -41,6 +45,86 @@ pub struct MemoryStore {
 struct Inner {
     clock: SharedClock,
     state: RwLock<State>,
+    feed: Arc<MemoryFeed>,
+}
+
+/// Default retention of the in-process revocation feed.
+pub const MEMORY_FEED_RETENTION: Duration = Duration::from_secs(3600);
+
+/// The in-process revocation log: sequence-numbered events kept for the retention.
+struct MemoryFeed {
+    clock: SharedClock,
+    retention: Duration,
+    log: Mutex<FeedLog>,
+    notify: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct FeedLog {
+    next: u64,
+    events: VecDeque<(u64, OffsetDateTime, RevocationEvent)>,
+}
+
+impl MemoryFeed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, event: RevocationEvent) {
+        let now = self.clock.now();
+        let mut log = self.lock();
+        let horizon = now - self.retention;
+        while log.events.front().is_some_and(|(_, at, _)| *at < horizon) {
+            log.events.pop_front();
+        }
+        let seq = log.next;
+        log.next += 1;
+        log.events.push_back((seq, now, event));
+        drop(log);
+        self.notify.notify_waiters();
+    }
+
+    fn after(&self, after: Option<u64>) -> Vec<(FeedCursor, RevocationEvent)> {
+        self.lock()
+            .events
+            .iter()
+            .filter(|(seq, _, _)| after.is_none_or(|a| *seq > a))
+            .map(|(seq, _, event)| (FeedCursor(seq.to_string()), event.clone()))
+            .collect()
+    }
+}
+
+impl RevocationFeed for MemoryFeed {
+    fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    fn read<'a>(
+        &'a self,
+        after: Option<&'a FeedCursor>,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(FeedCursor, RevocationEvent)>, StoreError>> {
+        Box::pin(async move {
+            let after =
+                match after {
+                    Some(cursor) => Some(cursor.0.parse::<u64>().map_err(|e| {
+                        StoreError::Corrupt(format!("bad feed cursor: {e}").into())
+                    })?),
+                    None => None,
+                };
+            // Register for wake-ups before looking, so an event published in between is not
+            // missed.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let events = self.after(after);
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            let _ = tokio::time::timeout(wait, notified).await;
+            Ok(self.after(after))
+        })
+    }
 }
 
 #[derive(Default)]
@@ -113,9 +197,16 @@ impl MemoryStore {
     /// An empty store that reads time from `clock` (use the same clock as
     /// [`SessionsBuilder::clock`](crate::SessionsBuilder::clock)).
     pub fn with_clock(clock: impl Clock) -> Self {
+        let clock: SharedClock = Arc::new(clock);
         Self {
             inner: Arc::new(Inner {
-                clock: Arc::new(clock),
+                feed: Arc::new(MemoryFeed {
+                    clock: clock.clone(),
+                    retention: MEMORY_FEED_RETENTION,
+                    log: Mutex::default(),
+                    notify: tokio::sync::Notify::new(),
+                }),
+                clock,
                 state: RwLock::new(State::default()),
             }),
         }
@@ -232,12 +323,20 @@ impl SessionStore for MemoryStore {
     }
 
     async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let (mut state, _) = self.write_purged();
-        Ok(state.remove(session_id))
+        let (mut state, now) = self.write_purged();
+        let revoked = state.remove(session_id);
+        drop(state);
+        if revoked.is_some() {
+            self.inner.feed.publish(RevocationEvent::Session {
+                session_id: session_id.clone(),
+                at: now,
+            });
+        }
+        Ok(revoked)
     }
 
     async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        let (mut state, _) = self.write_purged();
+        let (mut state, now) = self.write_purged();
         let ids: Vec<SessionId> = state
             .by_user
             .get(user_id)
@@ -246,7 +345,18 @@ impl SessionStore for MemoryStore {
         for id in &ids {
             state.remove(id);
         }
+        drop(state);
+        // Published even when nothing was live: a session being created elsewhere at this
+        // moment must still be cut off.
+        self.inner.feed.publish(RevocationEvent::User {
+            user_id: user_id.to_owned(),
+            before: now,
+        });
         Ok(ids)
+    }
+
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
+        Some(self.inner.feed.clone())
     }
 }
 
