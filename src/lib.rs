@@ -66,7 +66,11 @@
 
 pub mod clock;
 pub mod config;
+pub mod cookies;
 pub mod error;
+pub mod extract;
+pub mod layer;
+pub mod logout;
 pub mod jwt;
 pub mod manager;
 pub mod revocation;
@@ -75,7 +79,9 @@ pub mod store;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, SessionsBuilder};
+pub use config::{ConfigError, CookieConfig, SessionsBuilder};
+pub use cookies::strip_session_cookies;
+pub use layer::{CurrentSession, SessionLayer, SessionService};
 pub use error::{AuthError, SessionError};
 pub use jwt::{Algorithm, JwtError, KeyError, SessionJwt, SigningKey, VerificationKey};
 pub use manager::{Authenticated, CreatedSession, Sessions};

@@ -511,6 +511,10 @@ impl Sessions {
         self.inner.settings.jwt_ttl
     }
 
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
     /// The clock this manager reads.
     pub fn clock(&self) -> &dyn crate::Clock {
         &*self.inner.clock
@@ -546,9 +550,13 @@ impl Sessions {
 async fn follow_feed(manager: Weak<Inner>, feed: Arc<dyn RevocationFeed>) {
     let mut cursor: Option<FeedCursor> = None;
     let mut backoff = Duration::from_millis(100);
+    // The first read only catches up with what is retained; it need not wait for news.
+    let mut wait = Duration::ZERO;
     loop {
         let started = Instant::now();
-        let result = feed.read(cursor.as_ref(), FEED_WAIT).await;
+        let result = feed.read(cursor.as_ref(), wait).await;
+        let polled_without_waiting = wait.is_zero();
+        wait = FEED_WAIT;
         let Some(inner) = manager.upgrade() else {
             return;
         };
@@ -563,7 +571,7 @@ async fn follow_feed(manager: Weak<Inner>, feed: Arc<dyn RevocationFeed>) {
                 }
                 status.mark_ok();
                 drop(inner);
-                if empty && started.elapsed() < FEED_WAIT / 4 {
+                if empty && !polled_without_waiting && started.elapsed() < FEED_WAIT / 4 {
                     // A feed that answers "nothing" without waiting must not be polled hot.
                     tokio::time::sleep(FEED_WAIT / 4).await;
                 }

@@ -232,6 +232,7 @@ pub struct NewSession {
     pub(crate) attributes: SessionAttributes,
     pub(crate) custom_claims: Map<String, Value>,
     pub(crate) ttl: Option<std::time::Duration>,
+    pub(crate) peer_addr: Option<std::net::SocketAddr>,
 }
 
 impl NewSession {
@@ -249,6 +250,13 @@ impl NewSession {
     /// Claims copied into every session JWT (at most 4 KiB, no reserved names).
     pub fn custom_claims(mut self, claims: Map<String, Value>) -> Self {
         self.custom_claims = claims;
+        self
+    }
+
+    /// The client's address, for [`Sessions::login`](crate::Sessions::login) to record when no
+    /// trusted proxy header is configured.
+    pub fn peer_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.peer_addr = Some(addr);
         self
     }
 
