@@ -203,10 +203,18 @@ impl<S, B> SessionService<S, B> {
         }
     }
 
-    /// Whether a refused credential still lets the request through (optional mode only, and
-    /// never for a store failure: that must not look like "signed out").
+    /// Whether a refused credential still lets the request through: optional mode only, never
+    /// for a store failure (that must not look like "signed out") and never for a malformed
+    /// request (disagreeing duplicates or oversized headers suggest cookie tossing).
     fn passes_anonymously(&self, error: &AuthError) -> bool {
-        self.layer.optional && !matches!(error, AuthError::Store(_) | AuthError::Signing(_))
+        self.layer.optional
+            && !matches!(
+                error,
+                AuthError::Store(_)
+                    | AuthError::Signing(_)
+                    | AuthError::ConflictingCredentials
+                    | AuthError::CredentialTooLarge
+            )
     }
 
     fn slow_path(&self, credentials: Credentials<'_>, jwt: Option<JwtCheck>) -> SlowPath {

@@ -1,0 +1,337 @@
+//! The layer in isolation: credential sources, conflicts, bounds, modes and failures.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use common::{FlakyStore, builder};
+use http::{Request, StatusCode, header};
+use tower::ServiceExt;
+use tower_session_jwt::{
+    AuthError, CreatedSession, ManualClock, MemoryStore, NewSession, Session, SessionLayer,
+    Sessions,
+};
+
+struct Fixture {
+    sessions: Sessions,
+    clock: ManualClock,
+    store: FlakyStore,
+    alice: CreatedSession,
+}
+
+async fn fixture() -> Fixture {
+    let clock = ManualClock::starting_now();
+    let store = FlakyStore::new(MemoryStore::with_clock(clock.clone()));
+    let sessions = builder(&clock, store.clone())
+        .token_cache_capacity(0)
+        .build()
+        .unwrap();
+    sessions.ready().await;
+    let alice = sessions.create("alice", NewSession::new()).await.unwrap();
+    Fixture {
+        sessions,
+        clock,
+        store,
+        alice,
+    }
+}
+
+fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/me", get(|s: Session| async move { s.user_id }))
+        .route(
+            "/maybe",
+            get(|s: Option<Session>| async move {
+                s.map(|s| s.user_id).unwrap_or_else(|| "anonymous".into())
+            }),
+        )
+        .layer(layer)
+}
+
+async fn send(app: &Router, request: Request<Body>) -> http::Response<Body> {
+    app.clone().oneshot(request).await.unwrap()
+}
+
+fn get_with(uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut builder = Request::get(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+async fn body(response: http::Response<Body>) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn set_cookies(response: &http::Response<Body>) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn jwt_cookie_authenticates_without_the_store() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()));
+    let before = f.store.calls();
+    let cookie = format!("session_jwt={}", f.alice.jwt.expose());
+    let response = send(&app, get_with("/me", &[("cookie", &cookie)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookies(&response).is_empty(), "nothing to refresh");
+    assert_eq!(body(response).await, "alice");
+    assert_eq!(f.store.calls(), before, "the JWT path made a store call");
+}
+
+#[tokio::test]
+async fn token_cookie_falls_back_to_the_store_and_refreshes_the_jwt() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()));
+    let cookie = format!("session_token={}", f.alice.token.expose());
+    let response = send(&app, get_with("/me", &[("cookie", &cookie)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let jwt_cookie = &cookies[0];
+    assert!(jwt_cookie.starts_with("session_jwt="));
+    for attr in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=3600",
+    ] {
+        assert!(jwt_cookie.contains(attr), "{attr} missing in {jwt_cookie}");
+    }
+    // The minted JWT works on its own.
+    let jwt = jwt_cookie.split(';').next().unwrap();
+    let response = send(&app, get_with("/me", &[("cookie", jwt)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bearer_jwt_and_bearer_token() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()));
+    for credential in [f.alice.jwt.expose(), f.alice.token.expose()] {
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let value = format!("{scheme} {credential}");
+            let response = send(&app, get_with("/me", &[("authorization", &value)])).await;
+            assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+        }
+    }
+    // Other schemes carry nothing for us.
+    let basic = format!("Basic {}", f.alice.token.expose());
+    let response = send(&app, get_with("/me", &[("authorization", &basic)])).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_expired_jwt_falls_back_to_the_token() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()));
+    f.clock.advance(Duration::from_secs(400));
+    let both = format!(
+        "session_jwt={}; session_token={}",
+        f.alice.jwt.expose(),
+        f.alice.token.expose()
+    );
+    let response = send(&app, get_with("/me", &[("cookie", &both)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(set_cookies(&response).len(), 1);
+    let jwt_only = format!("session_jwt={}", f.alice.jwt.expose());
+    let response = send(&app, get_with("/me", &[("cookie", &jwt_only)])).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer error="invalid_token""#
+    );
+}
+
+#[tokio::test]
+async fn no_credentials_required_vs_optional() {
+    let f = fixture().await;
+    let required = app(SessionLayer::new(f.sessions.clone()));
+    let response = send(&required, get_with("/me", &[])).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+
+    let optional = app(SessionLayer::new(f.sessions.clone()).optional());
+    let response = send(&optional, get_with("/maybe", &[])).await;
+    assert_eq!(body(response).await, "anonymous");
+    // Garbage passes as anonymous in optional mode; the Session extractor still rejects.
+    let response = send(
+        &optional,
+        get_with("/maybe", &[("cookie", "session_jwt=a.b.c")]),
+    )
+    .await;
+    assert_eq!(body(response).await, "anonymous");
+    let response = send(
+        &optional,
+        get_with("/me", &[("cookie", "session_jwt=a.b.c")]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn disagreeing_duplicates_are_refused() {
+    let f = fixture().await;
+    let bob = f.sessions.create("bob", NewSession::new()).await.unwrap();
+    let app = app(SessionLayer::new(f.sessions.clone()).optional());
+    let a = f.alice.jwt.expose();
+    let b = bob.jwt.expose();
+    let cases = [
+        vec![("cookie", format!("session_jwt={a}; session_jwt={b}"))],
+        vec![
+            ("cookie", format!("session_jwt={a}")),
+            ("cookie", format!("session_jwt={b}")),
+        ],
+        vec![
+            ("cookie", format!("session_jwt={a}")),
+            ("authorization", format!("Bearer {b}")),
+        ],
+        vec![
+            ("authorization", format!("Bearer {a}")),
+            ("authorization", format!("Bearer {a}")),
+        ],
+    ];
+    for headers in cases {
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = send(&app, get_with("/maybe", &pairs)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{pairs:?}");
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_request""#
+        );
+    }
+    // The same credential twice is not a conflict.
+    let same = format!("session_jwt={a}; session_jwt={a}");
+    let response = send(&app, get_with("/me", &[("cookie", &same)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn query_string_credentials_are_ignored() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()));
+    for query in [
+        format!("/me?access_token={}", f.alice.jwt.expose()),
+        format!("/me?session_token={}", f.alice.token.expose()),
+        format!("/me?session_jwt={}", f.alice.jwt.expose()),
+    ] {
+        let response = send(&app, get_with(&query, &[])).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_and_non_utf8_headers() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()).optional());
+    let huge = format!("session_jwt={}", "a".repeat(20_000));
+    let response = send(&app, get_with("/maybe", &[("cookie", &huge)])).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let long_jwt = format!(
+        "session_jwt={}.{}.{}",
+        "a".repeat(5000),
+        "b".repeat(5000),
+        "c"
+    );
+    let response = send(&app, get_with("/me", &[("cookie", &long_jwt)])).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let mut request = get_with("/maybe", &[]);
+    request.headers_mut().insert(
+        header::COOKIE,
+        http::HeaderValue::from_bytes(b"session_jwt=\xff\xfe").unwrap(),
+    );
+    let response = send(&app, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, "anonymous");
+}
+
+#[tokio::test]
+async fn store_failure_answers_503_in_both_modes() {
+    let f = fixture().await;
+    f.store.set_down(true);
+    let cookie = format!("session_token={}", f.alice.token.expose());
+    for layer in [
+        SessionLayer::new(f.sessions.clone()),
+        SessionLayer::new(f.sessions.clone()).optional(),
+    ] {
+        let response = send(&app(layer), get_with("/maybe", &[("cookie", &cookie)])).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+    // The JWT path does not need the store and keeps working during the outage.
+    let jwt = format!("session_jwt={}", f.alice.jwt.expose());
+    let response = send(
+        &app(SessionLayer::new(f.sessions.clone())),
+        get_with("/me", &[("cookie", &jwt)]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn revoked_sessions_are_refused_on_both_paths() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()));
+    f.sessions
+        .revoke(&f.alice.session.session_id)
+        .await
+        .unwrap();
+    for cookie in [
+        format!("session_jwt={}", f.alice.jwt.expose()),
+        format!("session_token={}", f.alice.token.expose()),
+    ] {
+        let response = send(&app, get_with("/me", &[("cookie", &cookie)])).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{cookie}");
+    }
+}
+
+#[tokio::test]
+async fn error_responses_can_be_replaced() {
+    let f = fixture().await;
+    let layer = SessionLayer::new(f.sessions.clone()).on_error(|e: &AuthError| {
+        let mut response = e.to_response::<Body>();
+        *response.body_mut() = Body::from(format!("denied: {}", e.reason()));
+        response
+    });
+    let response = send(
+        &app(layer),
+        get_with("/me", &[("cookie", "session_jwt=x.y.z")]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(response).await, "denied: malformed");
+}
+
+#[tokio::test]
+async fn host_prefixed_cookies_ignore_unprefixed_ones() {
+    let clock = ManualClock::starting_now();
+    let sessions = builder(&clock, MemoryStore::with_clock(clock.clone()))
+        .cookies(tower_session_jwt::CookieConfig::default().host_prefix(true))
+        .build()
+        .unwrap();
+    sessions.ready().await;
+    let alice = sessions.create("alice", NewSession::new()).await.unwrap();
+    let app = app(SessionLayer::new(sessions));
+    let plain = format!("session_jwt={}", alice.jwt.expose());
+    let response = send(&app, get_with("/me", &[("cookie", &plain)])).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let prefixed = format!("__Host-session_jwt={}", alice.jwt.expose());
+    let response = send(&app, get_with("/me", &[("cookie", &prefixed)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
