@@ -213,6 +213,7 @@ pub struct SessionsBuilder {
     leeway: Duration,
     max_token_len: usize,
     token_cache_capacity: u64,
+    verification_cache_capacity: u64,
     clock: SharedClock,
     cookies: CookieConfig,
     client_ip_header: Option<http::HeaderName>,
@@ -233,6 +234,7 @@ impl Default for SessionsBuilder {
             leeway: DEFAULT_LEEWAY,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             token_cache_capacity: 100_000,
+            verification_cache_capacity: 100_000,
             clock: Arc::new(SystemClock),
             cookies: CookieConfig::default(),
             client_ip_header: None,
@@ -249,6 +251,7 @@ pub(crate) struct Settings {
     pub(crate) sliding: bool,
     pub(crate) leeway: Duration,
     pub(crate) token_cache_capacity: u64,
+    pub(crate) verification_cache_capacity: u64,
     pub(crate) cookies: CookieConfig,
     /// Full cookie names, computed once.
     pub(crate) token_cookie: String,
@@ -336,6 +339,14 @@ impl SessionsBuilder {
         self
     }
 
+    /// How many verified JWTs to remember (default 100 000; `0` disables the cache). A JWT seen
+    /// before is not verified again until its `exp`; the revocation list is still checked on
+    /// every use. Only JWTs that verified are admitted, so garbage cannot evict entries.
+    pub fn verification_cache_capacity(mut self, capacity: u64) -> Self {
+        self.verification_cache_capacity = capacity;
+        self
+    }
+
     /// The clock to read time from (default: the system clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -400,6 +411,7 @@ impl SessionsBuilder {
             sliding: self.sliding,
             leeway: self.leeway,
             token_cache_capacity: self.token_cache_capacity,
+            verification_cache_capacity: self.verification_cache_capacity,
             token_cookie: self.cookies.token_name(),
             jwt_cookie: self.cookies.jwt_name(),
             cookies: self.cookies,

@@ -68,6 +68,9 @@ struct Inner {
     /// Opaque-token lookups: token hash → session, checked against the revocation list and the
     /// clock on every hit.
     token_cache: Option<moka::sync::Cache<TokenHash, CachedLookup>>,
+    /// Verified JWTs: the whole token string (compared in full on a hit, so no collision can
+    /// stand in for verification) → the session it carries and its `exp`.
+    jwt_cache: Option<moka::sync::Cache<Arc<str>, CachedJwt>>,
     /// Whether this instance currently knows every recent revocation (see [`FeedStatus`]).
     feed: Option<FeedStatus>,
 }
@@ -118,9 +121,25 @@ pub(crate) enum JwtCheck {
 }
 
 #[derive(Clone)]
+struct CachedJwt {
+    session: Arc<Session>,
+    /// The JWT's `exp`, Unix seconds.
+    expires_at: i64,
+}
+
+#[derive(Clone)]
 struct CachedLookup {
     session: Arc<Session>,
     fetched_at: OffsetDateTime,
+}
+
+/// Entry counts of the manager's caches, from [`Sessions::cache_sizes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Verified JWTs remembered.
+    pub verified_jwts: u64,
+    /// Opaque-token lookups remembered.
+    pub token_lookups: u64,
 }
 
 /// A newly created session and its two credentials.
@@ -172,6 +191,12 @@ impl Sessions {
                 .time_to_live(settings.jwt_ttl)
                 .build()
         });
+        let jwt_cache = (settings.verification_cache_capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(settings.verification_cache_capacity)
+                .time_to_live(settings.jwt_ttl + settings.leeway)
+                .build()
+        });
         let feed = store.revocation_feed();
         if let Some(feed) = &feed {
             if feed.retention() < retention {
@@ -192,6 +217,7 @@ impl Sessions {
                 settings,
                 clock,
                 token_cache,
+                jwt_cache,
                 feed: feed.as_ref().map(|_| FeedStatus {
                     epoch: Instant::now(),
                     last_ok_ms: AtomicU64::new(u64::MAX),
@@ -300,18 +326,49 @@ impl Sessions {
     /// The local part of [`authenticate_jwt`](Self::authenticate_jwt).
     pub(crate) fn check_jwt(&self, jwt: &str) -> Result<JwtCheck, AuthError> {
         let now = self.now();
-        let verified = self.inner.codec.verify(jwt, now, Expiry::Enforce)?;
-        if !verified.session.is_live_at(now) {
+        let session = match self.jwt_cache_get(jwt, now)? {
+            Some(session) => session,
+            None => {
+                let verified = self.inner.codec.verify(jwt, now, Expiry::Enforce)?;
+                let session = Arc::new(verified.session);
+                if let Some(cache) = &self.inner.jwt_cache {
+                    cache.insert(
+                        Arc::from(jwt),
+                        CachedJwt {
+                            session: session.clone(),
+                            expires_at: verified.expires_at,
+                        },
+                    );
+                }
+                session
+            }
+        };
+        if !session.is_live_at(now) {
             return Err(AuthError::InvalidJwt(crate::JwtError::Expired));
         }
-        if self.inner.revocations.is_revoked(&verified.session) {
+        if self.inner.revocations.is_revoked(&session) {
             return Err(AuthError::Revoked);
         }
         if self.fast_path_trusted() {
-            Ok(JwtCheck::Trusted(Arc::new(verified.session)))
+            Ok(JwtCheck::Trusted(session))
         } else {
-            Ok(JwtCheck::Confirm(verified.session))
+            Ok(JwtCheck::Confirm((*session).clone()))
         }
+    }
+
+    /// A previously verified JWT's session, if the token is cached and has not expired.
+    fn jwt_cache_get(
+        &self,
+        jwt: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Arc<Session>>, AuthError> {
+        let Some(hit) = self.inner.jwt_cache.as_ref().and_then(|c| c.get(jwt)) else {
+            return Ok(None);
+        };
+        if now.unix_timestamp() >= hit.expires_at + self.inner.codec.leeway_secs() {
+            return Err(AuthError::InvalidJwt(crate::JwtError::Expired));
+        }
+        Ok(Some(hit.session))
     }
 
     /// Confirms a verified JWT's session in the store: it must still exist for the same user.
@@ -499,6 +556,22 @@ impl Sessions {
     /// (serve it at `/.well-known/jwks.json`).
     pub fn jwks(&self) -> JwkSet {
         self.inner.codec.jwks()
+    }
+
+    /// How many entries the verification cache and the token cache hold (approximate: the
+    /// caches apply writes in batches).
+    pub fn cache_sizes(&self) -> CacheSizes {
+        let count = |c: Option<u64>| c.unwrap_or(0);
+        CacheSizes {
+            verified_jwts: count(self.inner.jwt_cache.as_ref().map(|c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            })),
+            token_lookups: count(self.inner.token_cache.as_ref().map(|c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            })),
+        }
     }
 
     /// The local revocation list.

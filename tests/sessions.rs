@@ -487,3 +487,38 @@ async fn revocations_reach_other_instances_through_the_feed() {
         Err(AuthError::Revoked)
     ));
 }
+
+#[tokio::test]
+async fn the_verification_cache_never_outlives_exp_or_a_revocation() {
+    let (sessions, clock, _) = manual();
+    sessions.ready().await;
+    let a = sessions.create("alice", NewSession::new()).await.unwrap();
+    let b = sessions.create("alice", NewSession::new()).await.unwrap();
+    sessions.authenticate_jwt(a.jwt.expose()).await.unwrap();
+    sessions.authenticate_jwt(b.jwt.expose()).await.unwrap();
+    assert_eq!(sessions.cache_sizes().verified_jwts, 2);
+
+    // A cached JWT is still checked against the revocation list.
+    sessions.revoke(&a.session.session_id).await.unwrap();
+    assert!(matches!(
+        sessions.authenticate_jwt(a.jwt.expose()).await,
+        Err(AuthError::Revoked)
+    ));
+    // And against its own exp, on the injected clock.
+    sessions.authenticate_jwt(b.jwt.expose()).await.unwrap();
+    clock.advance(Duration::from_secs(305));
+    assert!(matches!(
+        sessions.authenticate_jwt(b.jwt.expose()).await,
+        Err(AuthError::InvalidJwt(JwtError::Expired))
+    ));
+
+    // Refused tokens are never admitted, so garbage cannot evict anything.
+    let before = sessions.cache_sizes().verified_jwts;
+    let token = b.jwt.expose();
+    let (head, _) = token.rsplit_once('.').unwrap();
+    for i in 0..100 {
+        let forged = format!("{head}.{}", "A".repeat(80 + i % 7));
+        assert!(sessions.authenticate_jwt(&forged).await.is_err());
+    }
+    assert_eq!(sessions.cache_sizes().verified_jwts, before);
+}

@@ -69,6 +69,8 @@ impl fmt::Display for SessionJwt {
 #[derive(Debug, Clone)]
 pub(crate) struct VerifiedJwt {
     pub(crate) session: Session,
+    /// `exp` of the JWT itself, in Unix seconds.
+    pub(crate) expires_at: i64,
 }
 
 /// Whether `exp` is enforced.
@@ -246,6 +248,7 @@ impl JwtCodec {
         }
         Ok(VerifiedJwt {
             session: claims.session,
+            expires_at: claims.exp,
         })
     }
 
@@ -306,6 +309,10 @@ impl JwtCodec {
                 .filter_map(|k| k.inner().jwk.clone())
                 .collect(),
         }
+    }
+
+    pub(crate) fn leeway_secs(&self) -> i64 {
+        self.settings.leeway_secs
     }
 
     pub(crate) fn signing_key(&self) -> &SigningKey {
