@@ -1,0 +1,81 @@
+//! No log line carries a token, a JWT or key material, whatever path a request takes.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::Request;
+use tower::ServiceExt;
+use tower_session_jwt::{ManualClock, MemoryStore, NewSession, Session, SessionLayer};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let clock = ManualClock::starting_now();
+    let store = MemoryStore::with_clock(clock.clone());
+    let sessions = common::builder(&clock, store).build().unwrap();
+    sessions.ready().await;
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    let pem = tower_session_jwt::SigningKey::ed25519_pem(common::ED_PEM).unwrap();
+    let app = Router::new()
+        .route("/me", get(|s: Session| async move { s.user_id }))
+        .layer(SessionLayer::new(sessions.clone()));
+
+    let jwt = created.jwt.expose().to_owned();
+    let token = created.token.expose().to_owned();
+    let requests = [
+        format!("session_jwt={jwt}"),
+        format!("session_token={token}"),
+        format!("session_jwt={jwt}x"),
+        format!("session_token={token}; session_jwt={jwt}"),
+        format!("session_jwt={jwt}; session_jwt={jwt}y"),
+    ];
+    for cookie in &requests {
+        let request = Request::get("/me")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap();
+        clock.advance(Duration::from_secs(200));
+    }
+    sessions.revoke_token(&token).await.unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("session authentication"),
+        "nothing was logged: {logs}"
+    );
+    assert!(!logs.contains(&token), "token in logs");
+    for segment in jwt.split('.') {
+        assert!(!logs.contains(segment), "JWT segment in logs: {logs}");
+    }
+    let key_pem = pem.to_pkcs8_pem().unwrap();
+    let key_body = key_pem.lines().nth(1).unwrap();
+    assert!(!logs.contains(key_body), "key material in logs");
+    assert!(!logs.contains(&created.token.hash().to_base64url()));
+}
