@@ -289,6 +289,19 @@ impl VerificationKey {
     pub fn jwk(&self) -> Option<&Jwk> {
         self.inner.jwk.as_ref()
     }
+
+    /// Checks a raw signature over `message` with this key and its pinned algorithm (for JWS:
+    /// the message is `header.payload`, the signature the decoded third segment; ECDSA
+    /// signatures are the fixed-size `R‖S` form). This is the primitive session JWT
+    /// verification uses.
+    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.inner.verifier.verify(message, signature)
+    }
+
+    /// An HS256 verification key from a shared secret of at least 32 bytes.
+    pub fn hs256(kid: impl Into<String>, secret: &[u8]) -> Result<Self, KeyError> {
+        Ok(SigningKey::hs256(kid, secret)?.verification)
+    }
 }
 
 impl Verifier {
