@@ -5,6 +5,11 @@
 //! [`redirect_forms_to`](SessionHandler::redirect_forms_to) is set). They refuse methods other than
 //! `POST` and `DELETE` with `405`, so a link or an image tag cannot log anyone out.
 //!
+//! They also refuse cross-site requests with `403` (OWASP CSRF cheat sheet: Fetch Metadata and
+//! origin verification): `Sec-Fetch-Site: cross-site`, or an `Origin` whose host is not the
+//! request's `Host`. Same-origin pages and non-browser clients (which send neither header) are
+//! unaffected.
+//!
 //! Logout is idempotent: with no, garbage, expired or already revoked credentials it still
 //! answers success and strips both cookies. Mount these routes behind
 //! [`SessionLayer::optional`](crate::SessionLayer::optional) (or no layer): a required layer
@@ -135,6 +140,9 @@ impl SessionHandler {
             );
             return response;
         }
+        if is_cross_site(&parts) {
+            return plain(StatusCode::FORBIDDEN);
+        }
         let Some(sessions) = parts.extensions.get::<Sessions>().cloned() else {
             return plain(StatusCode::INTERNAL_SERVER_ERROR);
         };
@@ -189,6 +197,53 @@ impl SessionHandler {
             }
         }
         response
+    }
+}
+
+/// Whether a browser marked the request as cross-site: `Sec-Fetch-Site: cross-site`, or an
+/// `Origin` (including `null`) whose host and port differ from the request's `Host` header (or,
+/// over HTTP/2, its `:authority`). Requests with neither header (non-browser clients) are not
+/// cross-site.
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::logout::is_cross_site;
+///
+/// let parts = |origin: Option<&str>| {
+///     let mut request = http::Request::post("/logout").header("host", "app.example");
+///     if let Some(origin) = origin {
+///         request = request.header("origin", origin);
+///     }
+///     request.body(()).unwrap().into_parts().0
+/// };
+/// assert!(!is_cross_site(&parts(None)));
+/// assert!(is_cross_site(&parts(Some("https://evil.example"))));
+/// assert!(!is_cross_site(&parts(Some("https://app.example"))));
+/// ```
+pub fn is_cross_site(request: &Parts) -> bool {
+    let headers = &request.headers;
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site.as_bytes().eq_ignore_ascii_case(b"cross-site")
+    {
+        return true;
+    }
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return false;
+    };
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri.authority().map(|a| a.as_str()));
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    match (origin_host, host) {
+        (Some(origin_host), Some(host)) => !origin_host.eq_ignore_ascii_case(host),
+        // `Origin: null`, an unreadable origin, or nothing to compare it with: refuse.
+        _ => true,
     }
 }
 

@@ -549,7 +549,17 @@ impl Sessions {
             user_id: user_id.to_owned(),
             before: self.now(),
         });
-        Ok(self.inner.store.revoke_all(user_id).await?.len())
+        let revoked = self.inner.store.revoke_all(user_id).await?;
+        // The cutoff covers sessions created concurrently; the ids make the revocation exact
+        // even for sessions started in the same clock tick as the cutoff.
+        let at = self.now();
+        for session_id in &revoked {
+            self.inner.revocations.apply(&RevocationEvent::Session {
+                session_id: session_id.clone(),
+                at,
+            });
+        }
+        Ok(revoked.len())
     }
 
     /// The public keys that verify session JWTs, as a JWKS document

@@ -33,7 +33,7 @@ pub enum RevocationEvent {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
-    /// Every session of a user that started before `before` was revoked.
+    /// Every session of a user that started at or before `before` was revoked.
     User {
         /// The user.
         user_id: String,
@@ -136,7 +136,9 @@ impl RevocationList {
         }
         read(&self.users)
             .get(&session.user_id)
-            .is_some_and(|cutoff| session.started_at < cutoff.before)
+            // Inclusive: a session started in the same clock tick as the revocation is treated
+            // as revoked (failing closed; its user signs in again).
+            .is_some_and(|cutoff| session.started_at <= cutoff.before)
     }
 
     /// Drops entries older than the retention; returns how many were dropped.
@@ -208,8 +210,9 @@ mod tests {
             before: clock.now(),
         });
         assert!(list.is_revoked(&b));
-        // A session bob starts after the cutoff is not affected.
-        assert!(!list.is_revoked(&session("bob", clock.now())));
+        // A session started in the cutoff's tick is revoked; one started after it is not.
+        assert!(list.is_revoked(&session("bob", clock.now())));
+        assert!(!list.is_revoked(&session("bob", clock.now() + Duration::from_millis(1))));
         assert!(!list.is_revoked(&session("carol", t0)));
     }
 
