@@ -1,0 +1,70 @@
+//! Revocations racing authentications: once `revoke` has returned, no request for that session
+//! authenticates, on the JWT path or the opaque path, with the caches warm.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tower_session_jwt::{MemoryStore, NewSession, Sessions};
+
+async fn race(sessions: Sessions, verifier: Sessions, rounds: usize) {
+    for _ in 0..rounds {
+        let created = sessions.create("racer", NewSession::new()).await.unwrap();
+        // Warm both caches so a stale entry would be the failure mode.
+        verifier
+            .authenticate_jwt(created.jwt.expose())
+            .await
+            .unwrap();
+        verifier
+            .authenticate_token(created.token.expose())
+            .await
+            .unwrap();
+
+        let done = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (verifier, done, violations) = (verifier.clone(), done.clone(), violations.clone());
+            let jwt = created.jwt.expose().to_owned();
+            let token = created.token.expose().to_owned();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..50 {
+                    let after_revoke = done.load(Ordering::SeqCst);
+                    let ok = if i % 2 == 0 {
+                        verifier.authenticate_jwt(&jwt).await.is_ok()
+                    } else {
+                        verifier.authenticate_token(&token).await.is_ok()
+                    };
+                    if after_revoke && ok {
+                        violations.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        tokio::task::yield_now().await;
+        sessions.revoke(&created.session.session_id).await.unwrap();
+        done.store(true, Ordering::SeqCst);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            violations.load(Ordering::SeqCst),
+            0,
+            "authenticated after revoke returned"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_instance_revocation_wins_every_race() {
+    let store = MemoryStore::new();
+    let sessions = Sessions::builder()
+        .store(store)
+        .signing_key(tower_session_jwt::SigningKey::ed25519_pem(common::ED_PEM).unwrap())
+        .build()
+        .unwrap();
+    sessions.ready().await;
+    race(sessions.clone(), sessions, 30).await;
+}
