@@ -272,11 +272,10 @@ async fn revoke_presented(
     if let Some(token) = credentials.token {
         sessions.revoke_token(token).await?;
     }
-    if let Some(jwt) = credentials.jwt {
-        match sessions.revoke_jwt(jwt).await {
-            Err(AuthError::Store(e)) => return Err(e),
-            _ => {}
-        }
+    if let Some(jwt) = credentials.jwt
+        && let Err(AuthError::Store(e)) = sessions.revoke_jwt(jwt).await
+    {
+        return Err(e);
     }
     Ok(())
 }
@@ -424,7 +423,7 @@ impl Sessions {
 
     fn client_ip_from_header(&self, headers: &HeaderMap) -> Option<String> {
         let name = self.settings().client_ip_header.as_ref()?;
-        let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+        let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
         // X-Forwarded-For lists hops left to right; the rightmost was added by our proxy.
         let candidate = value.rsplit(',').next()?.trim();
         candidate

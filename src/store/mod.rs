@@ -18,9 +18,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
+pub use memory::MemoryStore;
 
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
@@ -57,7 +57,8 @@ pub struct SessionRecord {
 /// Storage for sessions.
 ///
 /// Implementations must be safe to call concurrently and must never return a session whose
-/// `expires_at` has passed (the manager checks again, but a store should also let expired
+/// `expires_at` has passed (judged by the system clock, or by a clock the store is given; the
+/// conformance suite uses the system clock) (the manager checks again, but a store should also let expired
 /// sessions go so that its memory is bounded by live sessions).
 ///
 /// # Example
@@ -173,6 +174,50 @@ pub trait SessionStore: Send + Sync + 'static {
     /// expires (its opaque token fails everywhere at once).
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         None
+    }
+}
+
+/// A shared store is a store: keep an `Arc` for your own use (metrics, administration) and hand
+/// a clone to [`Sessions`](crate::Sessions).
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn create(&self, record: SessionRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::create(self, record)
+    }
+    fn find_by_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
+        S::find_by_token(self, token_hash)
+    }
+    fn get(
+        &self,
+        session_id: &SessionId,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
+        S::get(self, session_id)
+    }
+    fn list_by_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
+        S::list_by_user(self, user_id)
+    }
+    fn update(&self, session: &Session) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        S::update(self, session)
+    }
+    fn revoke(
+        &self,
+        session_id: &SessionId,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
+        S::revoke(self, session_id)
+    }
+    fn revoke_all(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<SessionId>, StoreError>> + Send {
+        S::revoke_all(self, user_id)
+    }
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
+        S::revocation_feed(self)
     }
 }
 
