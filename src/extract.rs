@@ -16,7 +16,7 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::AuthError;
-use crate::layer::CurrentSession;
+use crate::layer::{CurrentSession, RefusedCredential};
 use crate::manager::Sessions;
 use crate::session::Session;
 
@@ -27,6 +27,10 @@ pub enum SessionRejection {
     /// The request has no authenticated session. `401` with `WWW-Authenticate: Bearer`.
     #[error("no session")]
     NoSession,
+    /// The request presented a credential that was refused (optional mode let it through
+    /// without a session). `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
+    #[error("session credential refused: {0}")]
+    Refused(&'static str),
     /// The session's custom claims do not deserialize into the requested type. `403` with
     /// `WWW-Authenticate: Bearer error="insufficient_scope"`.
     #[error("session claims do not match: {0}")]
@@ -40,6 +44,7 @@ impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
             SessionRejection::NoSession => AuthError::MissingCredentials.into_response(),
+            SessionRejection::Refused(_) => AuthError::UnknownSession.into_response(),
             SessionRejection::Claims(_) => {
                 let mut response = http::StatusCode::FORBIDDEN.into_response();
                 response.headers_mut().insert(
@@ -61,10 +66,17 @@ fn current(parts: &Parts) -> Option<&CurrentSession> {
     parts.extensions.get::<CurrentSession>()
 }
 
+fn no_session(parts: &Parts) -> SessionRejection {
+    match parts.extensions.get::<RefusedCredential>() {
+        Some(refused) => SessionRejection::Refused(refused.reason),
+        None => SessionRejection::NoSession,
+    }
+}
+
 impl<S: Sync> FromRequestParts<S> for CurrentSession {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        current(parts).cloned().ok_or(SessionRejection::NoSession)
+        current(parts).cloned().ok_or_else(|| no_session(parts))
     }
 }
 
@@ -99,7 +111,7 @@ impl<S: Sync> FromRequestParts<S> for Session {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         current(parts)
             .map(|s| (*s.0).clone())
-            .ok_or(SessionRejection::NoSession)
+            .ok_or_else(|| no_session(parts))
     }
 }
 
@@ -130,7 +142,7 @@ pub struct Claims<T>(pub T);
 impl<S: Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let session = current(parts).ok_or(SessionRejection::NoSession)?;
+        let session = current(parts).ok_or_else(|| no_session(parts))?;
         let value = serde_json::Value::Object(session.custom_claims.clone());
         serde_json::from_value(value)
             .map(Claims)

@@ -336,6 +336,7 @@ where
                 record(&span, Path::None, error.reason());
                 if self.passes_anonymously(&error) {
                     insert(&mut request, sessions, None);
+                    refused(&mut request, &error);
                     ResponseFuture::calling(inner.call(request), Vec::new())
                 } else {
                     ResponseFuture::done(self.reject(&error))
@@ -350,6 +351,23 @@ fn record(span: &tracing::Span, path: Path, outcome: &str) {
     span.record("outcome", outcome);
     let _entered = span.enter();
     tracing::debug!(path = path.as_str(), outcome, "session authentication");
+}
+
+/// In optional mode, a request whose credential was refused goes on without a session; this
+/// extension keeps the reason, so extractors still answer `error="invalid_token"` (RFC 6750
+/// §3.1) rather than a bare challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedCredential {
+    /// [`AuthError::reason`] of the refusal.
+    pub reason: &'static str,
+}
+
+fn refused<B>(request: &mut Request<B>, error: &AuthError) {
+    if !matches!(error, AuthError::MissingCredentials) {
+        request.extensions_mut().insert(RefusedCredential {
+            reason: error.reason(),
+        });
+    }
 }
 
 fn insert<B>(request: &mut Request<B>, sessions: &Sessions, session: Option<Arc<Session>>) {
@@ -460,6 +478,7 @@ where
                             record(span, *path, error.reason());
                             if service.passes_anonymously(&error) {
                                 insert(&mut request, &layer.sessions, None);
+                                refused(&mut request, &error);
                                 State::Calling {
                                     future: inner.call(request),
                                     cookies: Vec::new(),

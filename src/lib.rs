@@ -83,7 +83,7 @@ pub use config::{ConfigError, CookieConfig, SessionsBuilder};
 pub use cookies::strip_session_cookies;
 pub use error::{AuthError, SessionError};
 pub use jwt::{Algorithm, JwtError, KeyError, SessionJwt, SigningKey, VerificationKey};
-pub use layer::{CurrentSession, SessionLayer, SessionService};
+pub use layer::{CurrentSession, RefusedCredential, SessionLayer, SessionService};
 pub use manager::{Authenticated, CacheSizes, CreatedSession, Sessions};
 pub use revocation::{RevocationEvent, RevocationList};
 pub use session::{NewSession, Session, SessionAttributes, SessionId};

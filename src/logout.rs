@@ -416,7 +416,7 @@ impl Sessions {
             Some(&created.token),
             &created.jwt,
             created.session.expires_at,
-            self.clock().now(),
+            created.session.started_at,
         );
         Ok(Login { created, cookies })
     }

@@ -1,0 +1,481 @@
+//! A complete axum app with revocable sessions: login, "your devices", revoke one device,
+//! logout and logout everywhere, over cookies (browsers) and `Authorization: Bearer` (APIs).
+//!
+//! It shows:
+//!
+//! * one [`SessionLayer`] in optional mode over the whole router, with handlers that require a
+//!   session through the [`Session`] / [`CurrentSession`] extractors (so logout still works with
+//!   stale or garbage credentials, and strips them);
+//! * [`Sessions::login`] recording the client's IP address and user agent and setting both cookies
+//!   (the opaque `session_token` and the short-lived `session_jwt`);
+//! * the ready-made [`logout`], [`logout_everywhere`] and [`revoke_session`] services;
+//! * the JWKS document other services can verify session JWTs with.
+//!
+//! The app trusts the posted `user_id`: it demonstrates sessions, not password checking.
+//!
+//! # Run
+//!
+//! ```sh
+//! cargo run --example axum_app                                 # http://127.0.0.1:3000
+//! ADDR=0.0.0.0:8080 JWT_TTL_SECS=60 cargo run --example axum_app
+//! SIGNING_KEY_FILE=key.pem cargo run --example axum_app        # share the key between instances
+//! REDIS_URL=redis://127.0.0.1/ cargo run --example axum_app --features redis
+//! ```
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `ADDR` | listen address (default `127.0.0.1:3000`) |
+//! | `JWT_TTL_SECS` | session JWT lifetime (default 300, Stytch's 5 minutes) |
+//! | `SIGNING_KEY_FILE` | an Ed25519 `PRIVATE KEY` PEM; without it a key is generated at start, so JWTs from an earlier run (or another instance) fail over to the opaque token |
+//! | `REDIS_URL` | keep sessions in Redis (needs `--features redis`), else in memory |
+//! | `INSECURE_COOKIES=1` | drop the `Secure` cookie attribute |
+//!
+//! ## Cookies and plain HTTP
+//!
+//! The cookies are `Secure` by default. Browsers (Chrome, Firefox, Safari) and curl (7.79 and
+//! later) treat `http://localhost` and `http://127.0.0.1` as secure, so `Secure` cookies work
+//! there as is. Over plain HTTP to any other host (say `ADDR=0.0.0.0:3000` reached through a LAN
+//! address) clients drop them: put TLS in front, or set `INSECURE_COOKIES=1` for an experiment,
+//! never in production.
+//!
+//! # Try it with curl
+//!
+//! ```sh
+//! cargo run --example axum_app &
+//! B=http://127.0.0.1:3000
+//!
+//! # Log in (JSON): both cookies go into the jar, the credentials are in the body too.
+//! curl -s -c jar -b jar -H 'content-type: application/json' \
+//!      -d '{"user_id":"alice","custom_claims":{"role":"admin"}}' $B/login | tee login.json
+//! SESSION_JWT=$(jq -r .session_jwt login.json); SESSION_TOKEN=$(jq -r .session_token login.json)
+//!
+//! # A second device (a form post, as the page sends it): 303 to /.
+//! curl -s -c jar2 -b jar2 -d user_id=alice $B/login
+//!
+//! # Who am I: with the cookie jar, or with a bearer credential (the JWT or the opaque token).
+//! curl -s -b jar $B/api/me
+//! curl -s -H "authorization: Bearer $SESSION_JWT" $B/api/me
+//! curl -s -H "authorization: Bearer $SESSION_TOKEN" $B/api/me
+//!
+//! # Your devices, then revoke the other one: both its token and its JWT fail at once.
+//! curl -s -b jar $B/api/sessions
+//! SESSION_ID=$(curl -s -b jar $B/api/sessions | jq -r '.sessions[] | select(.current | not) | .session_id')
+//! curl -si -b jar -X POST $B/api/sessions/$SESSION_ID/revoke     # 204, or 404 if not yours
+//! curl -si -b jar2 $B/api/me                                     # 401
+//!
+//! # Log out (this device), or everywhere; both strip the cookies.
+//! curl -si -b jar -c jar -X POST $B/logout
+//! curl -si -b jar -c jar -X POST $B/logout/all
+//!
+//! # The public keys that verify session JWTs.
+//! curl -s $B/.well-known/jwks.json
+//! ```
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post, post_service};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tower_session_jwt::logout::{logout, logout_everywhere, revoke_session};
+use tower_session_jwt::{
+    AuthError, CookieConfig, CurrentSession, MemoryStore, NewSession, Session, SessionError,
+    SessionLayer, Sessions, SessionsBuilder, SigningKey, StoreError,
+};
+
+/// The app's routes, behind one optional [`SessionLayer`].
+pub fn app(sessions: Sessions) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/api/me", get(me))
+        .route("/api/sessions", get(list_sessions))
+        // The ready-made services: `204` for API clients, `303 /` for the page's form posts.
+        .route(
+            "/api/sessions/{session_id}/revoke",
+            post_service(revoke_session().redirect_forms_to("/")),
+        )
+        .route("/logout", post_service(logout().redirect_forms_to("/")))
+        .route(
+            "/logout/all",
+            post_service(logout_everywhere().redirect_forms_to("/")),
+        )
+        .route("/.well-known/jwks.json", get(jwks))
+        // Optional: anonymous requests reach `/`, `/login` and the logout routes; handlers that
+        // need a session say so with their extractors.
+        .layer(SessionLayer::new(sessions).optional())
+}
+
+#[tokio::main]
+async fn main() {
+    let addr: SocketAddr = match std::env::var("ADDR") {
+        Ok(addr) => addr
+            .parse()
+            .unwrap_or_else(|e| fail(format!("ADDR={addr:?}: {e}"))),
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
+    };
+    let insecure_cookies = std::env::var("INSECURE_COOKIES").is_ok_and(|v| v == "1");
+
+    let sessions = configure(with_store(Sessions::builder()).await, insecure_cookies)
+        .build()
+        .unwrap_or_else(|e| fail(format!("invalid session configuration: {e}")));
+    // With a store that has a revocation feed, trust JWTs only once caught up with it.
+    sessions.ready().await;
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
+    let local = listener.local_addr().unwrap_or(addr);
+    println!("listening on http://{local}");
+    if !local.ip().is_loopback() && !insecure_cookies {
+        println!(
+            "  cookies are Secure: over plain HTTP, clients keep them only for localhost; \
+             use TLS, or INSECURE_COOKIES=1 for an experiment"
+        );
+    }
+
+    axum::serve(
+        listener,
+        app(sessions).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .unwrap_or_else(|e| fail(format!("server error: {e}")));
+}
+
+fn fail(message: String) -> ! {
+    eprintln!("axum_app: {message}");
+    std::process::exit(1)
+}
+
+/// Key, lifetimes and cookies from the environment (the store is set by [`with_store`]).
+fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBuilder {
+    let key = match std::env::var("SIGNING_KEY_FILE") {
+        Ok(path) => {
+            let pem = std::fs::read(&path).unwrap_or_else(|e| fail(format!("{path}: {e}")));
+            SigningKey::ed25519_pem(&pem).unwrap_or_else(|e| fail(format!("{path}: {e}")))
+        }
+        Err(_) => SigningKey::generate_ed25519()
+            .unwrap_or_else(|e| fail(format!("cannot generate a key: {e}"))),
+    };
+    let jwt_ttl = match std::env::var("JWT_TTL_SECS") {
+        Ok(secs) => Duration::from_secs(
+            secs.parse()
+                .unwrap_or_else(|e| fail(format!("JWT_TTL_SECS={secs:?}: {e}"))),
+        ),
+        Err(_) => Duration::from_secs(300),
+    };
+    builder
+        .signing_key(key)
+        .issuer("tower-session-jwt-example")
+        .audience("axum_app")
+        .jwt_ttl(jwt_ttl)
+        .session_ttl(Duration::from_secs(7 * 86_400))
+        .sliding(true)
+        // ⚠️ Only for local experiments over plain HTTP; see the top of this file.
+        .cookies(CookieConfig::default().secure(!insecure_cookies))
+}
+
+/// `RedisStore` when `$REDIS_URL` is set, else `MemoryStore`.
+async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        return builder.store(MemoryStore::new());
+    };
+    #[cfg(feature = "redis")]
+    {
+        let store = tower_session_jwt::RedisStore::connect(&url)
+            .await
+            .unwrap_or_else(|e| fail(format!("REDIS_URL: {e}")));
+        builder.store(store)
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        fail(
+            "REDIS_URL is set but this build has no Redis support: \
+             run `cargo run --example axum_app --features redis`"
+                .into(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+/// `GET /`: the login form, or the signed-in user's devices.
+async fn home(sessions: Sessions, current: Option<CurrentSession>) -> Response {
+    let body = match current {
+        None => page(
+            r#"<h2>Sign in</h2>
+<form method="post" action="/login">
+  <label>User id <input name="user_id" required maxlength="256" autofocus></label>
+  <button>Sign in</button>
+</form>
+<p class="muted">Any user id works: this demo shows sessions, not passwords.</p>"#,
+        ),
+        Some(current) => match sessions.list(&current.user_id).await {
+            Ok(list) => page(&devices(&current, &list)),
+            Err(e) => return store_unavailable(e),
+        },
+    };
+    no_store(Html(body))
+}
+
+fn devices(current: &Session, list: &[Session]) -> String {
+    let mut rows = String::new();
+    for s in list {
+        let action = if s.session_id == current.session_id {
+            r#"<span class="this">this device</span>"#.to_owned()
+        } else {
+            format!(
+                r#"<form method="post" action="/api/sessions/{}/revoke"><button>Revoke</button></form>"#,
+                escape(s.session_id.as_str())
+            )
+        };
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            escape(&s.attributes.ip_address),
+            escape(&s.attributes.user_agent),
+            when(s.started_at),
+            when(s.last_accessed_at),
+        );
+    }
+    format!(
+        r#"<p>Signed in as <strong>{user}</strong> <span class="muted">({session})</span></p>
+<h2>Your devices</h2>
+<table>
+  <thead><tr><th>IP address</th><th>User agent</th><th>Started</th><th>Last active</th><th></th></tr></thead>
+  <tbody>{rows}</tbody>
+</table>
+<div class="actions">
+  <form method="post" action="/logout"><button>Log out</button></form>
+  <form method="post" action="/logout/all"><button class="danger">Log out everywhere</button></form>
+</div>"#,
+        user = escape(&current.user_id),
+        session = escape(current.session_id.as_str()),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user_id: String,
+}
+
+#[derive(Deserialize)]
+struct LoginJson {
+    user_id: String,
+    #[serde(default)]
+    custom_claims: Map<String, Value>,
+}
+
+/// `POST /login`: a form (`303 /`) or JSON (`200` with the session and both credentials); both
+/// set the two cookies.
+async fn login(sessions: Sessions, request: Request) -> Response {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (parts, body) = request.into_parts();
+    let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+    let (user_id, custom_claims) = if is_form {
+        match axum::Form::<LoginForm>::from_request(Request::from_parts(parts.clone(), body), &())
+            .await
+        {
+            Ok(axum::Form(form)) => (form.user_id, Map::new()),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e.body_text()),
+        }
+    } else if content_type.starts_with("application/json") {
+        match Json::<LoginJson>::from_request(Request::from_parts(parts.clone(), body), &()).await {
+            Ok(Json(login)) => (login.user_id, login.custom_claims),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e.body_text()),
+        }
+    } else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json or application/x-www-form-urlencoded",
+        );
+    };
+
+    let mut new = NewSession::new().custom_claims(custom_claims);
+    if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        new = new.peer_addr(*addr);
+    }
+    let login = match sessions.login(&parts, user_id, new).await {
+        Ok(login) => login,
+        Err(e) => return session_error(e),
+    };
+    let mut response = if is_form {
+        Redirect::to("/").into_response()
+    } else {
+        Json(json!({
+            "session": login.created.session,
+            "session_token": login.created.token.expose(),
+            "session_jwt": login.created.jwt.expose(),
+        }))
+        .into_response()
+    };
+    login.set_cookies(&mut response);
+    response
+}
+
+/// `GET /api/me`: the current session, with Stytch's field names.
+async fn me(session: Session) -> Response {
+    no_store(Json(session))
+}
+
+/// A session as `/api/sessions` lists it.
+#[derive(Serialize)]
+struct Device<'a> {
+    #[serde(flatten)]
+    session: &'a Session,
+    current: bool,
+}
+
+/// `GET /api/sessions`: the current user's live sessions, newest first.
+async fn list_sessions(current: CurrentSession, sessions: Sessions) -> Response {
+    match sessions.list(&current.user_id).await {
+        Ok(list) => {
+            let devices: Vec<Device<'_>> = list
+                .iter()
+                .map(|session| Device {
+                    session,
+                    current: session.session_id == current.session_id,
+                })
+                .collect();
+            no_store(Json(json!({ "sessions": devices })))
+        }
+        Err(e) => store_unavailable(e),
+    }
+}
+
+/// `GET /.well-known/jwks.json`: the public keys that verify session JWTs.
+async fn jwks(sessions: Sessions) -> Response {
+    let mut response = Json(sessions.jwks()).into_response();
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (status, Json(json!({ "error": code, "message": message }))).into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn session_error(e: SessionError) -> Response {
+    let status = e.status();
+    let code = match &e {
+        SessionError::InvalidUserId => "invalid_user_id",
+        SessionError::InvalidCustomClaims(_) => "invalid_custom_claims",
+        SessionError::InvalidTtl => "invalid_ttl",
+        SessionError::Store(_) => "store_unavailable",
+        _ => "internal_error",
+    };
+    // Store and internal errors are logged, not shown.
+    let message = if status.is_server_error() {
+        eprintln!("axum_app: login failed: {e}");
+        "the session could not be created; try again".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut response = error(status, code, &message);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// `503` with `Retry-After`: a store failure is never shown as "signed out".
+fn store_unavailable(e: StoreError) -> Response {
+    eprintln!("axum_app: {e}");
+    AuthError::Store(e).into_response()
+}
+
+fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML
+
+fn page(main: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tower-session-jwt demo</title>
+<style>
+  body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
+  h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 1.5rem; }}
+  table {{ border-collapse: collapse; width: 100%; }}
+  th, td {{ text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
+  td:nth-child(2) {{ word-break: break-all; font-size: .9em; }}
+  form {{ display: inline; margin: 0; }}
+  input {{ padding: .3rem; }}
+  button {{ padding: .3rem .8rem; cursor: pointer; }}
+  .danger {{ color: #a00; }}
+  .actions {{ margin-top: 1rem; display: flex; gap: .5rem; }}
+  .this {{ font-weight: 600; color: #060; }}
+  .muted {{ color: #777; font-size: .9em; }}
+</style>
+</head>
+<body>
+<h1>tower-session-jwt demo</h1>
+{main}
+</body>
+</html>
+"#
+    )
+}
+
+fn when(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+        ))
+        .unwrap_or_default()
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
