@@ -181,6 +181,13 @@ async fn no_credentials_required_vs_optional() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // RFC 6750 §3.1: a presented but refused credential is named as such, even in optional mode.
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer error="invalid_token""#
+    );
+    let response = send(&optional, get_with("/me", &[])).await;
+    assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
 }
 
 #[tokio::test]
