@@ -212,7 +212,7 @@ pub struct SessionsBuilder {
     sliding: bool,
     leeway: Duration,
     max_token_len: usize,
-    token_cache_capacity: u64,
+    token_cache_capacity: Option<u64>,
     verification_cache_capacity: u64,
     clock: SharedClock,
     cookies: CookieConfig,
@@ -233,7 +233,7 @@ impl Default for SessionsBuilder {
             sliding: false,
             leeway: DEFAULT_LEEWAY,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
-            token_cache_capacity: 100_000,
+            token_cache_capacity: None,
             verification_cache_capacity: 100_000,
             clock: Arc::new(SystemClock),
             cookies: CookieConfig::default(),
@@ -333,9 +333,16 @@ impl SessionsBuilder {
         self
     }
 
-    /// How many opaque-token lookups to cache (default 100 000; `0` disables the cache).
+    /// How many opaque-token lookups to cache; `0` disables the cache. Default: 100 000 for a
+    /// store used by this process alone ([`MemoryStore`](crate::MemoryStore)), `0` for a shared
+    /// store ([`SessionStore::is_shared`]).
+    ///
+    /// # ⚠️ Warning: revocation latency on shared stores
+    ///
+    /// With a cache over a shared store, a token revoked on another instance is refused here only
+    /// once the revocation feed has delivered the revocation (like a JWT), not at once.
     pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
-        self.token_cache_capacity = capacity;
+        self.token_cache_capacity = Some(capacity);
         self
     }
 
@@ -410,7 +417,11 @@ impl SessionsBuilder {
             max_lifetime: self.max_lifetime,
             sliding: self.sliding,
             leeway: self.leeway,
-            token_cache_capacity: self.token_cache_capacity,
+            token_cache_capacity: self.token_cache_capacity.unwrap_or(if store.is_shared() {
+                0
+            } else {
+                100_000
+            }),
             verification_cache_capacity: self.verification_cache_capacity,
             token_cookie: self.cookies.token_name(),
             jwt_cookie: self.cookies.jwt_name(),

@@ -358,6 +358,10 @@ impl SessionStore for MemoryStore {
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         Some(self.inner.feed.clone())
     }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

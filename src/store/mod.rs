@@ -11,7 +11,7 @@
 pub mod conformance;
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -175,6 +175,15 @@ pub trait SessionStore: Send + Sync + 'static {
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         None
     }
+
+    /// Whether other processes may use this store too (default `true`).
+    ///
+    /// A shared store gets no token cache by default: a revocation made elsewhere must make the
+    /// opaque token fail here at once, which only a store lookup guarantees. Only a store whose
+    /// every user lives in this process (like [`MemoryStore`]) should answer `false`.
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
 
 /// A shared store is a store: keep an `Arc` for your own use (metrics, administration) and hand
@@ -218,6 +227,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         S::revocation_feed(self)
+    }
+    fn is_shared(&self) -> bool {
+        S::is_shared(self)
     }
 }
 
@@ -272,6 +284,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         user_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>>;
+    fn is_shared(&self) -> bool;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -310,5 +323,8 @@ impl<S: SessionStore> DynStore for S {
     }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         SessionStore::revocation_feed(self)
+    }
+    fn is_shared(&self) -> bool {
+        SessionStore::is_shared(self)
     }
 }

@@ -1,0 +1,797 @@
+#![cfg(all(feature = "redis", feature = "test-util"))]
+//! RedisStore against a real Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`): the public
+//! conformance suite, the revocation feed, TTLs and index hygiene, corrupt records, and an outage.
+//!
+//! Without a reachable Redis these tests print a note and pass, unless `CI=true`, where they fail.
+
+mod redis_common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands as _;
+use time::OffsetDateTime;
+use tower_session_jwt::RevocationEvent;
+use tower_session_jwt::store::conformance::{self, record};
+use tower_session_jwt::store::{FeedCursor, SessionRecord, SessionStore, StoreError};
+use tower_session_jwt::{RedisStore, SessionId};
+
+use redis_common::{TestStore, delete_prefix, unavailable, unique_prefix};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn created(store: &RedisStore, user: &str, ttl: Duration) -> SessionRecord {
+    let rec = record(user, ttl);
+    store.create(rec.clone()).await.expect("create");
+    rec
+}
+
+fn session_key(t: &TestStore, id: &SessionId) -> String {
+    format!("{}s:{}", t.base(), id.as_str())
+}
+
+fn token_key(t: &TestStore, rec: &SessionRecord) -> String {
+    format!("{}tok:{}", t.base(), rec.token_hash.to_base64url())
+}
+
+fn user_key(t: &TestStore, user: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);
+    format!("{}u:{encoded}", t.base())
+}
+
+fn feed_key(t: &TestStore) -> String {
+    format!("{}revocations", t.base())
+}
+
+#[tokio::test]
+async fn conformance_suite() {
+    let Some(t) = TestStore::new("conformance").await else {
+        return;
+    };
+    conformance::run_all(&t.store).await;
+}
+
+#[tokio::test]
+async fn conformance_suite_twice_concurrently_on_one_store() {
+    let Some(t) = TestStore::new("conformance2").await else {
+        return;
+    };
+    let clone = t.store.clone();
+    tokio::join!(conformance::run_all(&t.store), conformance::run_all(&clone));
+}
+
+#[tokio::test]
+async fn feed_replays_then_blocks_until_the_next_revocation() {
+    let Some(t) = TestStore::new("feed").await else {
+        return;
+    };
+    let store = &t.store;
+    let feed = store.revocation_feed().expect("RedisStore has a feed");
+    assert_eq!(feed.retention(), Duration::from_secs(15 * 60));
+
+    let started = Instant::now();
+    assert!(feed.read(None, Duration::ZERO).await.unwrap().is_empty());
+    assert!(started.elapsed() < Duration::from_millis(500), "zero wait");
+
+    let before = OffsetDateTime::now_utc();
+    let a = created(store, "feed-user", HOUR).await;
+    assert!(store.revoke(&a.session.session_id).await.unwrap().is_some());
+    let after = OffsetDateTime::now_utc();
+    // Revoking again (or an unknown id) records nothing.
+    assert!(store.revoke(&a.session.session_id).await.unwrap().is_none());
+
+    let events = feed.read(None, Duration::ZERO).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (cursor, event) = events[0].clone();
+    match event {
+        RevocationEvent::Session { session_id, at } => {
+            assert_eq!(session_id, a.session.session_id);
+            assert!(
+                before <= at && at <= after,
+                "{at} not in [{before}, {after}]"
+            );
+        }
+        other => panic!("expected a session event, got {other:?}"),
+    }
+
+    // Nothing new: a short wait returns an empty batch after about the wait.
+    let started = Instant::now();
+    assert!(
+        feed.read(Some(&cursor), Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+        "waited {waited:?}"
+    );
+
+    // A revocation made meanwhile (on the command connection) wakes a long blocking read.
+    let b = created(store, "feed-user", HOUR).await;
+    let revoker = {
+        let store = store.clone();
+        let id = b.session.session_id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            store.revoke(&id).await.unwrap().expect("b was live");
+        })
+    };
+    let started = Instant::now();
+    let events = feed
+        .read(Some(&cursor), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let woke = started.elapsed();
+    revoker.await.unwrap();
+    assert!(
+        woke < Duration::from_secs(2),
+        "blocking read woke after {woke:?}"
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        matches!(&events[0].1, RevocationEvent::Session { session_id, .. } if *session_id == b.session.session_id)
+    );
+    assert_ne!(events[0].0, cursor);
+
+    // The replay from the start has both, oldest first.
+    let all = feed.read(None, Duration::ZERO).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].0, cursor);
+    assert_eq!(all[1], events[0]);
+}
+
+#[tokio::test]
+async fn blocking_read_of_an_empty_feed_wakes_on_the_first_event() {
+    let Some(t) = TestStore::new("feedempty").await else {
+        return;
+    };
+    let feed = t.store.revocation_feed().unwrap();
+    let rec = created(&t.store, "first", HOUR).await;
+    let revoker = {
+        let store = t.store.clone();
+        let id = rec.session.session_id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            store.revoke(&id).await.unwrap();
+        })
+    };
+    let started = Instant::now();
+    let events = feed.read(None, Duration::from_secs(10)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    revoker.await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+}
+
+#[tokio::test]
+async fn events_are_not_lost_while_the_reader_reconnects() {
+    let Some(t) = TestStore::new("feedreconnect").await else {
+        return;
+    };
+    let user = "reconnect-user";
+    let recs = [
+        created(&t.store, user, HOUR).await,
+        created(&t.store, user, HOUR).await,
+        created(&t.store, user, HOUR).await,
+    ];
+    t.store.revoke(&recs[0].session.session_id).await.unwrap();
+
+    // A reader on its own connections (another instance) takes the cursor, then goes away.
+    let reader = t.another().await;
+    let cursor: FeedCursor = {
+        let feed = reader.revocation_feed().unwrap();
+        let events = feed.read(None, Duration::ZERO).await.unwrap();
+        assert_eq!(events.len(), 1);
+        events[0].0.clone()
+    };
+    drop(reader);
+
+    // Meanwhile: two more revocations.
+    t.store.revoke(&recs[1].session.session_id).await.unwrap();
+    t.store.revoke_all(user).await.unwrap();
+
+    // A new connection resumes from the cursor and gets both, in order.
+    let reader = t.another().await;
+    let feed = reader.revocation_feed().unwrap();
+    let events = feed
+        .read(Some(&cursor), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(&events[0].1, RevocationEvent::Session { session_id, .. } if *session_id == recs[1].session.session_id)
+    );
+    assert!(matches!(&events[1].1, RevocationEvent::User { user_id, .. } if user_id == user));
+    let last = events[1].0.clone();
+    assert!(
+        feed.read(Some(&last), Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn revoke_all_appends_a_user_cutoff() {
+    let Some(t) = TestStore::new("revokeall").await else {
+        return;
+    };
+    let user = "cutoff-user";
+    let old = [
+        created(&t.store, user, HOUR).await,
+        created(&t.store, user, HOUR).await,
+    ];
+    let other = created(&t.store, "someone-else", HOUR).await;
+    let mut revoked = t.store.revoke_all(user).await.unwrap();
+    revoked.sort();
+    let mut expected: Vec<SessionId> = old.iter().map(|r| r.session.session_id.clone()).collect();
+    expected.sort();
+    assert_eq!(revoked, expected);
+    let newer = created(&t.store, user, HOUR).await;
+
+    let feed = t.store.revocation_feed().unwrap();
+    let events = feed.read(None, Duration::ZERO).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let RevocationEvent::User { user_id, before } = &events[0].1 else {
+        panic!("expected a user event, got {:?}", events[0].1);
+    };
+    assert_eq!(user_id, user);
+    for rec in &old {
+        assert!(rec.session.started_at < *before, "old session not cut off");
+    }
+    assert!(
+        newer.session.started_at >= *before,
+        "a session created after revoke_all must not count as revoked"
+    );
+    assert_eq!(
+        t.store.list_by_user(user).await.unwrap(),
+        vec![newer.session]
+    );
+    assert!(
+        t.store
+            .get(&other.session.session_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A user with nothing to revoke still gets an event: a session being created elsewhere at
+    // this moment must be cut off too.
+    assert!(t.store.revoke_all("nobody").await.unwrap().is_empty());
+    let more = feed.read(Some(&events[0].0), Duration::ZERO).await.unwrap();
+    assert!(
+        matches!(&more[..], [(_, RevocationEvent::User { user_id, .. })] if user_id == "nobody")
+    );
+}
+
+#[tokio::test]
+async fn keys_expire_with_the_session() {
+    let Some(t) = TestStore::new("ttl").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "ttl-user";
+    let rec = created(&t.store, user, HOUR).await;
+    let keys = [
+        token_key(&t, &rec),
+        session_key(&t, &rec.session.session_id),
+        user_key(&t, user),
+    ];
+    let close_to = |pttl: i64, want: Duration| {
+        let want = want.as_millis() as i64;
+        pttl <= want && pttl > want - 10_000
+    };
+    for key in &keys {
+        let pttl: i64 = raw.pttl(key).await.unwrap();
+        assert!(close_to(pttl, HOUR), "{key}: PTTL {pttl}");
+    }
+
+    let mut longer = rec.session.clone();
+    longer.expires_at += 2 * HOUR;
+    assert!(t.store.update(&longer).await.unwrap());
+    for key in &keys {
+        let pttl: i64 = raw.pttl(key).await.unwrap();
+        assert!(close_to(pttl, 3 * HOUR), "{key} after update: PTTL {pttl}");
+    }
+
+    // A session created already expired leaves nothing behind.
+    let mut dead = record(user, HOUR);
+    dead.session.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(1);
+    t.store.create(dead.clone()).await.unwrap();
+    let exists: i64 = raw
+        .exists(&[
+            token_key(&t, &dead),
+            session_key(&t, &dead.session.session_id),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+
+    // Revocation deletes every key of the session, and the index with its last session.
+    t.store.revoke(&rec.session.session_id).await.unwrap();
+    let exists: i64 = raw.exists(&keys).await.unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn expired_ids_leave_the_user_index() {
+    let Some(t) = TestStore::new("index").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "index-user";
+    let index = user_key(&t, user);
+    let short = created(&t.store, user, Duration::from_millis(300)).await;
+    let long = created(&t.store, user, HOUR).await;
+    assert_eq!(raw.zcard::<_, i64>(&index).await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        t.store.list_by_user(user).await.unwrap(),
+        vec![long.session.clone()]
+    );
+    assert_eq!(
+        t.store.find_by_token(&short.token_hash).await.unwrap(),
+        None
+    );
+
+    // The next write to the user's index trims what has expired.
+    let newer = created(&t.store, user, HOUR).await;
+    let mut ids: Vec<String> = raw.zrange(&index, 0, -1).await.unwrap();
+    ids.sort();
+    let mut want = vec![
+        long.session.session_id.to_string(),
+        newer.session.session_id.to_string(),
+    ];
+    want.sort();
+    assert_eq!(ids, want);
+
+    // Revocation removes its id at once.
+    t.store.revoke(&long.session.session_id).await.unwrap();
+    let ids: Vec<String> = raw.zrange(&index, 0, -1).await.unwrap();
+    assert_eq!(ids, vec![newer.session.session_id.to_string()]);
+}
+
+#[tokio::test]
+async fn corrupt_records_are_errors_not_missing_sessions() {
+    let Some(t) = TestStore::new("corrupt").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "corrupt-user";
+    let rec = created(&t.store, user, HOUR).await;
+    let id = &rec.session.session_id;
+    let key = session_key(&t, id);
+
+    let _: () = raw.hset(&key, "session", "{not json").await.unwrap();
+    assert!(matches!(t.store.get(id).await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        t.store.find_by_token(&rec.token_hash).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        t.store.list_by_user(user).await,
+        Err(StoreError::Corrupt(_))
+    ));
+
+    // Valid JSON, but of another session: not handed out under this id.
+    let stranger = record(user, HOUR).session;
+    let _: () = raw
+        .hset(&key, "session", serde_json::to_string(&stranger).unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(t.store.get(id).await, Err(StoreError::Corrupt(_))));
+
+    // A token key pointing at a session of another token.
+    let other = created(&t.store, user, HOUR).await;
+    let _: () = raw
+        .set(token_key(&t, &rec), other.session.session_id.as_str())
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.store.find_by_token(&rec.token_hash).await,
+        Err(StoreError::Corrupt(_))
+    ));
+
+    // A key of the wrong type is an error reply from Redis.
+    let _: () = raw.del(&key).await.unwrap();
+    let _: () = raw.set(&key, "a string, not a hash").await.unwrap();
+    assert!(matches!(t.store.get(id).await, Err(StoreError::Backend(_))));
+
+    // A record that lost its expiry: update refuses it as corrupt; revoke still deletes it and
+    // publishes the revocation (it might have been live).
+    let feed = t.store.revocation_feed().unwrap();
+    let damaged = created(&t.store, user, HOUR).await;
+    let damaged_id = &damaged.session.session_id;
+    let _: () = raw.hdel(session_key(&t, damaged_id), "exp").await.unwrap();
+    assert!(matches!(
+        t.store.update(&damaged.session).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(
+        t.store.revoke(damaged_id).await.unwrap(),
+        Some(damaged.session.clone())
+    );
+    let events = feed.read(None, Duration::ZERO).await.unwrap();
+    assert!(
+        matches!(events.last(), Some((_, RevocationEvent::Session { session_id, .. })) if session_id == damaged_id),
+        "{events:?}"
+    );
+
+    // Feed: an undecodable event.
+    let _: String = redis::cmd("XADD")
+        .arg(feed_key(&t))
+        .arg("*")
+        .arg("event")
+        .arg("garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(matches!(
+        feed.read(None, Duration::ZERO).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        feed.read(Some(&FeedCursor("0-0".into())), Duration::from_secs(1))
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        feed.read(Some(&FeedCursor("$".into())), Duration::ZERO)
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        feed.read(Some(&FeedCursor("not a cursor".into())), Duration::ZERO)
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
+async fn feed_entry_without_event_field_is_corrupt() {
+    let Some(t) = TestStore::new("corruptfeed").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let _: String = redis::cmd("XADD")
+        .arg(feed_key(&t))
+        .arg("*")
+        .arg("other")
+        .arg("1")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let feed = t.store.revocation_feed().unwrap();
+    assert!(matches!(
+        feed.read(None, Duration::ZERO).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
+async fn debug_output_and_bad_configuration() {
+    let builder = RedisStore::builder("redis://:hunter2@127.0.0.1:6379/");
+    assert!(!format!("{builder:?}").contains("hunter2"));
+    assert!(matches!(
+        builder.key_prefix("a{b}").build().await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        RedisStore::connect("not a url").await,
+        Err(StoreError::Backend(_) | StoreError::Unavailable(_))
+    ));
+
+    // Nothing listens on the port: an error within a few seconds, not a hang.
+    let port = free_port();
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        RedisStore::connect(&format!("redis://127.0.0.1:{port}")),
+    )
+    .await
+    .expect("connect must not hang");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    let Some(t) = TestStore::new("debug").await else {
+        return;
+    };
+    let shown = format!("{:?}", t.store);
+    assert!(shown.contains(&t.prefix), "{shown}");
+    assert!(!shown.contains("redis://"), "{shown}");
+    assert_eq!(t.store.key_base(), t.base());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` child process, killed on drop.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(port: u16) -> std::io::Result<Self> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Self { child })
+    }
+
+    async fn wait_ready(port: u16) {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} never came up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `call` and asserts it fails as unavailable within a few seconds.
+async fn fails_fast<T: std::fmt::Debug>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) {
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung with Redis down"));
+    let took = started.elapsed();
+    eprintln!("{what} with Redis down: {result:?} after {took:?}");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{what} with Redis down: {result:?}"
+    );
+    assert!(took < Duration::from_secs(4), "{what} took {took:?}");
+}
+
+#[tokio::test]
+async fn outage_fails_closed_then_recovers_without_a_rebuild() {
+    let port = free_port();
+    let mut server = match Server::start(port) {
+        Ok(server) => server,
+        Err(e) => {
+            unavailable("outage test", &format!("cannot start redis-server: {e}"));
+            return;
+        }
+    };
+    Server::wait_ready(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = unique_prefix("outage");
+    let store = RedisStore::builder(&url)
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .expect("store on the private server");
+    let feed = store.revocation_feed().unwrap();
+    let user = "outage-user";
+    let rec = created(&store, user, HOUR).await;
+    let revoked = created(&store, user, HOUR).await;
+    store.revoke(&revoked.session.session_id).await.unwrap();
+    let cursor = feed.read(None, Duration::ZERO).await.unwrap()[0].0.clone();
+
+    server.kill();
+
+    let id = &rec.session.session_id;
+    fails_fast("get", store.get(id)).await;
+    fails_fast("find_by_token", store.find_by_token(&rec.token_hash)).await;
+    fails_fast("list_by_user", store.list_by_user(user)).await;
+    fails_fast("create", store.create(record(user, HOUR))).await;
+    fails_fast("update", store.update(&rec.session)).await;
+    fails_fast("revoke", store.revoke(id)).await;
+    fails_fast("revoke_all", store.revoke_all(user)).await;
+    fails_fast(
+        "feed read",
+        feed.read(Some(&cursor), Duration::from_secs(1)),
+    )
+    .await;
+    fails_fast("feed replay", feed.read(None, Duration::ZERO)).await;
+    // Still failing, still fast, on repeated calls (reconnection attempts in between).
+    fails_fast("get again", store.get(id)).await;
+
+    let _server = Server::start(port).expect("restart redis-server");
+    Server::wait_ready(port).await;
+
+    // The same store reconnects by itself (the restarted server is empty and has no scripts).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        let candidate = record(user, HOUR);
+        match store.create(candidate.clone()).await {
+            Ok(()) => break candidate,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "store never recovered: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        store.find_by_token(&fresh.token_hash).await.unwrap(),
+        Some(fresh.session.clone())
+    );
+    assert_eq!(
+        store.list_by_user(user).await.unwrap(),
+        vec![fresh.session.clone()]
+    );
+    assert!(
+        store
+            .revoke(&fresh.session.session_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // The feed connection recovers too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        match feed.read(None, Duration::ZERO).await {
+            Ok(events) => break events,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "feed never recovered: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(
+        matches!(&events[..], [(_, RevocationEvent::Session { session_id, .. })] if *session_id == fresh.session.session_id),
+        "{events:?}"
+    );
+    delete_prefix(&url, &format!("{{{prefix}}}"));
+}
+
+#[tokio::test]
+async fn stalled_server_times_out_then_recovers() {
+    let port = free_port();
+    let server = match Server::start(port) {
+        Ok(server) => server,
+        Err(e) => {
+            unavailable(
+                "stalled server test",
+                &format!("cannot start redis-server: {e}"),
+            );
+            return;
+        }
+    };
+    Server::wait_ready(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = RedisStore::builder(&url)
+        .key_prefix(unique_prefix("stall"))
+        .build()
+        .await
+        .expect("store on the private server");
+    let feed = store.revocation_feed().unwrap();
+    let rec = created(&store, "stall-user", HOUR).await;
+    let pid = server.child.id().to_string();
+    let signal = |sig: &str| {
+        let status = Command::new("kill").args([sig, &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {sig} {pid}");
+    };
+
+    // The process is alive and its socket open, but it answers nothing.
+    signal("-STOP");
+    fails_fast("get (stalled)", store.get(&rec.session.session_id)).await;
+    fails_fast("revoke (stalled)", store.revoke(&rec.session.session_id)).await;
+    fails_fast(
+        "feed read (stalled)",
+        feed.read(Some(&FeedCursor("0-0".into())), Duration::from_millis(500)),
+    )
+    .await;
+    signal("-CONT");
+
+    // Late answers to the abandoned calls must not be mistaken for answers to new ones.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.get(&rec.session.session_id).await {
+            Ok(found) => {
+                // The stalled revoke may or may not have run once the server resumed.
+                assert!(found.is_none() || found == Some(rec.session.clone()));
+                break;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "store never recovered: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let other = created(&store, "stall-user-2", HOUR).await;
+    assert_eq!(
+        store.find_by_token(&other.token_hash).await.unwrap(),
+        Some(other.session.clone())
+    );
+    assert_eq!(
+        store.list_by_user("stall-user-2").await.unwrap(),
+        vec![other.session]
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn revocation_reaches_another_instance_through_the_feed() {
+    use tower_session_jwt::{NewSession, Sessions, SigningKey};
+
+    let Some(t) = TestStore::new("e2e").await else {
+        return;
+    };
+    let key = SigningKey::generate_ed25519().unwrap();
+    let instance = |store: RedisStore| {
+        Sessions::builder()
+            .store(store)
+            .signing_key(key.clone())
+            .build()
+            .expect("sessions over RedisStore")
+    };
+    let a = instance(t.store.clone());
+    let b = instance(t.another().await);
+    for sessions in [&a, &b] {
+        tokio::time::timeout(Duration::from_secs(5), sessions.ready())
+            .await
+            .expect("caught up with the feed");
+    }
+
+    let login = a.create("e2e-user", NewSession::new()).await.unwrap();
+    assert!(b.authenticate_jwt(login.jwt.expose()).await.is_ok());
+    assert!(a.revoke(&login.session.session_id).await.unwrap().is_some());
+    // The opaque token fails everywhere at once; the JWT fails on b as soon as b reads the feed.
+    assert!(b.authenticate_token(login.token.expose()).await.is_err());
+    let revoked_within = |jwt: String| {
+        let b = &b;
+        async move {
+            let started = Instant::now();
+            while b.authenticate_jwt(&jwt).await.is_ok() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(3),
+                    "revoked JWT still accepted on the other instance"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    revoked_within(login.jwt.expose().to_owned()).await;
+
+    // revoke_all on a cuts off b's earlier sessions of that user, not later ones.
+    let earlier = b.create("e2e-all", NewSession::new()).await.unwrap();
+    assert!(a.authenticate_jwt(earlier.jwt.expose()).await.is_ok());
+    assert_eq!(a.revoke_all("e2e-all").await.unwrap(), 1);
+    revoked_within(earlier.jwt.expose().to_owned()).await;
+    let later = b.create("e2e-all", NewSession::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(a.authenticate_jwt(later.jwt.expose()).await.is_ok());
+    assert!(b.authenticate_jwt(later.jwt.expose()).await.is_ok());
+}
