@@ -93,4 +93,7 @@ impl SessionStore for FlakyStore {
         self.check()?;
         self.inner.revoke_all(user_id).await
     }
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
 }
