@@ -6,7 +6,7 @@
 
 mod redis_common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands as _;
@@ -16,7 +16,7 @@ use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::{FeedCursor, SessionRecord, SessionStore, StoreError};
 use tower_session_jwt::{RedisStore, SessionId};
 
-use redis_common::{TestStore, delete_prefix, unavailable, unique_prefix};
+use redis_common::{Server, TestStore, delete_prefix, free_port, unavailable, unique_prefix};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -505,64 +505,6 @@ async fn debug_output_and_bad_configuration() {
     assert!(shown.contains(&t.prefix), "{shown}");
     assert!(!shown.contains("redis://"), "{shown}");
     assert_eq!(t.store.key_base(), t.base());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `redis-server` child process, killed on drop.
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn start(port: u16) -> std::io::Result<Self> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        Ok(Self { child })
-    }
-
-    async fn wait_ready(port: u16) {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {port} never came up"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// Runs `call` and asserts it fails as unavailable within a few seconds.
