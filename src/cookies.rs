@@ -50,14 +50,20 @@ pub(crate) fn extract<'a>(
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
         }
-        // A header that is not UTF-8 cannot hold our cookies; it is skipped, not trusted.
-        let Ok(text) = value.to_str() else { continue };
-        for cookie in cookie::Cookie::split_parse(text).flatten() {
+        // Pairs are read one by one, so a byte that is not UTF-8 in someone else's cookie
+        // hides only that cookie, never ours (whose values are always base64url).
+        for pair in value.as_bytes().split(|b| *b == b';') {
+            let Ok(pair) = std::str::from_utf8(pair) else {
+                continue;
+            };
+            let Ok(cookie) = cookie::Cookie::parse(pair) else {
+                continue;
+            };
             let (name, value) = cookie.name_value_trimmed();
             if name == settings.jwt_cookie {
-                put(&mut found.jwt, borrowed(text, value))?;
+                put(&mut found.jwt, borrowed(pair, value))?;
             } else if name == settings.token_cookie {
-                put(&mut found.token, borrowed(text, value))?;
+                put(&mut found.token, borrowed(pair, value))?;
             }
         }
     }

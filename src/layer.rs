@@ -27,7 +27,7 @@ use tower_service::Service;
 use crate::cookies::{Credentials, extract, session_cookies};
 use crate::error::AuthError;
 use crate::manager::{JwtCheck, Sessions};
-use crate::session::Session;
+use crate::session::{Session, SessionId};
 use crate::store::BoxFuture;
 
 /// The authenticated session of a request, as the layer stores it in the request extensions.
@@ -219,6 +219,12 @@ impl<S, B> SessionService<S, B> {
 
     fn slow_path(&self, credentials: Credentials<'_>, jwt: Option<JwtCheck>) -> SlowPath {
         let sessions = self.layer.sessions.clone();
+        // A genuine JWT (even expired or revoked) and a token of another session disagree: a
+        // token tossed into the cookie jar must not take over when the JWT stops being usable.
+        let named = match &jwt {
+            Some(JwtCheck::Confirm(session)) => Some(session.session_id.clone()),
+            _ => credentials.jwt.and_then(|j| sessions.jwt_session_id(j)),
+        };
         match jwt {
             Some(JwtCheck::Confirm(session)) => {
                 let token = credentials.token.map(str::to_owned);
@@ -234,7 +240,8 @@ impl<S, B> SessionService<S, B> {
                             Err(AuthError::UnknownSession | AuthError::Revoked)
                                 if token.is_some() =>
                             {
-                                by_token(&sessions, token.as_deref().unwrap_or_default()).await
+                                let token = token.as_deref().unwrap_or_default();
+                                by_token(&sessions, token, named.as_ref()).await
                             }
                             Err(e) => Err(e),
                         }
@@ -245,7 +252,9 @@ impl<S, B> SessionService<S, B> {
                 let token = credentials.token.unwrap_or_default().to_owned();
                 SlowPath {
                     path: Path::Store,
-                    future: Box::pin(async move { by_token(&sessions, &token).await }),
+                    future: Box::pin(
+                        async move { by_token(&sessions, &token, named.as_ref()).await },
+                    ),
                 }
             }
         }
@@ -257,8 +266,15 @@ struct SlowPath {
     future: BoxFuture<'static, Result<Resolved, AuthError>>,
 }
 
-async fn by_token(sessions: &Sessions, token: &str) -> Result<Resolved, AuthError> {
+async fn by_token(
+    sessions: &Sessions,
+    token: &str,
+    named_by_jwt: Option<&SessionId>,
+) -> Result<Resolved, AuthError> {
     let authenticated = sessions.authenticate_token(token).await?;
+    if named_by_jwt.is_some_and(|id| *id != authenticated.session.session_id) {
+        return Err(AuthError::ConflictingCredentials);
+    }
     let now = sessions.clock().now();
     let cookies = session_cookies(
         sessions.settings(),

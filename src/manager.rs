@@ -371,6 +371,16 @@ impl Sessions {
         Ok(Some(hit.session))
     }
 
+    /// The session id a genuine JWT names, expired or not (`None` for anything not minted by a
+    /// configured key).
+    pub(crate) fn jwt_session_id(&self, jwt: &str) -> Option<SessionId> {
+        self.inner
+            .codec
+            .verify(jwt, self.now(), Expiry::Ignore)
+            .ok()
+            .map(|v| v.session.session_id)
+    }
+
     /// Confirms a verified JWT's session in the store: it must still exist for the same user.
     pub(crate) async fn confirm(&self, session: Session) -> Result<Arc<Session>, AuthError> {
         match self.inner.store.get(&session.session_id).await? {

@@ -210,6 +210,19 @@ impl VerificationKey {
                 ));
             }
         };
+        if jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != PublicKeyUse::Signature)
+        {
+            return Err(KeyError::UnsupportedJwk("`use` is not `sig`".into()));
+        }
+        if let Some(ops) = &jwk.common.key_operations
+            && !ops.contains(&jsonwebtoken::jwk::KeyOperations::Verify)
+        {
+            return Err(KeyError::UnsupportedJwk("`key_ops` lacks `verify`".into()));
+        }
         if let Some(declared) = jwk.common.key_algorithm
             && declared != algorithm.jwk_algorithm()
         {
@@ -238,6 +251,16 @@ impl VerificationKey {
         };
         let mut jwk = Jwk::from_decoding_key(key, Some(algorithm.jsonwebtoken()))
             .map_err(|e| invalid(algorithm, e))?;
+        if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+            use base64::Engine as _;
+            let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(rsa.n.as_bytes())
+                .map_err(|e| invalid(algorithm, e))?;
+            let significant = n.iter().skip_while(|b| **b == 0).count();
+            if significant < 256 {
+                return Err(invalid(algorithm, "RSA keys must be at least 2048 bits"));
+            }
+        }
         let kid = thumbprint(&jwk, algorithm)?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
