@@ -60,14 +60,28 @@ pub type SessionIdSource = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 /// // …then `.layer(SessionLayer::new(sessions).optional())`.
 /// # let _ = routes;
 /// ```
-#[derive(Clone)]
-pub struct SessionHandler {
+///
+/// Responses have empty bodies of type `B` (axum's `Body` by default; see
+/// [`with_body`](SessionHandler::with_body) for hyper stacks).
+pub struct SessionHandler<B = Body> {
     action: Action,
     form_redirect: Option<HeaderValue>,
     session_id: SessionIdSource,
+    body: std::marker::PhantomData<fn() -> B>,
 }
 
-impl std::fmt::Debug for SessionHandler {
+impl<B> Clone for SessionHandler<B> {
+    fn clone(&self) -> Self {
+        Self {
+            action: self.action,
+            form_redirect: self.form_redirect.clone(),
+            session_id: self.session_id.clone(),
+            body: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for SessionHandler<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionHandler")
             .field("action", &self.action)
@@ -112,6 +126,20 @@ impl SessionHandler {
             action,
             form_redirect: None,
             session_id: Arc::new(id_from_path),
+            body: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B: Default> SessionHandler<B> {
+    /// The same handler answering with response bodies of type `R` (for example
+    /// `http_body_util::Full<Bytes>` under plain hyper).
+    pub fn with_body<R: Default>(self) -> SessionHandler<R> {
+        SessionHandler {
+            action: self.action,
+            form_redirect: self.form_redirect,
+            session_id: self.session_id,
+            body: std::marker::PhantomData,
         }
     }
 
@@ -131,7 +159,7 @@ impl SessionHandler {
         self
     }
 
-    async fn handle(self, parts: Parts) -> Response<Body> {
+    async fn handle(self, parts: Parts) -> Response<B> {
         if parts.method != Method::POST && parts.method != Method::DELETE {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED);
             response.headers_mut().insert(
@@ -177,7 +205,7 @@ impl SessionHandler {
         }
     }
 
-    fn success(&self, parts: &Parts, strip: Option<&crate::config::Settings>) -> Response<Body> {
+    fn success(&self, parts: &Parts, strip: Option<&crate::config::Settings>) -> Response<B> {
         let is_form = parts
             .headers
             .get(CONTENT_TYPE)
@@ -247,8 +275,8 @@ pub fn is_cross_site(request: &Parts) -> bool {
     }
 }
 
-fn plain(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::empty());
+fn plain<B: Default>(status: StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -306,16 +334,20 @@ async fn revoke_everywhere(
     Ok(())
 }
 
-impl<B: Send + 'static> Service<Request<B>> for SessionHandler {
-    type Response = Response<Body>;
+impl<ReqBody, B> Service<Request<ReqBody>> for SessionHandler<B>
+where
+    ReqBody: Send + 'static,
+    B: Default + Send + 'static,
+{
+    type Response = Response<B>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    type Future = BoxFuture<'static, Result<Response<B>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, _) = request.into_parts();
         let handler = self.clone();
         Box::pin(async move { Ok(handler.handle(parts).await) })
