@@ -4,11 +4,10 @@
 #[path = "../examples/axum_app.rs"]
 #[allow(dead_code)]
 mod axum_app;
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,10 +21,8 @@ use cookie::{Cookie, SameSite};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt as _;
-use tower_session_jwt::store::{SessionRecord, SessionStore, StoreError};
-use tower_session_jwt::{
-    CookieConfig, ManualClock, MemoryStore, Session, SessionId, Sessions, SigningKey, TokenHash,
-};
+use tower_session_jwt::store::SessionStore;
+use tower_session_jwt::{CookieConfig, ManualClock, MemoryStore, Sessions, SigningKey};
 
 const JWT_TTL: Duration = Duration::from_secs(300);
 const SESSION_TTL: Duration = Duration::from_secs(3600);
@@ -731,62 +728,12 @@ async fn get_logout_is_405() {
 // ---------------------------------------------------------------------------------------------
 // Store failure
 
-/// A MemoryStore that can be switched off. It has no revocation feed, so the JWT fast path is
-/// always trusted and the opaque token is the only path that reaches the store.
-#[derive(Clone)]
-struct SwitchableStore {
-    inner: MemoryStore,
-    down: Arc<AtomicBool>,
-}
-
-impl SwitchableStore {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("switched off by the test".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl SessionStore for SwitchableStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.create(record).await
-    }
-    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.check()?;
-        self.inner.find_by_token(hash).await
-    }
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.check()?;
-        self.inner.get(id).await
-    }
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        self.check()?;
-        self.inner.list_by_user(user_id).await
-    }
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner.update(session).await
-    }
-    async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.check()?;
-        self.inner.revoke(id).await
-    }
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        self.check()?;
-        self.inner.revoke_all(user_id).await
-    }
-}
-
 #[tokio::test]
 async fn a_store_failure_is_503_never_signed_out() {
     let clock = ManualClock::starting_now();
-    let store = SwitchableStore {
-        inner: MemoryStore::with_clock(clock.clone()),
-        down: Arc::default(),
-    };
+    // No revocation feed: the JWT fast path is always trusted and only the opaque token
+    // reaches the store.
+    let store = common::FlakyStore::new(MemoryStore::with_clock(clock.clone()));
     let sessions = builder(&clock, store.clone())
         .token_cache_capacity(0)
         .build()
@@ -797,7 +744,7 @@ async fn a_store_failure_is_503_never_signed_out() {
         clock,
     };
     let login = app.login("alice").await;
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
 
     // The opaque token needs the store: 503 with Retry-After, not 401.
     let answer = app
@@ -834,7 +781,7 @@ async fn a_store_failure_is_503_never_signed_out() {
     let answer = app.get("/api/sessions", &[("authorization", &jwt)]).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
 
-    store.down.store(false, Ordering::SeqCst);
+    store.set_down(false);
     assert_eq!(
         app.me_status(&[("authorization", &bearer(&login.token))])
             .await,
@@ -842,11 +789,11 @@ async fn a_store_failure_is_503_never_signed_out() {
     );
 
     // A logout that cannot reach the store keeps the cookies, so the client can retry.
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     let answer = app.post("/logout", &[("cookie", &login.cookies())]).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(answer.headers.get(header::SET_COOKIE).is_none());
-    store.down.store(false, Ordering::SeqCst);
+    store.set_down(false);
     let answer = app.post("/logout", &[("cookie", &login.cookies())]).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
     assert_cookies_stripped(&answer);
