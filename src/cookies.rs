@@ -75,31 +75,63 @@ pub(crate) fn extract<'a>(
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
         }
-        if let Some(credential) = bearer(value) {
-            if credential.bytes().filter(|b| *b == b'.').count() == 2 {
-                put(&mut found.jwt, credential)?;
+        if let Some(bearer) = bearer(value) {
+            if bearer.is_jwt {
+                put(&mut found.jwt, bearer.credential)?;
             } else {
-                put(&mut found.token, credential)?;
+                put(&mut found.token, bearer.credential)?;
             }
         }
     }
     Ok(found)
 }
 
+/// Bytes allowed in an RFC 6750 `b64token` (without the trailing `=` padding, which no
+/// credential of this crate carries).
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
+
+/// A bearer credential and whether it has the two dots of a compact JWT.
+struct Bearer<'a> {
+    credential: &'a str,
+    is_jwt: bool,
+}
+
 /// The credential of `Authorization: Bearer <credential>` (scheme case-insensitive, RFC 6750
-/// `b64token` characters only); `None` for other schemes or malformed values.
-fn bearer(value: &HeaderValue) -> Option<&str> {
-    let text = value.to_str().ok()?;
-    let (scheme, rest) = text.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+/// `b64token` characters only), read in one pass over the bytes; `None` for other schemes or
+/// malformed values.
+fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
+    let bytes = value.as_bytes();
+    let scheme = bytes.get(..7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
         return None;
     }
-    let credential = rest.trim_matches(' ');
-    let valid = !credential.is_empty()
-        && credential.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
-    valid.then_some(credential)
+    let rest = &bytes[7..];
+    let start = rest.iter().position(|b| *b != b' ')?;
+    let end = rest.iter().rposition(|b| *b != b' ')? + 1;
+    let credential = &rest[start..end];
+    let mut dots = 0usize;
+    for &b in credential {
+        if !B64TOKEN[b as usize] {
+            return None;
+        }
+        dots += usize::from(b == b'.');
+    }
+    // Every byte is ASCII, so this cannot fail.
+    let credential = std::str::from_utf8(credential).ok()?;
+    Some(Bearer {
+        credential,
+        is_jwt: dots == 2,
+    })
 }
 
 /// `value` as a slice of `text` (the cookie crate hands back a slice of its input).

@@ -297,10 +297,15 @@ async fn revoke_presented(
     let Ok(credentials) = extract(headers, sessions.settings()) else {
         return Ok(());
     };
+    // Whatever token the client holds dies too (it may name another session than the JWT the
+    // layer accepted).
     if let Some(token) = credentials.token {
         sessions.revoke_token(token).await?;
     }
-    if let Some(jwt) = credentials.jwt
+    // The JWT only needs reading when the layer did not already authenticate the request with
+    // it: verifying it again would cost a signature check for nothing.
+    if current.is_none()
+        && let Some(jwt) = credentials.jwt
         && let Err(AuthError::Store(e)) = sessions.revoke_jwt(jwt).await
     {
         return Err(e);

@@ -130,7 +130,12 @@ struct CachedJwt {
 #[derive(Clone)]
 struct CachedLookup {
     session: Arc<Session>,
+    /// When the store last confirmed the session; the entry is trusted for one JWT lifetime
+    /// from then.
     fetched_at: OffsetDateTime,
+    /// The JWT last minted for this token, reused while it has half its lifetime left, so a
+    /// client that only sends the opaque token does not cost a signature per request.
+    jwt: Option<SessionJwt>,
 }
 
 /// Entry counts of the manager's caches, from [`Sessions::cache_sizes`].
@@ -304,7 +309,12 @@ impl Sessions {
             })
             .await?;
         let jwt = self.inner.codec.mint(&session, now)?;
-        self.cache_insert(token_hash, Arc::new(session.clone()), now);
+        self.cache_insert(
+            token_hash,
+            Arc::new(session.clone()),
+            now,
+            Some(jwt.clone()),
+        );
         Ok(CreatedSession {
             session,
             token,
@@ -405,11 +415,11 @@ impl Sessions {
         }
         let hash = TokenHash::of(token);
         let now = self.now();
-        let (mut session, fetched) = match self.cache_get(&hash, now) {
-            Some(session) => (session, false),
+        let (mut session, mut fetched_at, cached_jwt) = match self.cache_get(&hash, now) {
+            Some(hit) => (hit.session, hit.fetched_at, hit.jwt),
             None => {
                 let found = self.inner.store.find_by_token(&hash).await?;
-                (Arc::new(found.ok_or(AuthError::UnknownSession)?), true)
+                (Arc::new(found.ok_or(AuthError::UnknownSession)?), now, None)
             }
         };
         if !session.is_live_at(now) {
@@ -423,7 +433,7 @@ impl Sessions {
             self.cache_invalidate(&hash);
             return Err(AuthError::Revoked);
         }
-        let mut changed = fetched;
+        let mut reusable = cached_jwt;
         if self.touch_due(&session, now) {
             match self
                 .touch(&session, now, self.inner.settings.sliding)
@@ -431,7 +441,8 @@ impl Sessions {
             {
                 Some(updated) => {
                     session = Arc::new(updated);
-                    changed = true;
+                    fetched_at = now;
+                    reusable = None;
                 }
                 None => {
                     self.cache_invalidate(&hash);
@@ -439,10 +450,15 @@ impl Sessions {
                 }
             }
         }
-        if changed {
-            self.cache_insert(hash, session.clone(), now);
-        }
-        let jwt = self.inner.codec.mint(&session, now)?;
+        let half_life = self.inner.settings.jwt_ttl / 2;
+        let jwt = match reusable.filter(|jwt| jwt.expires_at() - now >= half_life) {
+            Some(jwt) => jwt,
+            None => {
+                let jwt = self.inner.codec.mint(&session, now)?;
+                self.cache_insert(hash, session.clone(), fetched_at, Some(jwt.clone()));
+                jwt
+            }
+        };
         Ok(Authenticated { session, jwt })
     }
 
@@ -613,19 +629,26 @@ impl Sessions {
         &*self.inner.clock
     }
 
-    fn cache_get(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<Arc<Session>> {
+    fn cache_get(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<CachedLookup> {
         let hit = self.inner.token_cache.as_ref()?.get(hash)?;
         // moka's own TTL runs on real time; freshness is judged on the injected clock too.
-        (now - hit.fetched_at < self.inner.settings.jwt_ttl).then_some(hit.session)
+        (now - hit.fetched_at < self.inner.settings.jwt_ttl).then_some(hit)
     }
 
-    fn cache_insert(&self, hash: TokenHash, session: Arc<Session>, now: OffsetDateTime) {
+    fn cache_insert(
+        &self,
+        hash: TokenHash,
+        session: Arc<Session>,
+        fetched_at: OffsetDateTime,
+        jwt: Option<SessionJwt>,
+    ) {
         if let Some(cache) = &self.inner.token_cache {
             cache.insert(
                 hash,
                 CachedLookup {
                     session,
-                    fetched_at: now,
+                    fetched_at,
+                    jwt,
                 },
             );
         }

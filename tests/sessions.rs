@@ -522,3 +522,43 @@ async fn the_verification_cache_never_outlives_exp_or_a_revocation() {
     }
     assert_eq!(sessions.cache_sizes().verified_jwts, before);
 }
+
+#[tokio::test]
+async fn token_only_clients_reuse_a_fresh_jwt_instead_of_a_signature_per_request() {
+    let (sessions, clock, _) = manual();
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    let first = sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(100));
+    let second = sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.jwt.expose(),
+        second.jwt.expose(),
+        "within half its life"
+    );
+    clock.advance(Duration::from_secs(100));
+    let third = sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    assert_ne!(
+        second.jwt.expose(),
+        third.jwt.expose(),
+        "past half its life"
+    );
+    assert!(third.jwt.expires_at() - clock.now() >= time::Duration::seconds(299));
+    // A reused JWT is still refused once the session is revoked.
+    sessions.revoke(&created.session.session_id).await.unwrap();
+    assert!(
+        sessions
+            .authenticate_token(created.token.expose())
+            .await
+            .is_err()
+    );
+    assert!(sessions.authenticate_jwt(third.jwt.expose()).await.is_err());
+}

@@ -34,7 +34,7 @@ const MAX_SIGNATURE_BYTES: usize = 1024;
 /// A signed session JWT. Its [`Debug`] and [`Display`](fmt::Display) output are redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionJwt {
-    token: String,
+    token: std::sync::Arc<str>,
     expires_at: OffsetDateTime,
 }
 
@@ -181,7 +181,10 @@ impl JwtCodec {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
         let expires_at = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| SignError)?;
-        Ok(SessionJwt { token, expires_at })
+        Ok(SessionJwt {
+            token: token.into(),
+            expires_at,
+        })
     }
 
     /// Verifies `token` at `now`; see the module docs for the checks.
