@@ -1188,7 +1188,7 @@ async fn non_utf8_cookie_bytes_never_authenticate() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
-/// Regression (fixed in ade9200): a `Cookie` header used to be skipped entirely when ANY byte in
+/// Regression: a `Cookie` header used to be skipped entirely when ANY byte in
 /// it was not visible ASCII (`HeaderValue::to_str` failed), so one unrelated cookie with a
 /// non-ASCII value (`name=José`, legal UTF-8, commonly set by front-end code, or tossed by a
 /// sibling subdomain) made the session cookies invisible and the user looked signed out (401).
@@ -1382,7 +1382,7 @@ async fn cookie_and_header_disagreeing_are_refused() {
     }
 }
 
-/// Regression (fixed in ade9200): a JWT and an opaque token naming DIFFERENT sessions used not to
+/// Regression: a JWT and an opaque token naming DIFFERENT sessions used not to
 /// be cross-checked: when the JWT stopped being usable (expired, revoked), the layer silently
 /// fell back to the token, another user's session, so a tossed `session_token` cookie (no
 /// `__Host-` prefix) took over the request as soon as the victim's JWT expired.

@@ -431,7 +431,7 @@ async fn json_web_signature_vectors() {
 /// refused (`rejectWrongUse`, `rejectWrongKeyOps`). RFC 7517 §4.2–§4.3: a key whose `use` or
 /// `key_ops` excludes signature verification must not verify signatures. The session verifier
 /// still refuses those tokens (pinned header); `VerificationKey::from_jwk` must also refuse to
-/// load such keys as verification keys (regression: it loaded them before ade9200).
+/// load such keys as verification keys (a regression test: it used to load them).
 #[test]
 fn from_jwk_refuses_keys_not_meant_for_signature_verification() {
     let data = load("json_web_signature_test.json");
@@ -483,7 +483,7 @@ fn rsa_keys_under_2048_bits_never_verify() {
 
 /// `VerificationKey::rs256_pem` documents "2048 bits or more" (RFC 7518 §3.3 requires it), and
 /// `SigningKey::rs256_pem` enforces it; the verification constructors must too (regression:
-/// before ade9200 they loaded a 1024-bit key, so the mistake only showed up as every JWT
+/// they used to load a 1024-bit key, so the mistake only showed up as every JWT
 /// failing, and `Sessions::jwks()` would have published the weak key).
 #[test]
 
