@@ -85,10 +85,12 @@ impl MemoryFeed {
     }
 
     fn after(&self, after: Option<u64>) -> Vec<(FeedCursor, RevocationEvent)> {
-        self.lock()
-            .events
-            .iter()
-            .filter(|(seq, _, _)| after.is_none_or(|a| *seq > a))
+        let log = self.lock();
+        // Sequence numbers ascend, so the unread tail is found by binary search rather than by
+        // scanning the whole retained hour on every read.
+        let start = after.map_or(0, |a| log.events.partition_point(|(seq, _, _)| *seq <= a));
+        log.events
+            .range(start..)
             .map(|(seq, _, event)| (FeedCursor(seq.to_string()), event.clone()))
             .collect()
     }
