@@ -157,6 +157,16 @@ impl App {
     async fn me_status(&self, headers: &[(&str, &str)]) -> StatusCode {
         self.get("/api/me", headers).await.status
     }
+
+    /// `/api/me` with each of a login's credentials alone: `[Bearer JWT, Bearer token]`.
+    async fn each_credential(&self, login: &Login) -> [StatusCode; 2] {
+        [
+            self.me_status(&[("authorization", &bearer(&login.jwt))])
+                .await,
+            self.me_status(&[("authorization", &bearer(&login.token))])
+                .await,
+        ]
+    }
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: Body) -> Request<Body> {
@@ -580,15 +590,7 @@ async fn another_users_session_id_is_404_and_stays_alive() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        app.me_status(&[("authorization", &bearer(&bob.jwt))]).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.me_status(&[("authorization", &bearer(&bob.token))])
-            .await,
-        StatusCode::OK
-    );
+    assert_eq!(app.each_credential(&bob).await, [StatusCode::OK; 2]);
     // Unknown and malformed ids are 404 too; without a session the route is 401.
     for id in ["session-doesnotexist", "not%20an%20id"] {
         let answer = app
@@ -617,14 +619,8 @@ async fn logout_strips_both_cookies_and_kills_both_credentials() {
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
     assert_cookies_stripped(&answer);
     assert_eq!(
-        app.me_status(&[("authorization", &bearer(&login.jwt))])
-            .await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.me_status(&[("authorization", &bearer(&login.token))])
-            .await,
-        StatusCode::UNAUTHORIZED
+        app.each_credential(&login).await,
+        [StatusCode::UNAUTHORIZED; 2]
     );
     // Only this device.
     assert_eq!(
@@ -668,14 +664,8 @@ async fn logout_everywhere_kills_every_device_of_the_user() {
     assert_cookies_stripped(&answer);
     for login in [&a, &b] {
         assert_eq!(
-            app.me_status(&[("authorization", &bearer(&login.jwt))])
-                .await,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            app.me_status(&[("authorization", &bearer(&login.token))])
-                .await,
-            StatusCode::UNAUTHORIZED
+            app.each_credential(&login).await,
+            [StatusCode::UNAUTHORIZED; 2]
         );
     }
     assert_eq!(
