@@ -664,7 +664,7 @@ async fn logout_everywhere_kills_every_device_of_the_user() {
     assert_cookies_stripped(&answer);
     for login in [&a, &b] {
         assert_eq!(
-            app.each_credential(&login).await,
+            app.each_credential(login).await,
             [StatusCode::UNAUTHORIZED; 2]
         );
     }
