@@ -131,6 +131,32 @@ impl<B> SessionLayer<B> {
     }
 }
 
+impl<B> SessionLayer<B> {
+    fn reject(&self, error: &AuthError) -> Response<B>
+    where
+        B: Default,
+    {
+        match &self.on_error {
+            Some(handler) => handler(error),
+            None => error.to_response(),
+        }
+    }
+
+    /// Whether a refused credential still lets the request through: optional mode only, never
+    /// for a store failure (that must not look like "signed out") and never for a malformed
+    /// request (disagreeing duplicates or oversized headers suggest cookie tossing).
+    fn passes_anonymously(&self, error: &AuthError) -> bool {
+        self.optional
+            && !matches!(
+                error,
+                AuthError::Store(_)
+                    | AuthError::Signing(_)
+                    | AuthError::ConflictingCredentials
+                    | AuthError::CredentialTooLarge
+            )
+    }
+}
+
 impl<S, B> Layer<S> for SessionLayer<B> {
     type Service = SessionService<S, B>;
 
@@ -193,30 +219,6 @@ impl Path {
 }
 
 impl<S, B> SessionService<S, B> {
-    fn reject(&self, error: &AuthError) -> Response<B>
-    where
-        B: Default,
-    {
-        match &self.layer.on_error {
-            Some(handler) => handler(error),
-            None => error.to_response(),
-        }
-    }
-
-    /// Whether a refused credential still lets the request through: optional mode only, never
-    /// for a store failure (that must not look like "signed out") and never for a malformed
-    /// request (disagreeing duplicates or oversized headers suggest cookie tossing).
-    fn passes_anonymously(&self, error: &AuthError) -> bool {
-        self.layer.optional
-            && !matches!(
-                error,
-                AuthError::Store(_)
-                    | AuthError::Signing(_)
-                    | AuthError::ConflictingCredentials
-                    | AuthError::CredentialTooLarge
-            )
-    }
-
     fn slow_path(&self, credentials: Credentials<'_>, jwt: Option<JwtCheck>) -> SlowPath {
         let sessions = self.layer.sessions.clone();
         // A genuine JWT (even expired or revoked) and a token of another session disagree: a
@@ -350,12 +352,12 @@ where
             },
             Err(error) => {
                 record(&span, Path::None, error.reason());
-                if self.passes_anonymously(&error) {
+                if self.layer.passes_anonymously(&error) {
                     insert(&mut request, sessions, None);
                     refused(&mut request, &error);
                     ResponseFuture::calling(inner.call(request), Vec::new())
                 } else {
-                    ResponseFuture::done(self.reject(&error))
+                    ResponseFuture::done(self.layer.reject(&error))
                 }
             }
         }
@@ -477,10 +479,6 @@ where
                     else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    let service = SessionService {
-                        inner: (),
-                        layer: layer.clone(),
-                    };
                     let next = match result {
                         Ok(resolved) => {
                             record(span, *path, "authenticated");
@@ -492,7 +490,7 @@ where
                         }
                         Err(error) => {
                             record(span, *path, error.reason());
-                            if service.passes_anonymously(&error) {
+                            if layer.passes_anonymously(&error) {
                                 insert(&mut request, &layer.sessions, None);
                                 refused(&mut request, &error);
                                 State::Calling {
@@ -501,7 +499,7 @@ where
                                 }
                             } else {
                                 State::Done {
-                                    response: Some(service.reject(&error)),
+                                    response: Some(layer.reject(&error)),
                                 }
                             }
                         }

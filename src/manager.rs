@@ -1,7 +1,7 @@
 //! [`Sessions`]: create, authenticate, extend, list and revoke sessions.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,7 @@ struct FeedStatus {
     epoch: Instant,
     /// Milliseconds since `epoch` of the last successful read; `u64::MAX` while out of sync.
     last_ok_ms: AtomicU64,
-    synced: AtomicBool,
+    /// Woken when the status leaves "out of sync", for [`Sessions::ready`].
     synced_notify: tokio::sync::Notify,
 }
 
@@ -99,16 +99,14 @@ impl FeedStatus {
     }
 
     fn mark_ok(&self) {
-        self.last_ok_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
-        if !self.synced.swap(true, Ordering::AcqRel) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        if self.last_ok_ms.swap(now, Ordering::AcqRel) == u64::MAX {
             self.synced_notify.notify_waiters();
         }
     }
 
     fn mark_lost(&self) {
         self.last_ok_ms.store(u64::MAX, Ordering::Release);
-        self.synced.store(false, Ordering::Release);
     }
 }
 
@@ -226,7 +224,6 @@ impl Sessions {
                 feed: feed.as_ref().map(|_| FeedStatus {
                     epoch: Instant::now(),
                     last_ok_ms: AtomicU64::new(u64::MAX),
-                    synced: AtomicBool::new(false),
                     synced_notify: tokio::sync::Notify::new(),
                 }),
             }),
@@ -597,16 +594,19 @@ impl Sessions {
     /// How many entries the verification cache and the token cache hold (approximate: the
     /// caches apply writes in batches).
     pub fn cache_sizes(&self) -> CacheSizes {
-        let count = |c: Option<u64>| c.unwrap_or(0);
+        fn entries<K, V>(cache: &Option<moka::sync::Cache<K, V>>) -> u64
+        where
+            K: std::hash::Hash + Eq + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            cache.as_ref().map_or(0, |c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            })
+        }
         CacheSizes {
-            verified_jwts: count(self.inner.jwt_cache.as_ref().map(|c| {
-                c.run_pending_tasks();
-                c.entry_count()
-            })),
-            token_lookups: count(self.inner.token_cache.as_ref().map(|c| {
-                c.run_pending_tasks();
-                c.entry_count()
-            })),
+            verified_jwts: entries(&self.inner.jwt_cache),
+            token_lookups: entries(&self.inner.token_cache),
         }
     }
 
