@@ -320,22 +320,21 @@ async fn revoke_everywhere(
     current: Option<&CurrentSession>,
 ) -> Result<(), StoreError> {
     let user = match current {
-        Some(current) => Some(current.user_id.clone()),
-        None => match extract(headers, sessions.settings()) {
-            Ok(credentials) => match credentials.token {
-                Some(token) => match sessions.authenticate_token(token).await {
-                    Ok(auth) => Some(auth.session.user_id.clone()),
-                    Err(AuthError::Store(e)) => return Err(e),
-                    Err(_) => None,
-                },
-                None => None,
-            },
-            Err(_) => None,
-        },
+        Some(current) => current.user_id.clone(),
+        None => {
+            // Without an authenticated session, only a live opaque token names a user.
+            let credentials = extract(headers, sessions.settings()).ok();
+            let Some(token) = credentials.and_then(|c| c.token) else {
+                return Ok(());
+            };
+            match sessions.authenticate_token(token).await {
+                Ok(auth) => auth.session.user_id.clone(),
+                Err(AuthError::Store(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            }
+        }
     };
-    if let Some(user) = user {
-        sessions.revoke_all(&user).await?;
-    }
+    sessions.revoke_all(&user).await?;
     Ok(())
 }
 
