@@ -525,10 +525,12 @@ impl Sessions {
     /// Returns the session if it was live.
     pub async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
         // Locally first: even if the store call fails, this instance already refuses the JWT.
-        self.inner.revocations.apply(&RevocationEvent::Session {
-            session_id: session_id.clone(),
-            at: self.now(),
-        });
+        self.inner
+            .revocations
+            .apply(&RevocationEvent::session_revoked(
+                session_id.clone(),
+                self.now(),
+            ));
         self.inner.store.revoke(session_id).await
     }
 
@@ -568,19 +570,17 @@ impl Sessions {
 
     /// Revokes every session of a user ("sign out everywhere"); returns how many were live.
     pub async fn revoke_all(&self, user_id: &str) -> Result<usize, StoreError> {
-        self.inner.revocations.apply(&RevocationEvent::User {
-            user_id: user_id.to_owned(),
-            before: self.now(),
-        });
+        self.inner
+            .revocations
+            .apply(&RevocationEvent::user_revoked(user_id, self.now()));
         let revoked = self.inner.store.revoke_all(user_id).await?;
         // The cutoff covers sessions created concurrently; the ids make the revocation exact
         // even for sessions started in the same clock tick as the cutoff.
         let at = self.now();
         for session_id in &revoked {
-            self.inner.revocations.apply(&RevocationEvent::Session {
-                session_id: session_id.clone(),
-                at,
-            });
+            self.inner
+                .revocations
+                .apply(&RevocationEvent::session_revoked(session_id.clone(), at));
         }
         Ok(revoked.len())
     }
@@ -678,19 +678,33 @@ async fn follow_feed(manager: Weak<Inner>, feed: Arc<dyn RevocationFeed>) {
         };
         let status = inner.feed.as_ref().expect("feed status exists with a feed");
         match result {
-            Ok(events) => {
+            Ok(batch) => {
                 backoff = Duration::from_millis(100);
-                let empty = events.is_empty();
-                for (at, event) in events {
+                let empty = batch.events.is_empty();
+                for (at, event) in batch.events {
                     inner.revocations.apply(&event);
                     cursor = Some(at);
                 }
-                status.mark_ok();
+                if batch.caught_up {
+                    status.mark_ok();
+                } else {
+                    status.mark_lost();
+                    wait = Duration::ZERO;
+                }
                 drop(inner);
                 if empty && !polled_without_waiting && started.elapsed() < FEED_WAIT / 4 {
                     // A feed that answers "nothing" without waiting must not be polled hot.
                     tokio::time::sleep(FEED_WAIT / 4).await;
                 }
+            }
+            Err(StoreError::FeedCursorLost) => {
+                status.mark_lost();
+                drop(inner);
+                tracing::warn!(
+                    "revocation feed cursor fell out of the retention; replaying the feed"
+                );
+                cursor = None;
+                wait = Duration::ZERO;
             }
             Err(error) => {
                 status.mark_lost();

@@ -22,16 +22,27 @@ use crate::clock::SharedClock;
 use crate::session::{Session, SessionId};
 
 /// One revocation, as applied locally and carried by a store's revocation feed.
+///
+/// One general event per scope: "JWTs of this session issued up to `before` are refused" (a
+/// claims change or a token rotation, once the lifecycle needs it) and, with `ended`, "this
+/// session is gone" (a revocation: every JWT of it is refused, whenever issued); and "every
+/// session of this user started up to `before` is revoked".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RevocationEvent {
-    /// One session was revoked.
+    /// JWTs of one session issued at or before `before` (whole seconds, as `iat`) are refused;
+    /// with `ended`, the session was deleted and all of its JWTs are refused.
     Session {
-        /// The revoked session.
+        /// The session.
         session_id: SessionId,
-        /// When it was revoked.
-        #[serde(with = "time::serde::rfc3339")]
-        at: OffsetDateTime,
+        /// JWTs whose `iat` is at or before this instant (truncated to the second) are refused.
+        /// Named `at` in events written by earlier versions.
+        #[serde(with = "time::serde::rfc3339", alias = "at")]
+        before: OffsetDateTime,
+        /// Whether the session itself was deleted (revoked). Absent in earlier events, which
+        /// were all revocations.
+        #[serde(default = "revoked_by_default")]
+        ended: bool,
     },
     /// Every session of a user that started at or before `before` was revoked.
     User {
@@ -43,16 +54,58 @@ pub enum RevocationEvent {
     },
 }
 
+fn revoked_by_default() -> bool {
+    true
+}
+
+impl RevocationEvent {
+    /// The event that revokes (ends) one session at `at`.
+    pub fn session_revoked(session_id: SessionId, at: OffsetDateTime) -> Self {
+        Self::Session {
+            session_id,
+            before: at,
+            ended: true,
+        }
+    }
+
+    /// The event that refuses the JWTs of a live session issued up to `before` (the session
+    /// itself stays).
+    pub fn jwts_refused(session_id: SessionId, before: OffsetDateTime) -> Self {
+        Self::Session {
+            session_id,
+            before,
+            ended: false,
+        }
+    }
+
+    /// The event that revokes every session of `user_id` started up to `before`.
+    pub fn user_revoked(user_id: impl Into<String>, before: OffsetDateTime) -> Self {
+        Self::User {
+            user_id: user_id.into(),
+            before,
+        }
+    }
+}
+
 /// Recently revoked sessions and users; see the module docs.
 pub struct RevocationList {
     clock: SharedClock,
     retention: Duration,
-    sessions: RwLock<HashMap<SessionId, OffsetDateTime>>,
+    sessions: RwLock<HashMap<SessionId, SessionCutoff>>,
     users: RwLock<HashMap<String, UserCutoff>>,
     /// Entries in both maps; lets the common case (nothing revoked) skip the locks.
     entries: AtomicUsize,
     /// Entry count after the last purge; the next purge waits until it has doubled.
     purge_mark: AtomicUsize,
+}
+
+#[derive(Clone, Copy)]
+struct SessionCutoff {
+    /// JWTs with `iat` at or before this (Unix seconds) are refused.
+    before_secs: i64,
+    /// The session is gone: every JWT of it is refused.
+    ended: bool,
+    recorded: OffsetDateTime,
 }
 
 #[derive(Clone, Copy)]
@@ -97,10 +150,27 @@ impl RevocationList {
     pub fn apply(&self, event: &RevocationEvent) {
         let now = self.clock.now();
         match event {
-            RevocationEvent::Session { session_id, at } => {
+            RevocationEvent::Session {
+                session_id,
+                before,
+                ended,
+            } => {
                 let mut map = write(&self.sessions);
-                if map.insert(session_id.clone(), (*at).max(now)).is_none() {
-                    self.entries.fetch_add(1, Ordering::AcqRel);
+                let cutoff = SessionCutoff {
+                    before_secs: before.unix_timestamp(),
+                    ended: *ended,
+                    recorded: now,
+                };
+                match map.get_mut(session_id) {
+                    Some(existing) => {
+                        existing.before_secs = existing.before_secs.max(cutoff.before_secs);
+                        existing.ended |= cutoff.ended;
+                        existing.recorded = now;
+                    }
+                    None => {
+                        map.insert(session_id.clone(), cutoff);
+                        self.entries.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
             }
             RevocationEvent::User { user_id, before } => {
@@ -126,12 +196,25 @@ impl RevocationList {
         }
     }
 
-    /// Whether `session` was revoked: its id is listed, or it started before its user's cutoff.
+    /// Whether `session` was revoked: it ended, or it started before its user's cutoff. A
+    /// session whose JWTs were only refused up to some instant (a claims change) is not revoked.
     pub fn is_revoked(&self, session: &Session) -> bool {
+        self.refuses(session, None)
+    }
+
+    /// Whether a JWT of `session` issued at `issued_at` (its `iat`, Unix seconds) is refused:
+    /// the session is revoked, or its JWTs up to an instant at or after `issued_at` are refused.
+    pub fn refuses_jwt(&self, session: &Session, issued_at: i64) -> bool {
+        self.refuses(session, Some(issued_at))
+    }
+
+    fn refuses(&self, session: &Session, issued_at: Option<i64>) -> bool {
         if self.is_empty() {
             return false;
         }
-        if read(&self.sessions).contains_key(&session.session_id) {
+        if let Some(cutoff) = read(&self.sessions).get(&session.session_id)
+            && (cutoff.ended || issued_at.is_some_and(|iat| iat <= cutoff.before_secs))
+        {
             return true;
         }
         read(&self.users)
@@ -148,7 +231,7 @@ impl RevocationList {
         {
             let mut map = write(&self.sessions);
             let before = map.len();
-            map.retain(|_, recorded| *recorded > horizon);
+            map.retain(|_, cutoff| cutoff.recorded > horizon);
             dropped += before - map.len();
         }
         {
@@ -197,10 +280,7 @@ mod tests {
         let a = session("alice", t0);
         let b = session("bob", t0);
         assert!(!list.is_revoked(&a));
-        list.apply(&RevocationEvent::Session {
-            session_id: a.session_id.clone(),
-            at: t0,
-        });
+        list.apply(&RevocationEvent::session_revoked(a.session_id.clone(), t0));
         assert!(list.is_revoked(&a));
         assert!(!list.is_revoked(&b));
 
@@ -217,14 +297,51 @@ mod tests {
     }
 
     #[test]
+    fn refused_jwts_leave_the_session_and_newer_jwts_alone() {
+        let clock = ManualClock::starting_now();
+        let list = RevocationList::new(Arc::new(clock.clone()), Duration::from_secs(305));
+        let a = session("alice", clock.now());
+        let t = clock.now().unix_timestamp();
+        list.apply(&RevocationEvent::jwts_refused(
+            a.session_id.clone(),
+            clock.now(),
+        ));
+        assert!(!list.is_revoked(&a), "the session itself lives on");
+        assert!(list.refuses_jwt(&a, t - 10));
+        assert!(list.refuses_jwt(&a, t), "inclusive, in whole seconds");
+        assert!(!list.refuses_jwt(&a, t + 1));
+        // A later revocation of the same session ends it, whatever the JWT's age.
+        list.apply(&RevocationEvent::session_revoked(
+            a.session_id.clone(),
+            clock.now(),
+        ));
+        assert!(list.is_revoked(&a));
+        assert!(list.refuses_jwt(&a, t + 100));
+        assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn events_of_earlier_versions_still_decode() {
+        let old = r#"{"kind":"session","session_id":"session-x","at":"2026-01-01T00:00:00Z"}"#;
+        let event: RevocationEvent = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            event,
+            RevocationEvent::session_revoked(
+                SessionId::parse("session-x").unwrap(),
+                time::macros::datetime!(2026-01-01 00:00 UTC)
+            )
+        );
+    }
+
+    #[test]
     fn entries_expire_after_retention_only() {
         let clock = ManualClock::starting_now();
         let list = RevocationList::new(Arc::new(clock.clone()), Duration::from_secs(305));
         let a = session("alice", clock.now());
-        list.apply(&RevocationEvent::Session {
-            session_id: a.session_id.clone(),
-            at: clock.now(),
-        });
+        list.apply(&RevocationEvent::session_revoked(
+            a.session_id.clone(),
+            clock.now(),
+        ));
         clock.advance(Duration::from_secs(304));
         assert_eq!(list.purge(), 0);
         assert!(list.is_revoked(&a));
@@ -238,10 +355,10 @@ mod tests {
         let clock = ManualClock::starting_now();
         let list = RevocationList::new(Arc::new(clock.clone()), Duration::from_secs(10));
         for _ in 0..10_000 {
-            list.apply(&RevocationEvent::Session {
-                session_id: SessionId::generate().unwrap(),
-                at: clock.now(),
-            });
+            list.apply(&RevocationEvent::session_revoked(
+                SessionId::generate().unwrap(),
+                clock.now(),
+            ));
             clock.advance(Duration::from_millis(10));
         }
         // 10 s of retention at 100 revocations per second, with purges amortised by doubling.

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{BoxFuture, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError};
+use super::{
+    BoxFuture, FeedBatch, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
+};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
@@ -51,10 +53,15 @@ struct Inner {
 /// Default retention of the in-process revocation feed.
 pub const MEMORY_FEED_RETENTION: Duration = Duration::from_secs(3600);
 
+/// Most events one feed read returns.
+const FEED_BATCH: usize = 1000;
+
 /// The in-process revocation log: sequence-numbered events kept for the retention.
 struct MemoryFeed {
     clock: SharedClock,
     retention: Duration,
+    /// When the log was made: nothing revoked before it is known (the feed's horizon).
+    created: OffsetDateTime,
     log: Mutex<FeedLog>,
     notify: tokio::sync::Notify,
 }
@@ -62,6 +69,8 @@ struct MemoryFeed {
 #[derive(Default)]
 struct FeedLog {
     next: u64,
+    /// The sequence number after the last event trimmed: cursors before it have lost events.
+    trimmed_to: u64,
     events: VecDeque<(u64, OffsetDateTime, RevocationEvent)>,
 }
 
@@ -74,7 +83,8 @@ impl MemoryFeed {
         let now = self.clock.now();
         let mut log = self.lock();
         let horizon = now - self.retention;
-        while log.events.front().is_some_and(|(_, at, _)| *at < horizon) {
+        while let Some((seq, _, _)) = log.events.front().filter(|(_, at, _)| *at < horizon) {
+            log.trimmed_to = seq + 1;
             log.events.pop_front();
         }
         let seq = log.next;
@@ -84,15 +94,29 @@ impl MemoryFeed {
         self.notify.notify_waiters();
     }
 
-    fn after(&self, after: Option<u64>) -> Vec<(FeedCursor, RevocationEvent)> {
+    /// Up to [`FEED_BATCH`] events after `after`, or `None` when `after` has lost events.
+    fn after(&self, after: Option<u64>) -> Result<FeedBatch, StoreError> {
         let log = self.lock();
-        // Sequence numbers ascend, so the unread tail is found by binary search rather than by
-        // scanning the whole retained hour on every read.
-        let start = after.map_or(0, |a| log.events.partition_point(|(seq, _, _)| *seq <= a));
-        log.events
+        let start = match after {
+            None => 0,
+            // A cursor this log never issued (another process's) or one whose successors were
+            // trimmed has missed events.
+            Some(a) if a >= log.next || a + 1 < log.trimmed_to => {
+                return Err(StoreError::FeedCursorLost);
+            }
+            // Sequence numbers ascend, so the unread tail is found by binary search rather than
+            // by scanning the whole retained hour on every read.
+            Some(a) => log.events.partition_point(|(seq, _, _)| *seq <= a),
+        };
+        let events: Vec<_> = log
+            .events
             .range(start..)
+            .take(FEED_BATCH)
             .map(|(seq, _, event)| (FeedCursor(seq.to_string()), event.clone()))
-            .collect()
+            .collect();
+        let caught_up = start + events.len() == log.events.len();
+        let horizon = self.created.max(self.clock.now() - self.retention);
+        Ok(FeedBatch::new(events, caught_up, horizon))
     }
 }
 
@@ -105,26 +129,28 @@ impl RevocationFeed for MemoryFeed {
         &'a self,
         after: Option<&'a FeedCursor>,
         wait: Duration,
-    ) -> BoxFuture<'a, Result<Vec<(FeedCursor, RevocationEvent)>, StoreError>> {
+    ) -> BoxFuture<'a, Result<FeedBatch, StoreError>> {
         Box::pin(async move {
-            let after =
-                match after {
-                    Some(cursor) => Some(cursor.0.parse::<u64>().map_err(|e| {
-                        StoreError::Corrupt(format!("bad feed cursor: {e}").into())
-                    })?),
-                    None => None,
-                };
+            let after = match after {
+                Some(cursor) => Some(
+                    cursor
+                        .0
+                        .parse::<u64>()
+                        .map_err(|_| StoreError::FeedCursorLost)?,
+                ),
+                None => None,
+            };
             // Register for wake-ups before looking, so an event published in between is not
             // missed.
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let events = self.after(after);
-            if !events.is_empty() {
-                return Ok(events);
+            let batch = self.after(after)?;
+            if !batch.events.is_empty() || wait.is_zero() {
+                return Ok(batch);
             }
             let _ = tokio::time::timeout(wait, notified).await;
-            Ok(self.after(after))
+            self.after(after)
         })
     }
 }
@@ -203,6 +229,7 @@ impl MemoryStore {
         Self {
             inner: Arc::new(Inner {
                 feed: Arc::new(MemoryFeed {
+                    created: clock.now(),
                     clock: clock.clone(),
                     retention: MEMORY_FEED_RETENTION,
                     log: Mutex::default(),
@@ -329,10 +356,9 @@ impl SessionStore for MemoryStore {
         let revoked = state.remove(session_id);
         drop(state);
         if revoked.is_some() {
-            self.inner.feed.publish(RevocationEvent::Session {
-                session_id: session_id.clone(),
-                at: now,
-            });
+            self.inner
+                .feed
+                .publish(RevocationEvent::session_revoked(session_id.clone(), now));
         }
         Ok(revoked)
     }
@@ -350,10 +376,9 @@ impl SessionStore for MemoryStore {
         drop(state);
         // Published even when nothing was live: a session being created elsewhere at this
         // moment must still be cut off.
-        self.inner.feed.publish(RevocationEvent::User {
-            user_id: user_id.to_owned(),
-            before: now,
-        });
+        self.inner
+            .feed
+            .publish(RevocationEvent::user_revoked(user_id, now));
         Ok(ids)
     }
 

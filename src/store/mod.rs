@@ -9,6 +9,7 @@
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+mod feed;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -16,13 +17,12 @@ pub mod redis;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
+pub use feed::{FeedBatch, FeedCursor, RevocationFeed};
 pub use memory::MemoryStore;
 
-use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
 
@@ -43,6 +43,11 @@ pub enum StoreError {
     /// A stored record could not be decoded (`503`).
     #[error("corrupt session record: {0}")]
     Corrupt(#[source] BoxError),
+    /// A revocation feed reader's cursor is older than what the feed retains: events after it
+    /// may be gone. The reader must start over from the oldest retained event and distrust its
+    /// JWT fast path until it has caught up again (see [`RevocationFeed`]). `503` if surfaced.
+    #[error("revocation feed cursor fell out of the retention")]
+    FeedCursorLost,
 }
 
 /// A session as handed to [`SessionStore::create`]: the session and the hash of its token.
@@ -167,11 +172,16 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The store's revocation feed, shared by every instance that uses the store, or `None`.
     ///
-    /// A store with a feed records every `revoke` and `revoke_all` in it (atomically with the
-    /// deletion); each [`Sessions`](crate::Sessions) reads it in the background so that JWTs of
-    /// sessions revoked on another instance fail here too. Without a feed, a revocation reaches
-    /// only the instance that made it: other instances accept the revoked session's JWT until it
-    /// expires (its opaque token fails everywhere at once).
+    /// A store with a feed records every `revoke` and `revoke_all` in it, atomically with the
+    /// deletion, and keeps the [feed contract](RevocationFeed). Each
+    /// [`Sessions`](crate::Sessions) reads it in the background, so that JWTs of sessions revoked
+    /// on another instance fail here too.
+    ///
+    /// A [shared](Self::is_shared) store without a feed is refused by
+    /// [`SessionsBuilder::build`](crate::SessionsBuilder::build) unless the application accepts
+    /// what that costs: a revoked session's JWT would stay valid on every other instance until it
+    /// expires (see
+    /// [`tolerate_revoked_jwts_elsewhere`](crate::SessionsBuilder::tolerate_revoked_jwts_elsewhere)).
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         None
     }
@@ -231,31 +241,6 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn is_shared(&self) -> bool {
         S::is_shared(self)
     }
-}
-
-/// A position in a revocation feed, opaque to everyone but the feed that issued it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FeedCursor(pub String);
-
-/// A replayable log of revocations, kept for at least [`retention`](Self::retention).
-///
-/// Readers resume from the cursor of the last event they saw, so a reader that was disconnected
-/// misses nothing that is still retained; anything older than the retention concerns only JWTs
-/// that have expired anyway (the manager refuses a feed whose retention is shorter than the JWT
-/// lifetime plus leeway).
-pub trait RevocationFeed: Send + Sync + 'static {
-    /// How long events stay readable.
-    fn retention(&self) -> Duration;
-
-    /// The events recorded after `after` (with `None`: every retained event), oldest first, each
-    /// with its cursor. When there are none, waits up to `wait` for new ones and then returns an
-    /// empty batch. An error means the feed could not be read; the reader retries from the same
-    /// cursor and distrusts its JWT fast path meanwhile.
-    fn read<'a>(
-        &'a self,
-        after: Option<&'a FeedCursor>,
-        wait: Duration,
-    ) -> BoxFuture<'a, Result<Vec<(FeedCursor, RevocationEvent)>, StoreError>>;
 }
 
 /// A boxed, sendable future (the return type of [`RevocationFeed::read`]).

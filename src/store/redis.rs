@@ -87,7 +87,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use time::OffsetDateTime;
 
-use super::{BoxFuture, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError};
+use super::{
+    BoxFuture, FeedBatch, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
+};
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
@@ -786,10 +788,7 @@ impl SessionStore for RedisStore {
     async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
         let keys = &self.inner.keys;
         let now = self.now();
-        let event = RevocationEvent::Session {
-            session_id: session_id.clone(),
-            at: now,
-        };
+        let event = RevocationEvent::session_revoked(session_id.clone(), now);
         let event = serde_json::to_string(&event)
             .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))?;
         let mut call = REVOKE.prepare_invoke();
@@ -920,8 +919,13 @@ impl RevocationFeed for RedisFeed {
         &'a self,
         after: Option<&'a FeedCursor>,
         wait: Duration,
-    ) -> BoxFuture<'a, Result<Vec<(FeedCursor, RevocationEvent)>, StoreError>> {
-        Box::pin(self.read_events(after, wait))
+    ) -> BoxFuture<'a, Result<FeedBatch, StoreError>> {
+        Box::pin(async move {
+            let events = self.read_events(after, wait).await?;
+            let caught_up = events.len() < FEED_BATCH;
+            let horizon = OffsetDateTime::now_utc() - self.retention;
+            Ok(FeedBatch::new(events, caught_up, horizon))
+        })
     }
 }
 

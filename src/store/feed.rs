@@ -1,0 +1,94 @@
+//! The revocation feed contract: how every instance learns of every revocation.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{BoxFuture, StoreError};
+use crate::revocation::RevocationEvent;
+
+/// A position in a revocation feed, opaque to everyone but the feed that issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeedCursor(pub String);
+
+/// What one [`RevocationFeed::read`] returns.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FeedBatch {
+    /// The events after the cursor read from, oldest first, each with its own cursor.
+    pub events: Vec<(FeedCursor, RevocationEvent)>,
+    /// Whether nothing retained follows this batch: when the read was answered, the feed held no
+    /// event after the last one returned (after the cursor read from, for an empty batch).
+    /// A batch cut short by a size limit is **not** caught up.
+    pub caught_up: bool,
+    /// The feed's horizon: every revocation made at or after this instant is in the feed (or
+    /// was, before this reader read it). An event older than that may have been trimmed, so a
+    /// reader that starts from the beginning knows nothing before the horizon, and must confirm
+    /// in the store any JWT issued before it. For a stream trimmed to its retention, it is the
+    /// retention edge (now minus the retention); for an in-process log, when the log was made.
+    pub horizon: OffsetDateTime,
+}
+
+impl FeedBatch {
+    /// A batch of `events`; `caught_up` and `horizon` as documented on the fields.
+    pub fn new(
+        events: Vec<(FeedCursor, RevocationEvent)>,
+        caught_up: bool,
+        horizon: OffsetDateTime,
+    ) -> Self {
+        Self {
+            events,
+            caught_up,
+            horizon,
+        }
+    }
+}
+
+/// A replayable, totally ordered log of revocations, kept for at least
+/// [`retention`](Self::retention).
+///
+/// # The contract
+///
+/// Every [`Sessions`](crate::Sessions) follows its store's feed from a background task and
+/// trusts the JWT fast path (and a token cache over a shared store) **only while caught up and
+/// fresh**: its last read reported [`caught_up`](FeedBatch::caught_up) less than three seconds
+/// ago. Everything else falls back to the store, so a feed that breaks this contract can let a
+/// revoked JWT through. A feed must therefore guarantee:
+///
+/// 1. **Total order, replay from any cursor.** `read(None, _)` starts at the oldest retained
+///    event; `read(Some(c), _)` returns the events after `c`, in the order they were appended,
+///    and never an event twice or out of order. Two readers see the same sequence.
+/// 2. **Honest catching up.** A read may return fewer events than are retained (a batch limit),
+///    but then says `caught_up: false`; the reader reads again at once, without waiting.
+///    `caught_up: true` means no event was retained after the batch when the read was answered.
+/// 3. **No silent gaps.** A cursor whose successors may have been trimmed (it fell out of the
+///    retention, or the log was lost) is answered with [`StoreError::FeedCursorLost`], never
+///    with the events that happen to remain. The reader then starts over from `None`.
+/// 4. **Atomic with the change it reports.** The event is appended in the same script or
+///    transaction that deletes the session (or changes it), so a reader that sees the store
+///    change can also see the event, and the other way round. Events appended by transactions
+///    that commit out of order must still be read in commit order, with no event skipped
+///    (serialise appends if the cursor is a sequence number allocated before commit).
+/// 5. **Retention of at least one JWT lifetime.** [`retention`](Self::retention) is at least
+///    the JWT TTL plus leeway (the builder refuses a shorter one), so that an instance that
+///    replays the feed knows every revocation that concerns a JWT still valid.
+/// 6. **Bounded waiting.** With `wait > 0` and nothing to return, a read may wait up to `wait`
+///    for news, then returns an empty, caught-up batch. A read that fails returns an error: the
+///    reader retries from the same cursor and distrusts its fast path meanwhile.
+///
+/// The events are [`RevocationEvent`]s: "JWTs of session S issued up to T are refused" (with
+/// `ended`, the session was deleted and every JWT of it is refused) and "sessions of user U
+/// started up to T are revoked". The public conformance suite (`store::conformance`, feature
+/// `test-util`) checks every point it can observe through the trait.
+pub trait RevocationFeed: Send + Sync + 'static {
+    /// How long events stay readable.
+    fn retention(&self) -> Duration;
+
+    /// The events after `after` (with `None`: from the oldest retained one); see the contract
+    /// above. When there are none, waits up to `wait` for new ones.
+    fn read<'a>(
+        &'a self,
+        after: Option<&'a FeedCursor>,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<FeedBatch, StoreError>>;
+}
