@@ -26,17 +26,22 @@
 //! |---|---|
 //! | `ADDR` | listen address (default `127.0.0.1:3000`) |
 //! | `JWT_TTL_SECS` | session JWT lifetime (default 300, Stytch's 5 minutes) |
+//! | `SESSION_TTL_SECS` | session lifetime, extended by activity (sliding; default 604800, 7 days) |
+//! | `TRUSTED_ORIGINS` | comma-separated origins (`https://app.example`) allowed to post to `/login` and the logout routes besides the app's own |
 //! | `SIGNING_KEY_FILE` | an Ed25519 `PRIVATE KEY` PEM; without it a key is generated at start, so JWTs from an earlier run (or another instance) fail over to the opaque token |
 //! | `REDIS_URL` | keep sessions in Redis (needs `--features redis`), else in memory |
 //! | `INSECURE_COOKIES=1` | drop the `Secure` cookie attribute |
 //!
 //! ## Cookies and plain HTTP
 //!
-//! The cookies are `Secure` by default. Browsers (Chrome, Firefox, Safari) and curl (7.79 and
-//! later) treat `http://localhost` and `http://127.0.0.1` as secure, so `Secure` cookies work
-//! there as is. Over plain HTTP to any other host (say `ADDR=0.0.0.0:3000` reached through a LAN
+//! The cookies are `Secure` and named with the `__Host-` prefix by default (`__Host-session_token`,
+//! `__Host-session_jwt`): browsers then refuse such cookies from a sibling subdomain or over
+//! plain HTTP, so nobody can toss a cookie of that name in beside the user's. Browsers (Chrome,
+//! Firefox, Safari) and curl (7.79 and later) treat `http://localhost` and `http://127.0.0.1` as
+//! secure, so these cookies work there as is. Over plain HTTP to any other host (say `ADDR=0.0.0.0:3000` reached through a LAN
 //! address) clients drop them: put TLS in front, or set `INSECURE_COOKIES=1` for an experiment,
-//! never in production.
+//! never in production (the cookies are then plain `session_token` and `session_jwt`, since the
+//! prefix requires `Secure`).
 //!
 //! # Try it with curl
 //!
@@ -100,12 +105,15 @@ pub fn app(sessions: Sessions) -> Router {
         // The ready-made services: `204` for API clients, `303 /` for the page's form posts.
         .route(
             "/api/sessions/{session_id}/revoke",
-            post_service(revoke_session().redirect_forms_to("/")),
+            post_service(revoke_session(&sessions).redirect_forms_to("/")),
         )
-        .route("/logout", post_service(logout().redirect_forms_to("/")))
+        .route(
+            "/logout",
+            post_service(logout(&sessions).redirect_forms_to("/")),
+        )
         .route(
             "/logout/all",
-            post_service(logout_everywhere().redirect_forms_to("/")),
+            post_service(logout_everywhere(&sessions).redirect_forms_to("/")),
         )
         .route("/.well-known/jwks.json", get(jwks))
         // Optional: anonymous requests reach `/`, `/login` and the logout routes; handlers that
@@ -167,22 +175,39 @@ fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBuilde
         Err(_) => SigningKey::generate_ed25519()
             .unwrap_or_else(|e| fail(format!("cannot generate a key: {e}"))),
     };
-    let jwt_ttl = match std::env::var("JWT_TTL_SECS") {
-        Ok(secs) => Duration::from_secs(
-            secs.parse()
-                .unwrap_or_else(|e| fail(format!("JWT_TTL_SECS={secs:?}: {e}"))),
-        ),
-        Err(_) => Duration::from_secs(300),
-    };
+    let trusted_origins: Vec<String> = std::env::var("TRUSTED_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect();
     builder
         .signing_key(key)
         .issuer("tower-session-jwt-example")
         .audience("axum_app")
-        .jwt_ttl(jwt_ttl)
-        .session_ttl(Duration::from_secs(7 * 86_400))
+        .jwt_ttl(seconds("JWT_TTL_SECS", 300))
+        .session_ttl(seconds("SESSION_TTL_SECS", 7 * 86_400))
         .sliding(true)
-        // ⚠️ Only for local experiments over plain HTTP; see the top of this file.
-        .cookies(CookieConfig::default().secure(!insecure_cookies))
+        .trusted_origins(trusted_origins)
+        // ⚠️ `INSECURE_COOKIES=1` is only for local experiments over plain HTTP; see the top of
+        // this file. `__Host-` needs `Secure`, so it goes with it.
+        .cookies(
+            CookieConfig::default()
+                .secure(!insecure_cookies)
+                .host_prefix(!insecure_cookies),
+        )
+}
+
+/// A duration in whole seconds from the environment variable `name`, else `default`.
+fn seconds(name: &str, default: u64) -> Duration {
+    match std::env::var(name) {
+        Ok(secs) => Duration::from_secs(
+            secs.parse()
+                .unwrap_or_else(|e| fail(format!("{name}={secs:?}: {e}"))),
+        ),
+        Err(_) => Duration::from_secs(default),
+    }
 }
 
 /// `RedisStore` when `$REDIS_URL` is set, else `MemoryStore`.
@@ -227,8 +252,26 @@ async fn home(sessions: Sessions, current: Option<CurrentSession>) -> Response {
             Err(e) => return store_unavailable(e),
         },
     };
-    no_store(Html(body))
+    let mut response = no_store(Html(body));
+    let headers = response.headers_mut();
+    for (name, value) in PAGE_HEADERS {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+    response
 }
+
+/// The page's security headers: no framing (clickjacking on the revoke buttons), nothing but
+/// its own inline style and same-origin form posts, no MIME sniffing, no referrer.
+const PAGE_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
 
 fn devices(current: &Session, list: &[Session]) -> String {
     let mut rows = String::new();
@@ -266,9 +309,50 @@ fn devices(current: &Session, list: &[Session]) -> String {
     )
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    user_id: String,
+/// Largest login body read.
+const MAX_LOGIN_BODY: usize = 16 * 1024;
+
+/// The `user_id` field of an `application/x-www-form-urlencoded` body, decoded strictly: a value
+/// whose bytes are not UTF-8 is refused rather than patched with replacement characters (which
+/// would sign the user into some other account than the one typed).
+fn form_user_id(body: &[u8]) -> Result<String, &'static str> {
+    let mut found = None;
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        if percent_decode(name)? != b"user_id" {
+            continue;
+        }
+        if found.is_some() {
+            return Err("user_id given twice");
+        }
+        let value =
+            String::from_utf8(percent_decode(value)?).map_err(|_| "user_id is not UTF-8")?;
+        found = Some(value);
+    }
+    found.ok_or("missing user_id")
+}
+
+/// Form decoding (`+` is a space, `%XX` a byte), refusing malformed escapes.
+fn percent_decode(text: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.iter();
+    while let Some(&b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+                match (hex(bytes.next()), hex(bytes.next())) {
+                    (Some(hi), Some(lo)) => (hi * 16 + lo) as u8,
+                    _ => return Err("malformed percent-encoding"),
+                }
+            }
+            b => b,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -290,11 +374,19 @@ async fn login(sessions: Sessions, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let is_form = content_type.starts_with("application/x-www-form-urlencoded");
     let (user_id, custom_claims) = if is_form {
-        match axum::Form::<LoginForm>::from_request(Request::from_parts(parts.clone(), body), &())
-            .await
-        {
-            Ok(axum::Form(form)) => (form.user_id, Map::new()),
-            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e.body_text()),
+        let body = match axum::body::to_bytes(body, MAX_LOGIN_BODY).await {
+            Ok(body) => body,
+            Err(_) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    "body too large",
+                );
+            }
+        };
+        match form_user_id(&body) {
+            Ok(user_id) => (user_id, Map::new()),
+            Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_request", message),
         }
     } else if content_type.starts_with("application/json") {
         match Json::<LoginJson>::from_request(Request::from_parts(parts.clone(), body), &()).await {
@@ -385,9 +477,11 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 fn session_error(e: SessionError) -> Response {
     let status = e.status();
     let code = match &e {
-        SessionError::InvalidUserId => "invalid_user_id",
+        SessionError::InvalidUserId(_) => "invalid_user_id",
         SessionError::InvalidCustomClaims(_) => "invalid_custom_claims",
         SessionError::InvalidTtl => "invalid_ttl",
+        SessionError::JwtTooLarge { .. } => "session_jwt_too_large",
+        SessionError::CrossSiteRequest => "cross_site_request",
         SessionError::Store(_) => "store_unavailable",
         _ => "internal_error",
     };

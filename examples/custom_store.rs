@@ -164,6 +164,12 @@ impl SessionStore for CustomStore {
     }
 
     // `revocation_feed` keeps the trait's default, `None`: see the end of `main`.
+
+    /// Every user of this store lives in this process. A store shared by several processes
+    /// (the trait's default) needs a revocation feed, or `build()` refuses it.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 #[tokio::main]
@@ -213,12 +219,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token_after.map(|a| a.session.user_id.clone())
     );
 
-    // The revocation feed is optional. Without one (`revocation_feed` returns `None`, the
-    // trait's default), `revoke` reaches the store and *this* instance's revocation list: the
-    // opaque token fails wherever the store is shared, but a JWT already handed out would still
-    // pass the local check on *other* instances until it expires (the JWT TTL, 5 minutes by
-    // default). With a single instance, as here, that gap does not exist, and the fast path is
-    // always trusted.
+    // The revocation feed is optional for a store used by one process, as here: `revoke` reaches
+    // the store and this instance's revocation list, which is every instance there is. A store
+    // shared by several processes needs a feed (see `RevocationFeed`); without one, `build()`
+    // refuses it unless `.tolerate_revoked_jwts_elsewhere()` accepts that a revoked session's
+    // JWT stays valid on the other instances until it expires. JWTs issued before this instance
+    // started (by an earlier process with the same key) are confirmed in the store.
     println!(
         "feed      {}; fast path trusted: {}",
         if has_feed { "present" } else { "none" },

@@ -31,9 +31,10 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
-use tower_session_jwt::logout::{PeerAddr, logout};
+use tower_session_jwt::logout::{SessionHandler, logout};
 use tower_session_jwt::{
-    CookieConfig, CurrentSession, MemoryStore, NewSession, SessionLayer, Sessions, SigningKey,
+    CookieConfig, CurrentSession, MemoryStore, NewSession, PeerAddr, SessionLayer, Sessions,
+    SigningKey,
 };
 
 /// The response body of every route. The layer needs `Default` for its own (rejection) answers.
@@ -55,24 +56,26 @@ pub fn service<B>(
 where
     B: http_body::Body<Data: Send, Error: std::error::Error + Send + Sync> + Send + 'static,
 {
+    let logout = logout(&sessions).with_body::<Body>();
     SessionLayer::<Body>::new(sessions)
         .optional()
-        .layer(tower::service_fn(route::<B>))
+        .layer(tower::service_fn(move |request| {
+            route::<B>(logout.clone(), request)
+        }))
 }
 
-async fn route<B>(request: Request<B>) -> Result<Response<Body>, Infallible>
+async fn route<B>(
+    logout: SessionHandler<Body>,
+    request: Request<B>,
+) -> Result<Response<Body>, Infallible>
 where
     B: http_body::Body<Data: Send, Error: std::error::Error + Send + Sync> + Send + 'static,
 {
     Ok(match (request.method(), request.uri().path()) {
         (&Method::POST, "/login") => login(request).await,
         (_, "/me") => me(&request),
-        // `logout()` answers 405 itself for methods other than POST and DELETE.
-        (_, "/logout") => logout()
-            .with_body::<Body>()
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|e| match e {}),
+        // The logout handler answers 405 itself for methods other than POST and DELETE.
+        (_, "/logout") => logout.oneshot(request).await.unwrap_or_else(|e| match e {}),
         (_, "/login") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
@@ -119,6 +122,7 @@ where
             "user_id": created.session.user_id,
             "session_id": created.session.session_id,
             "expires_at": created.session.expires_at.unix_timestamp(),
+            "attributes": created.session.attributes,
             "session_token": created.token.expose(),
             "session_jwt": created.jwt.expose(),
         }),

@@ -1,11 +1,13 @@
-//! Configuration, validated once when [`Sessions`] is built.
+//! Configuration, validated once when [`Sessions`](crate::Sessions) is built.
+//!
+//! This module only describes and checks settings; building the manager from them is
+//! [`SessionsBuilder::build`], implemented beside [`Sessions`](crate::Sessions).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::jwt::{JwtCodec, JwtSettings, SigningKey, VerificationKey};
-use crate::manager::Sessions;
+use crate::jwt::{SigningKey, VerificationKey};
 use crate::store::{DynStore, SessionStore};
 
 /// Default lifetime of a session JWT: 5 minutes, as Stytch.
@@ -46,9 +48,26 @@ pub enum ConfigError {
     /// An empty issuer or audience.
     #[error("issuer and audience must not be empty")]
     EmptyIssuerOrAudience,
-    /// The maximum token length cannot hold a session JWT.
-    #[error("the maximum token length must be between 512 and 65536 bytes")]
-    InvalidMaxTokenLen,
+    /// The maximum token length cannot hold a session JWT minted with this configuration
+    /// (`min`: the length of the smallest one), or exceeds 65,536 bytes.
+    #[error("the maximum token length must be between {min} and 65536 bytes")]
+    InvalidMaxTokenLen {
+        /// Length of the smallest session JWT this configuration mints.
+        min: usize,
+    },
+    /// A trusted origin is not `scheme://host[:port]` with an `http` or `https` scheme.
+    #[error("invalid trusted origin {0:?}: expected scheme://host[:port]")]
+    InvalidOrigin(String),
+    /// The store is shared by several processes but has no revocation feed, so a session revoked
+    /// on one instance would stay usable through its JWT on the others. Give the store a feed,
+    /// or accept that cost with
+    /// [`SessionsBuilder::tolerate_revoked_jwts_elsewhere`].
+    #[error(
+        "the store is shared but has no revocation feed: JWTs of sessions revoked elsewhere would \
+         stay valid here until they expire; use a store with a feed, or opt in with \
+         .tolerate_revoked_jwts_elsewhere()"
+    )]
+    SharedStoreWithoutFeed,
     /// The store's revocation feed forgets events sooner than a JWT can live.
     #[error("the revocation feed keeps events for {retention:?}; at least {needed:?} is needed")]
     FeedRetentionTooShort {
@@ -201,22 +220,24 @@ impl CookieConfig {
 /// Builds [`Sessions`]; see [`Sessions::builder`].
 #[must_use]
 pub struct SessionsBuilder {
-    store: Option<Arc<dyn DynStore>>,
-    signing_key: Option<SigningKey>,
-    verification_keys: Vec<VerificationKey>,
-    issuer: String,
-    audience: String,
-    jwt_ttl: Duration,
-    session_ttl: Duration,
-    max_lifetime: Option<Duration>,
-    sliding: bool,
-    leeway: Duration,
-    max_token_len: usize,
-    token_cache_capacity: Option<u64>,
-    verification_cache_capacity: u64,
-    clock: SharedClock,
-    cookies: CookieConfig,
-    client_ip_header: Option<http::HeaderName>,
+    pub(crate) store: Option<Arc<dyn DynStore>>,
+    pub(crate) signing_key: Option<SigningKey>,
+    pub(crate) verification_keys: Vec<VerificationKey>,
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) jwt_ttl: Duration,
+    pub(crate) session_ttl: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) sliding: bool,
+    pub(crate) leeway: Duration,
+    pub(crate) max_token_len: usize,
+    pub(crate) token_cache_capacity: Option<u64>,
+    pub(crate) verification_cache_capacity: u64,
+    pub(crate) clock: SharedClock,
+    pub(crate) cookies: CookieConfig,
+    pub(crate) client_ip_header: Option<http::HeaderName>,
+    pub(crate) trusted_origins: Vec<String>,
+    pub(crate) tolerate_feedless: bool,
 }
 
 impl Default for SessionsBuilder {
@@ -238,6 +259,8 @@ impl Default for SessionsBuilder {
             clock: Arc::new(SystemClock),
             cookies: CookieConfig::default(),
             client_ip_header: None,
+            trusted_origins: Vec::new(),
+            tolerate_feedless: false,
         }
     }
 }
@@ -257,6 +280,9 @@ pub(crate) struct Settings {
     pub(crate) token_cookie: String,
     pub(crate) jwt_cookie: String,
     pub(crate) client_ip_header: Option<http::HeaderName>,
+    /// Origins (`scheme://host[:port]`, lower case) allowed to post to the login and logout
+    /// handlers besides the request's own.
+    pub(crate) trusted_origins: Vec<String>,
 }
 
 impl SessionsBuilder {
@@ -379,10 +405,52 @@ impl SessionsBuilder {
         self
     }
 
-    /// Validates the configuration and builds the manager.
-    pub fn build(self) -> Result<Sessions, ConfigError> {
-        let store = self.store.ok_or(ConfigError::MissingStore)?;
-        let signing_key = self.signing_key.ok_or(ConfigError::MissingSigningKey)?;
+    /// Origins allowed to send state-changing requests (login, logout, revoke) besides the
+    /// request's own, as `scheme://host[:port]` (for example a front end on another host, or the
+    /// public origin when a proxy rewrites `Host`). When any is set, a request whose `Origin` is
+    /// neither listed nor the request's own is refused with `403`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .trusted_origins(["https://app.example", "https://admin.app.example:8443"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions; });
+    /// ```
+    pub fn trusted_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_origins
+            .extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts a [shared](SessionStore::is_shared) store that has no revocation feed.
+    ///
+    /// # ⚠️ Warning: revoked sessions live on elsewhere
+    ///
+    /// Without a feed, a revocation reaches only the instance that made it. On every other
+    /// instance the revoked session's JWTs stay valid until they expire (up to the
+    /// [JWT TTL](Self::jwt_ttl)), and a token cache (if you enable one) keeps serving the revoked
+    /// token for as long. The opaque token itself still fails at once everywhere (the store no
+    /// longer has it). Without this call, [`build`](Self::build) refuses such a store with
+    /// [`ConfigError::SharedStoreWithoutFeed`].
+    pub fn tolerate_revoked_jwts_elsewhere(mut self) -> Self {
+        self.tolerate_feedless = true;
+        self
+    }
+
+    /// Checks every setting but the keys' and the store's; the manager checks those.
+    pub(crate) fn settings(&self, shared_store: bool) -> Result<Settings, ConfigError> {
         if self.issuer.is_empty() || self.audience.is_empty() {
             return Err(ConfigError::EmptyIssuerOrAudience);
         }
@@ -397,28 +465,19 @@ impl SessionsBuilder {
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::LeewayTooLarge);
         }
-        if !(512..=65_536).contains(&self.max_token_len) {
-            return Err(ConfigError::InvalidMaxTokenLen);
-        }
         self.cookies.validate()?;
-        let codec = JwtCodec::new(
-            signing_key,
-            self.verification_keys,
-            JwtSettings {
-                issuer: self.issuer,
-                audience: self.audience,
-                ttl_secs: self.jwt_ttl.as_secs() as i64,
-                leeway_secs: self.leeway.as_secs() as i64,
-                max_len: self.max_token_len,
-            },
-        )?;
-        let settings = Settings {
+        let trusted_origins = self
+            .trusted_origins
+            .iter()
+            .map(|o| normalize_origin(o).ok_or_else(|| ConfigError::InvalidOrigin(o.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(Settings {
             jwt_ttl: Duration::from_secs(self.jwt_ttl.as_secs()),
             session_ttl: self.session_ttl,
             max_lifetime: self.max_lifetime,
             sliding: self.sliding,
             leeway: self.leeway,
-            token_cache_capacity: self.token_cache_capacity.unwrap_or(if store.is_shared() {
+            token_cache_capacity: self.token_cache_capacity.unwrap_or(if shared_store {
                 0
             } else {
                 10_000
@@ -426,9 +485,20 @@ impl SessionsBuilder {
             verification_cache_capacity: self.verification_cache_capacity,
             token_cookie: self.cookies.token_name(),
             jwt_cookie: self.cookies.jwt_name(),
-            cookies: self.cookies,
-            client_ip_header: self.client_ip_header,
-        };
-        Sessions::from_parts(store, codec, settings, self.clock)
+            cookies: self.cookies.clone(),
+            client_ip_header: self.client_ip_header.clone(),
+            trusted_origins,
+        })
     }
+}
+
+/// `scheme://host[:port]` in lower case, for `http` and `https` origins; `None` otherwise.
+fn normalize_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = origin.split_once("://")?;
+    let host_ok = !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    (matches!(scheme, "http" | "https") && host_ok).then_some(origin)
 }

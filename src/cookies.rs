@@ -8,30 +8,104 @@ use time::OffsetDateTime;
 use crate::config::{CookieConfig, Settings};
 use crate::error::AuthError;
 use crate::jwt::SessionJwt;
-use crate::token::SessionToken;
 
 /// Largest `Cookie` or `Authorization` header value examined, in bytes.
 pub const MAX_CREDENTIAL_HEADER_LEN: usize = 16 * 1024;
 
-/// The credentials a request presented, borrowed from its headers.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Credentials<'a> {
-    pub(crate) jwt: Option<&'a str>,
-    pub(crate) token: Option<&'a str>,
+/// Where a presented credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// A session cookie: ambient, sent by the browser on its own. Refreshed credentials go back
+    /// as cookies.
+    Cookie,
+    /// `Authorization: Bearer`: chosen by the client for each request. Nothing is ever handed
+    /// back as a cookie, which would turn it into an ambient (CSRF-prone) credential.
+    Header,
 }
 
-impl Credentials<'_> {
-    pub(crate) fn is_empty(&self) -> bool {
+/// The session credentials a request presented, each with where it came from, borrowed from
+/// the request's headers.
+///
+/// Read them with [`Sessions::credentials`](crate::Sessions::credentials), or build them for
+/// [`Sessions::authenticate`](crate::Sessions::authenticate).
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::{CredentialSource, Credentials};
+///
+/// let credentials = Credentials::new().with_token("opaque-token", CredentialSource::Header);
+/// assert!(credentials.jwt().is_none());
+/// assert_eq!(credentials.token(), Some(("opaque-token", CredentialSource::Header)));
+/// ```
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials<'a> {
+    pub(crate) jwt: Option<(&'a str, CredentialSource)>,
+    pub(crate) token: Option<(&'a str, CredentialSource)>,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("jwt", &self.jwt.map(|(_, source)| source))
+            .field("token", &self.token.map(|(_, source)| source))
+            .finish()
+    }
+}
+
+impl<'a> Credentials<'a> {
+    /// No credentials.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With a session JWT.
+    pub fn with_jwt(mut self, jwt: &'a str, source: CredentialSource) -> Self {
+        self.jwt = Some((jwt, source));
+        self
+    }
+
+    /// With an opaque session token.
+    pub fn with_token(mut self, token: &'a str, source: CredentialSource) -> Self {
+        self.token = Some((token, source));
+        self
+    }
+
+    /// The session JWT presented, if any.
+    pub fn jwt(&self) -> Option<(&'a str, CredentialSource)> {
+        self.jwt
+    }
+
+    /// The opaque token presented, if any.
+    pub fn token(&self) -> Option<(&'a str, CredentialSource)> {
+        self.token
+    }
+
+    /// Whether nothing was presented.
+    pub fn is_empty(&self) -> bool {
         self.jwt.is_none() && self.token.is_none()
+    }
+
+    /// Whether any credential came from `Authorization`: then no cookie is set in return.
+    pub(crate) fn any_from_header(&self) -> bool {
+        [self.jwt, self.token]
+            .iter()
+            .flatten()
+            .any(|(_, source)| *source == CredentialSource::Header)
     }
 }
 
 /// Records `value` in `slot`; a second, different value is a conflict.
-fn put<'a>(slot: &mut Option<&'a str>, value: &'a str) -> Result<(), AuthError> {
+fn put<'a>(
+    slot: &mut Option<(&'a str, CredentialSource)>,
+    value: &'a str,
+    source: CredentialSource,
+) -> Result<(), AuthError> {
     match slot {
-        Some(existing) if *existing != value => Err(AuthError::ConflictingCredentials),
-        _ => {
-            *slot = Some(value);
+        Some((existing, _)) if *existing != value => Err(AuthError::ConflictingCredentials),
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some((value, source));
             Ok(())
         }
     }
@@ -46,6 +120,41 @@ pub(crate) fn extract<'a>(
     settings: &Settings,
 ) -> Result<Credentials<'a>, AuthError> {
     let mut found = Credentials::default();
+    let mut error = None;
+    each_presented(headers, settings, |kind, value, source| {
+        let slot = match kind {
+            Kind::Jwt => &mut found.jwt,
+            Kind::Token => &mut found.token,
+        };
+        match put(slot, value, source) {
+            Ok(()) => true,
+            Err(e) => {
+                error = Some(e);
+                false
+            }
+        }
+    })?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+/// Which credential a value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Jwt,
+    Token,
+}
+
+/// Calls `each` for every session credential value in the cookies and `Authorization`, in
+/// that order, until it returns `false`. Oversized headers and a repeated `Authorization` are
+/// errors.
+pub(crate) fn each_presented<'a>(
+    headers: &'a HeaderMap,
+    settings: &Settings,
+    mut each: impl FnMut(Kind, &'a str, CredentialSource) -> bool,
+) -> Result<(), AuthError> {
     for value in headers.get_all(COOKIE) {
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
@@ -60,10 +169,15 @@ pub(crate) fn extract<'a>(
                 continue;
             };
             let (name, value) = cookie.name_value_trimmed();
-            if name == settings.jwt_cookie {
-                put(&mut found.jwt, borrowed(pair, value))?;
+            let kind = if name == settings.jwt_cookie {
+                Kind::Jwt
             } else if name == settings.token_cookie {
-                put(&mut found.token, borrowed(pair, value))?;
+                Kind::Token
+            } else {
+                continue;
+            };
+            if !each(kind, borrowed(pair, value), CredentialSource::Cookie) {
+                return Ok(());
             }
         }
     }
@@ -76,14 +190,27 @@ pub(crate) fn extract<'a>(
             return Err(AuthError::CredentialTooLarge);
         }
         if let Some(bearer) = bearer(value) {
-            if bearer.is_jwt {
-                put(&mut found.jwt, bearer.credential)?;
+            let kind = if bearer.is_jwt {
+                Kind::Jwt
             } else {
-                put(&mut found.token, bearer.credential)?;
+                Kind::Token
+            };
+            each(kind, bearer.credential, CredentialSource::Header);
+        }
+    }
+    Ok(())
+}
+
+/// Marks the request's credential headers sensitive, so that `Debug` output and tracing layers
+/// downstream print `Sensitive` instead of the session's credentials.
+pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
+    for name in [AUTHORIZATION, COOKIE] {
+        if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
             }
         }
     }
-    Ok(found)
 }
 
 /// Bytes allowed in an RFC 6750 `b64token` (without the trailing `=` padding, which no
@@ -161,15 +288,22 @@ fn cookie_header(
     }
     // Names and domains are validated when `Sessions` is built and values are base64url, so
     // the header is always valid.
-    HeaderValue::from_str(&builder.build().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    let mut header = HeaderValue::from_str(&builder.build().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    // A session cookie carries a credential: keep it out of `Debug` output.
+    header.set_sensitive(true);
+    header
 }
 
-/// `Set-Cookie` values for the credentials given; `Max-Age` is the session's remaining
-/// lifetime.
+/// The largest `Set-Cookie` value browsers keep (RFC 6265 §6.1 asks for at least 4,096 bytes per
+/// cookie, and that is what Chrome, Firefox and Safari keep; a larger one is dropped silently).
+pub const MAX_COOKIE_LEN: usize = 4096;
+
+/// `Set-Cookie` values for the credentials given (token first); `Max-Age` is the session's
+/// remaining lifetime.
 pub(crate) fn session_cookies(
     settings: &Settings,
-    token: Option<&SessionToken>,
+    token: Option<&str>,
     jwt: &SessionJwt,
     session_expires_at: OffsetDateTime,
     now: OffsetDateTime,
@@ -181,32 +315,68 @@ pub(crate) fn session_cookies(
         out.push(cookie_header(
             cookies,
             &settings.token_cookie,
-            token.expose(),
+            token,
             max_age,
             None,
         ));
     }
-    out.push(cookie_header(
-        cookies,
-        &settings.jwt_cookie,
-        jwt.expose(),
-        max_age,
-        None,
-    ));
+    out.push(jwt_cookie(settings, jwt.expose(), max_age));
     out
+}
+
+/// The `Set-Cookie` value that hands out `jwt`.
+pub(crate) fn jwt_cookie(settings: &Settings, jwt: &str, max_age: time::Duration) -> HeaderValue {
+    cookie_header(&settings.cookies, &settings.jwt_cookie, jwt, max_age, None)
+}
+
+/// Whether `response_cookies` (a response's `Set-Cookie` values) set or delete a session
+/// cookie: then the handler has the last word and the layer adds none of its own.
+pub(crate) fn sets_session_cookie<'a>(
+    settings: &Settings,
+    mut response_cookies: impl Iterator<Item = &'a HeaderValue>,
+) -> bool {
+    response_cookies.any(|value| {
+        let name = value
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        name == settings.token_cookie.as_bytes() || name == settings.jwt_cookie.as_bytes()
+    })
 }
 
 /// `Set-Cookie` values that delete both session cookies: same name, `Path` and `Domain`,
 /// `Max-Age=0` and an `Expires` in the past.
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::{CookieConfig, strip_session_cookies};
+///
+/// let [token, jwt] = strip_session_cookies(&CookieConfig::default());
+/// assert!(token.to_str().unwrap().starts_with("session_token=;"));
+/// assert!(jwt.to_str().unwrap().contains("Max-Age=0"));
+/// ```
 pub fn strip_session_cookies(cookies: &CookieConfig) -> [HeaderValue; 2] {
-    let removal = |name: String| {
-        cookie_header(
-            cookies,
-            &name,
-            "",
-            time::Duration::ZERO,
-            Some(OffsetDateTime::UNIX_EPOCH),
-        )
-    };
-    [removal(cookies.token_name()), removal(cookies.jwt_name())]
+    [
+        removal(cookies, &cookies.token_name(), "/"),
+        removal(cookies, &cookies.jwt_name(), "/"),
+    ]
+}
+
+/// A removal cookie for `name` at `path`.
+pub(crate) fn removal(cookies: &CookieConfig, name: &str, path: &str) -> HeaderValue {
+    let mut builder = cookie::Cookie::build((name, ""))
+        .http_only(true)
+        .secure(cookies.is_secure())
+        .same_site(cookie::SameSite::Lax)
+        .path(path.to_owned())
+        .max_age(time::Duration::ZERO)
+        .expires(OffsetDateTime::UNIX_EPOCH);
+    if let Some(domain) = cookies.cookie_domain() {
+        builder = builder.domain(domain.to_owned());
+    }
+    HeaderValue::from_str(&builder.build().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }

@@ -3,7 +3,7 @@
 //! Each variant documents the HTTP status the layer answers with.
 
 use crate::jwt::{JwtError, SignError};
-use crate::session::CustomClaimsError;
+use crate::session::{CustomClaimsError, InvalidUserId};
 use crate::store::StoreError;
 use crate::token::TokenError;
 
@@ -27,11 +27,12 @@ pub enum AuthError {
     /// The session was revoked. `401`, `error="invalid_token"`.
     #[error("session revoked")]
     Revoked,
-    /// Credentials were presented twice and disagree (two cookies, or cookie and header).
-    /// `401`, `error="invalid_request"`.
+    /// Credentials were presented twice and disagree (two cookies, or cookie and header), or a
+    /// genuine JWT and an opaque token name different sessions. `400`,
+    /// `error="invalid_request"`.
     #[error("conflicting session credentials")]
     ConflictingCredentials,
-    /// A credential or header is larger than the configured bound. `401`,
+    /// A credential or header is larger than the configured bound. `400`,
     /// `error="invalid_request"`.
     #[error("session credential too large")]
     CredentialTooLarge,
@@ -64,15 +65,32 @@ impl AuthError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The user id is empty or longer than 256 bytes. `400`.
-    #[error("user id must be 1 to 256 bytes")]
-    InvalidUserId,
+    /// The user id is empty, longer than 256 bytes, or holds control or invisible formatting
+    /// characters. `400`.
+    #[error(transparent)]
+    InvalidUserId(#[from] InvalidUserId),
     /// The custom claims were refused. `400`.
     #[error(transparent)]
     InvalidCustomClaims(#[from] CustomClaimsError),
     /// The session lifetime is zero or above the configured maximum. `400`.
     #[error("invalid session lifetime")]
     InvalidTtl,
+    /// The session JWT would be larger than `max` bytes: longer than the configured
+    /// `max_token_len`, or its cookie larger than browsers keep (4,096 bytes; they drop larger
+    /// ones silently). Make the custom claims smaller. `400`.
+    #[error(
+        "the session JWT would be {size} bytes (with its cookie attributes); the limit is {max}: use fewer custom claims"
+    )]
+    JwtTooLarge {
+        /// The size found.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A browser sent the request from another site (login CSRF): `Sec-Fetch-Site:
+    /// cross-site`, or an `Origin` that is neither the request's own nor a trusted one. `403`.
+    #[error("cross-site request refused")]
+    CrossSiteRequest,
     /// The OS random number generator failed. `500`.
     #[error(transparent)]
     Random(#[from] TokenError),
@@ -146,9 +164,11 @@ impl SessionError {
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
-            SessionError::InvalidUserId
+            SessionError::InvalidUserId(_)
             | SessionError::InvalidCustomClaims(_)
-            | SessionError::InvalidTtl => StatusCode::BAD_REQUEST,
+            | SessionError::InvalidTtl
+            | SessionError::JwtTooLarge { .. } => StatusCode::BAD_REQUEST,
+            SessionError::CrossSiteRequest => StatusCode::FORBIDDEN,
             SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             SessionError::Random(_) | SessionError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

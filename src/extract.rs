@@ -44,6 +44,13 @@ impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
             SessionRejection::NoSession => AuthError::MissingCredentials.into_response(),
+            // Conflicting or oversized credentials are a malformed request, not a bad token.
+            SessionRejection::Refused("conflicting_credentials") => {
+                AuthError::ConflictingCredentials.into_response()
+            }
+            SessionRejection::Refused("credential_too_large") => {
+                AuthError::CredentialTooLarge.into_response()
+            }
             SessionRejection::Refused(_) => AuthError::UnknownSession.into_response(),
             SessionRejection::Claims(_) => {
                 let mut response = http::StatusCode::FORBIDDEN.into_response();

@@ -1,16 +1,19 @@
 //! [`SessionLayer`] and [`SessionService`]: authentication in front of any tower service.
 //!
-//! Per request (DESIGN §3):
+//! The layer does HTTP only; every decision is [`Sessions::authenticate`]'s. Per request:
 //!
-//! 1. Credentials are read once from the JWT cookie, the session cookie and
-//!    `Authorization: Bearer` (a bearer value with two dots is a JWT, anything else an opaque
-//!    token), borrowed from the headers. Duplicates that disagree are refused.
-//! 2. A JWT is verified locally and checked against the revocation list: **no store call**. The
-//!    session is put in the request's extensions and the inner service is called at once.
-//! 3. Without a usable JWT, the opaque token is confirmed in the store (through the token cache),
-//!    a fresh JWT is minted and set as a cookie on the response.
+//! 1. The credential headers are marked sensitive, and the credentials are read once from the
+//!    JWT cookie, the session cookie and `Authorization: Bearer`, borrowed from the headers.
+//! 2. The JWT fast path answers synchronously (**no store call**); the session goes into the
+//!    request's extensions and the inner service is called at once. Otherwise the store step
+//!    is awaited first.
+//! 3. Cookies the store path hands back (a fresh JWT, the token again) are added to the
+//!    response, **unless the handler set or stripped a session cookie itself**: a login or a
+//!    logout has the last word, so a response never carries credentials of two sessions.
+//!    Requests authenticated through `Authorization` get no cookies.
 //! 4. Nothing valid: `401` with `WWW-Authenticate: Bearer` (required mode) or the request goes on
-//!    without a session (optional mode). A store failure answers `503` in both modes.
+//!    without a session, the refusal noted in [`RefusedCredential`] (optional mode). A store
+//!    failure answers `503` in both modes.
 
 use std::fmt;
 use std::future::Future;
@@ -24,10 +27,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::cookies::{Credentials, extract, session_cookies};
+use crate::cookies::{mark_sensitive, sets_session_cookie};
 use crate::error::AuthError;
-use crate::manager::{JwtCheck, Sessions};
-use crate::session::{Session, SessionId};
+use crate::manager::{Authenticated, Sessions, Step};
+use crate::session::Session;
 use crate::store::BoxFuture;
 
 /// The authenticated session of a request, as the layer stores it in the request extensions.
@@ -142,18 +145,13 @@ impl<B> SessionLayer<B> {
         }
     }
 
-    /// Whether a refused credential still lets the request through: optional mode only, never
-    /// for a store failure (that must not look like "signed out") and never for a malformed
-    /// request (disagreeing duplicates or oversized headers suggest cookie tossing).
+    /// Whether a refused credential still lets the request through: optional mode only, and
+    /// never for a server-side failure (a store outage must not look like "signed out").
+    /// Conflicting or oversized credentials go through anonymously too: they may be a cookie
+    /// tossed in by someone else, and the user must still reach the login and logout handlers
+    /// to recover (extractors answer them with `400 invalid_request`).
     fn passes_anonymously(&self, error: &AuthError) -> bool {
-        self.optional
-            && !matches!(
-                error,
-                AuthError::Store(_)
-                    | AuthError::Signing(_)
-                    | AuthError::ConflictingCredentials
-                    | AuthError::CredentialTooLarge
-            )
+        self.optional && !matches!(error, AuthError::Store(_) | AuthError::Signing(_))
     }
 }
 
@@ -192,105 +190,6 @@ impl<S: fmt::Debug, B> fmt::Debug for SessionService<S, B> {
     }
 }
 
-/// What the slow path yields: the session and, when the store path minted one, new cookies.
-struct Resolved {
-    session: Option<Arc<Session>>,
-    cookies: Vec<HeaderValue>,
-}
-
-/// Which path authenticated (or refused) a request, for tracing.
-#[derive(Clone, Copy)]
-enum Path {
-    Jwt,
-    JwtConfirmed,
-    Store,
-    None,
-}
-
-impl Path {
-    fn as_str(self) -> &'static str {
-        match self {
-            Path::Jwt => "jwt",
-            Path::JwtConfirmed => "jwt_confirmed",
-            Path::Store => "store",
-            Path::None => "none",
-        }
-    }
-}
-
-impl<S, B> SessionService<S, B> {
-    fn slow_path(&self, credentials: Credentials<'_>, jwt: Option<JwtCheck>) -> SlowPath {
-        let sessions = self.layer.sessions.clone();
-        // A genuine JWT (even expired or revoked) and a token of another session disagree: a
-        // token tossed into the cookie jar must not take over when the JWT stops being usable.
-        let named = match &jwt {
-            Some(JwtCheck::Confirm(session)) => Some(session.session_id.clone()),
-            _ => credentials.jwt.and_then(|j| sessions.jwt_session_id(j)),
-        };
-        match jwt {
-            Some(JwtCheck::Confirm(session)) => {
-                let token = credentials.token.map(str::to_owned);
-                SlowPath {
-                    path: Path::JwtConfirmed,
-                    future: Box::pin(async move {
-                        match sessions.confirm(session).await {
-                            Ok(session) => Ok(Resolved {
-                                session: Some(session),
-                                cookies: Vec::new(),
-                            }),
-                            // A JWT the store does not confirm may still come with a live token.
-                            Err(AuthError::UnknownSession | AuthError::Revoked)
-                                if token.is_some() =>
-                            {
-                                let token = token.as_deref().unwrap_or_default();
-                                by_token(&sessions, token, named.as_ref()).await
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }),
-                }
-            }
-            _ => {
-                let token = credentials.token.unwrap_or_default().to_owned();
-                SlowPath {
-                    path: Path::Store,
-                    future: Box::pin(
-                        async move { by_token(&sessions, &token, named.as_ref()).await },
-                    ),
-                }
-            }
-        }
-    }
-}
-
-struct SlowPath {
-    path: Path,
-    future: BoxFuture<'static, Result<Resolved, AuthError>>,
-}
-
-async fn by_token(
-    sessions: &Sessions,
-    token: &str,
-    named_by_jwt: Option<&SessionId>,
-) -> Result<Resolved, AuthError> {
-    let authenticated = sessions.authenticate_token(token).await?;
-    if named_by_jwt.is_some_and(|id| *id != authenticated.session.session_id) {
-        return Err(AuthError::ConflictingCredentials);
-    }
-    let now = sessions.clock().now();
-    let cookies = session_cookies(
-        sessions.settings(),
-        None,
-        &authenticated.jwt,
-        authenticated.session.expires_at,
-        now,
-    );
-    Ok(Resolved {
-        session: Some(authenticated.session),
-        cookies,
-    })
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -317,45 +216,32 @@ where
             path = tracing::field::Empty,
             outcome = tracing::field::Empty
         );
-
-        let outcome: Result<Result<Arc<Session>, SlowPath>, AuthError> =
-            match extract(request.headers(), sessions.settings()) {
-                Err(e) => Err(e),
-                Ok(credentials) if credentials.is_empty() => Err(AuthError::MissingCredentials),
-                Ok(credentials) => match credentials.jwt.map(|jwt| sessions.check_jwt(jwt)) {
-                    Some(Ok(JwtCheck::Trusted(session))) => Ok(Ok(session)),
-                    Some(Ok(confirm)) => Ok(Err(self.slow_path(credentials, Some(confirm)))),
-                    // A failed or absent JWT falls back to the opaque token when there is one.
-                    Some(Err(_)) | None if credentials.token.is_some() => {
-                        Ok(Err(self.slow_path(credentials, None)))
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => Err(AuthError::MissingCredentials),
-                },
-            };
-
-        match outcome {
-            Ok(Ok(session)) => {
-                record(&span, Path::Jwt, "authenticated");
-                insert(&mut request, sessions, Some(session));
-                ResponseFuture::calling(inner.call(request), Vec::new())
+        mark_sensitive(request.headers_mut());
+        let step = match sessions.credentials(request.headers()) {
+            Ok(credentials) => sessions.begin(&credentials),
+            Err(error) => Step::Done(Err(error)),
+        };
+        match step {
+            Step::Done(Ok(outcome)) => {
+                record(&span, outcome.path.as_str(), "authenticated");
+                insert(&mut request, sessions, Some(outcome.session));
+                ResponseFuture::calling(inner.call(request), Vec::new(), None)
             }
-            Ok(Err(slow)) => ResponseFuture {
+            Step::Store(auth) => ResponseFuture {
                 state: State::Authenticating {
-                    auth: slow.future,
+                    auth,
                     request: Some(request),
                     inner: Some(inner),
                     layer: self.layer.clone(),
-                    path: slow.path,
                     span,
                 },
             },
-            Err(error) => {
-                record(&span, Path::None, error.reason());
+            Step::Done(Err(error)) => {
+                record(&span, "none", error.reason());
                 if self.layer.passes_anonymously(&error) {
                     insert(&mut request, sessions, None);
                     refused(&mut request, &error);
-                    ResponseFuture::calling(inner.call(request), Vec::new())
+                    ResponseFuture::calling(inner.call(request), Vec::new(), None)
                 } else {
                     ResponseFuture::done(self.layer.reject(&error))
                 }
@@ -364,11 +250,11 @@ where
     }
 }
 
-fn record(span: &tracing::Span, path: Path, outcome: &str) {
-    span.record("path", path.as_str());
+fn record(span: &tracing::Span, path: &str, outcome: &str) {
+    span.record("path", path);
     span.record("outcome", outcome);
     let _entered = span.enter();
-    tracing::debug!(path = path.as_str(), outcome, "session authentication");
+    tracing::debug!(path, outcome, "session authentication");
 }
 
 /// In optional mode, a request whose credential was refused goes on without a session; this
@@ -414,20 +300,20 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        // Waiting for the store (or the store-confirmed JWT path).
+        // Waiting for the store (the token path, or a JWT confirmed in the store).
         Authenticating {
-            auth: BoxFuture<'static, Result<Resolved, AuthError>>,
+            auth: BoxFuture<'static, Result<Authenticated, AuthError>>,
             request: Option<Request<ReqBody>>,
             inner: Option<S>,
             layer: SessionLayer<ResBody>,
-            path: Path,
             span: tracing::Span,
         },
-        // Running the inner service; `cookies` go on its response.
+        // Running the inner service; `cookies` go on its response unless it set its own.
         Calling {
             #[pin]
             future: S::Future,
             cookies: Vec<HeaderValue>,
+            sessions: Option<Sessions>,
         },
         // Answered without the inner service.
         Done {
@@ -440,9 +326,13 @@ impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    fn calling(future: S::Future, cookies: Vec<HeaderValue>) -> Self {
+    fn calling(future: S::Future, cookies: Vec<HeaderValue>, sessions: Option<Sessions>) -> Self {
         Self {
-            state: State::Calling { future, cookies },
+            state: State::Calling {
+                future,
+                cookies,
+                sessions,
+            },
         }
     }
 
@@ -471,7 +361,6 @@ where
                     request,
                     inner,
                     layer,
-                    path,
                     span,
                 } => {
                     let result = ready!(auth.as_mut().poll(cx));
@@ -480,22 +369,25 @@ where
                         panic!("ResponseFuture polled after completion");
                     };
                     let next = match result {
-                        Ok(resolved) => {
-                            record(span, *path, "authenticated");
-                            insert(&mut request, &layer.sessions, resolved.session);
+                        Ok(mut outcome) => {
+                            record(span, outcome.path.as_str(), "authenticated");
+                            let cookies = outcome.take_cookies();
+                            insert(&mut request, &layer.sessions, Some(outcome.session));
                             State::Calling {
                                 future: inner.call(request),
-                                cookies: resolved.cookies,
+                                sessions: (!cookies.is_empty()).then(|| layer.sessions.clone()),
+                                cookies,
                             }
                         }
                         Err(error) => {
-                            record(span, *path, error.reason());
+                            record(span, "store", error.reason());
                             if layer.passes_anonymously(&error) {
                                 insert(&mut request, &layer.sessions, None);
                                 refused(&mut request, &error);
                                 State::Calling {
                                     future: inner.call(request),
                                     cookies: Vec::new(),
+                                    sessions: None,
                                 }
                             } else {
                                 State::Done {
@@ -506,10 +398,24 @@ where
                     };
                     this.state.set(next);
                 }
-                StateProj::Calling { future, cookies } => {
+                StateProj::Calling {
+                    future,
+                    cookies,
+                    sessions,
+                } => {
                     let mut response = ready!(future.poll(cx))?;
-                    for cookie in cookies.drain(..) {
-                        response.headers_mut().append(SET_COOKIE, cookie);
+                    if let Some(sessions) = sessions.take() {
+                        let headers = response.headers_mut();
+                        // A handler that set or stripped a session cookie (a login, a logout)
+                        // has the last word.
+                        if !sets_session_cookie(
+                            sessions.settings(),
+                            headers.get_all(SET_COOKIE).iter(),
+                        ) {
+                            for cookie in cookies.drain(..) {
+                                headers.append(SET_COOKIE, cookie);
+                            }
+                        }
                     }
                     return Poll::Ready(Ok(response));
                 }

@@ -64,27 +64,36 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod cookies;
-pub mod error;
+mod cookies;
+mod csrf;
+mod error;
 pub mod extract;
 pub mod jwt;
-pub mod layer;
+mod layer;
+mod login;
 pub mod logout;
-pub mod manager;
-pub mod revocation;
+mod manager;
+mod revocation;
 pub mod session;
 pub mod store;
-pub mod token;
+mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, CookieConfig, SessionsBuilder};
-pub use cookies::strip_session_cookies;
+pub use cookies::{
+    CredentialSource, Credentials, MAX_COOKIE_LEN, MAX_CREDENTIAL_HEADER_LEN, strip_session_cookies,
+};
 pub use error::{AuthError, SessionError};
 pub use jwt::{Algorithm, JwtError, KeyError, SessionJwt, SigningKey, VerificationKey};
-pub use layer::{CurrentSession, RefusedCredential, SessionLayer, SessionService};
-pub use manager::{Authenticated, CacheSizes, CreatedSession, Sessions};
+pub use layer::{
+    CurrentSession, ErrorHandler, RefusedCredential, ResponseFuture, SessionLayer, SessionService,
+};
+pub use login::{Login, PeerAddr};
+pub use manager::{
+    AuthPath, Authenticated, CacheSizes, CreatedSession, RefreshedSession, Sessions,
+};
 pub use revocation::{RevocationEvent, RevocationList};
 pub use session::{NewSession, Session, SessionAttributes, SessionId};
 pub use store::{MemoryStore, SessionStore, StoreError};

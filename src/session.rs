@@ -23,10 +23,74 @@ pub const MAX_USER_AGENT_LEN: usize = 512;
 /// Longest recorded IP address text, in bytes.
 pub const MAX_IP_ADDRESS_LEN: usize = 64;
 
-/// Claim names the session JWT uses itself; custom claims may not take them.
+/// Claim names custom claims may not take: those the session JWT uses itself, and the
+/// registered names whose meaning a verifier may act on (RFC 7519, RFC 7800 `cnf`, RFC 8693
+/// `act` and `scope`, OpenID Connect `acr`, `amr`, `auth_time`, `azp`, `nonce`).
 pub const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "session",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "sid",
+    "session",
+    "cnf",
+    "act",
+    "scope",
+    "acr",
+    "amr",
+    "auth_time",
+    "azp",
+    "nonce",
 ];
+
+/// Why a user id was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidUserId {
+    /// Empty, or longer than [`MAX_USER_ID_LEN`] bytes.
+    #[error("user id must be 1 to {MAX_USER_ID_LEN} bytes")]
+    Length,
+    /// Holds a control character (NUL, newline, …) or an invisible formatting character
+    /// (bidirectional overrides and isolates, zero-width characters), which could make one id
+    /// look like another in a listing or a log.
+    #[error("user id contains a control or invisible formatting character")]
+    Character,
+}
+
+/// Checks a user id: 1 to [`MAX_USER_ID_LEN`] bytes, no control characters and no invisible
+/// formatting characters (Unicode `Cc` and `Cf`: NUL, bidi overrides, zero-width joiners).
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::session::{InvalidUserId, validate_user_id};
+///
+/// assert!(validate_user_id("alice@example.com").is_ok());
+/// assert_eq!(validate_user_id("admin\u{202e}txt"), Err(InvalidUserId::Character));
+/// assert_eq!(validate_user_id(""), Err(InvalidUserId::Length));
+/// ```
+pub fn validate_user_id(user_id: &str) -> Result<(), InvalidUserId> {
+    if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+        return Err(InvalidUserId::Length);
+    }
+    if user_id.chars().any(|c| c.is_control() || is_format(c)) {
+        return Err(InvalidUserId::Character);
+    }
+    Ok(())
+}
+
+/// Unicode general category `Cf` (format), the invisible characters that reorder or join text.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}' | '\u{890}'..='\u{891}'
+        | '\u{8e2}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{110bd}' | '\u{110cd}' | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
+}
 
 /// A session's identifier: 128 random bits as base64url, e.g. `session-2xK…`.
 ///
@@ -287,6 +351,24 @@ mod tests {
             assert!(SessionId::parse(bad).is_err(), "{bad:?}");
         }
         assert!(serde_json::from_value::<SessionId>(json!("bad id")).is_err());
+    }
+
+    #[test]
+    fn user_ids_refuse_control_and_invisible_characters() {
+        for bad in [
+            "",
+            "a\0b",
+            "line\nbreak",
+            "rtl\u{202e}gpj.exe",
+            "iso\u{2067}x",
+            "zw\u{200b}j",
+        ] {
+            assert!(validate_user_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_user_id(&"x".repeat(MAX_USER_ID_LEN + 1)).is_err());
+        for good in ["alice", "Zoë", "user@example.com", "用户", "a b"] {
+            assert!(validate_user_id(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

@@ -375,7 +375,13 @@ async fn me_with_the_jwt_cookie_alone() {
     let me = answer.json();
     assert_eq!(me["user_id"], "alice");
     assert_eq!(me["session_id"], login.session_id.as_str());
-    assert_eq!(me["attributes"]["ip_address"], "203.0.113.7");
+    // The JWT does not carry the client's address or user agent (anyone who sees a JWT can
+    // read it); the session list, from the store, has them.
+    assert_eq!(me["attributes"]["ip_address"], "");
+    let payload = URL_SAFE_NO_PAD
+        .decode(login.jwt.split('.').nth(1).unwrap())
+        .unwrap();
+    assert!(!String::from_utf8(payload).unwrap().contains("203.0.113.7"));
     // The fast path mints nothing.
     assert!(answer.headers.get(header::SET_COOKIE).is_none());
 }
@@ -392,9 +398,15 @@ async fn me_with_the_token_cookie_alone_gets_a_fresh_jwt_cookie() {
         .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json()["session_id"], login.session_id.as_str());
+    // Looked up in the store: the attributes recorded at login are there.
+    assert_eq!(answer.json()["attributes"]["ip_address"], "203.0.113.7");
     let cookies = answer.set_cookies();
-    assert_eq!(cookies.keys().collect::<Vec<_>>(), ["session_jwt"]);
+    assert_eq!(
+        cookies.keys().collect::<Vec<_>>(),
+        ["session_jwt", "session_token"]
+    );
     assert_session_cookie(&cookies["session_jwt"], SESSION_TTL);
+    assert_eq!(cookies["session_token"].value(), login.token);
     let fresh = cookies["session_jwt"].value();
     assert_eq!(
         app.me_status(&[("cookie", &format!("session_jwt={fresh}"))])
@@ -449,11 +461,18 @@ async fn an_expired_jwt_is_refreshed_from_the_token() {
     let answer = app.get("/api/me", &[("cookie", &login.cookies())]).await;
     assert_eq!(answer.status, StatusCode::OK);
     let cookies = answer.set_cookies();
-    assert_eq!(cookies.keys().collect::<Vec<_>>(), ["session_jwt"]);
+    assert_eq!(
+        cookies.keys().collect::<Vec<_>>(),
+        ["session_jwt", "session_token"]
+    );
     let fresh = cookies["session_jwt"].value().to_owned();
     assert_ne!(fresh, login.jwt);
-    // Sliding expiry moved the session (and the cookie's Max-Age) forward.
+    // Sliding expiry moved the session forward, and both cookies' Max-Age with it: the token
+    // cookie is set again with the same value, so an active browser keeps it past the login's
+    // original expiry.
     assert_session_cookie(&cookies["session_jwt"], SESSION_TTL);
+    assert_session_cookie(&cookies["session_token"], SESSION_TTL);
+    assert_eq!(cookies["session_token"].value(), login.token);
 
     let old = app
         .get(
@@ -1076,13 +1095,16 @@ async fn the_app_over_real_tcp() {
     let (status, me) = http(addr, &mut jar, "GET", "/api/me", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["session_id"], login["session"]["session_id"]);
-    // The peer address of the TCP connection and the client's user agent were recorded.
-    assert_eq!(me["attributes"]["ip_address"], "127.0.0.1");
-    assert_eq!(me["attributes"]["user_agent"], "hyper-test/1");
 
     let (status, list) = http(addr, &mut jar, "GET", "/api/sessions", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["sessions"][0]["current"], true);
+    // The peer address of the TCP connection and the client's user agent were recorded.
+    assert_eq!(list["sessions"][0]["attributes"]["ip_address"], "127.0.0.1");
+    assert_eq!(
+        list["sessions"][0]["attributes"]["user_agent"],
+        "hyper-test/1"
+    );
 
     let (status, jwks) = http(addr, &mut jar, "GET", "/.well-known/jwks.json", None).await;
     assert_eq!(status, StatusCode::OK);

@@ -113,6 +113,7 @@ async fn log_in(sessions: &Sessions, user: &str) -> LoggedIn {
     assert!(cookies.iter().all(|c| c.contains("HttpOnly")));
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["user_id"], user);
+    assert_eq!(json["attributes"]["user_agent"], "examples-test/1");
     LoggedIn {
         cookie: cookie_header(&cookies),
         token: json["session_token"].as_str().unwrap().to_owned(),
@@ -134,7 +135,9 @@ async fn login_sets_cookies_and_me_returns_the_user() {
     let me: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(me["user_id"], "alice");
     assert_eq!(me["session_id"], alice.session_id.as_str());
-    assert_eq!(me["attributes"]["user_agent"], "examples-test/1");
+    // A JWT does not carry the client's address and user agent: the login recorded them in the
+    // store, and the session authenticated by the JWT alone has none.
+    assert_eq!(me["attributes"]["user_agent"], "");
     assert!(
         set_cookies(&response).is_empty(),
         "a valid JWT needs no new cookie"
@@ -158,9 +161,11 @@ async fn me_accepts_bearer_credentials_and_refreshes_the_jwt_from_the_token() {
     let request = get("/me").header(COOKIE, token_only).body(Body::default());
     let (response, _) = call(&sessions, request.unwrap()).await;
     assert_eq!(response.status(), StatusCode::OK);
+    // The token cookie is set again too, its Max-Age following the session's expiry.
     let refreshed = set_cookies(&response);
-    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
-    assert!(refreshed[0].starts_with("session_jwt="));
+    assert_eq!(refreshed.len(), 2, "{refreshed:?}");
+    assert!(refreshed[0].starts_with(&format!("session_token={};", alice.token)));
+    assert!(refreshed[1].starts_with("session_jwt="));
 }
 
 #[tokio::test]
@@ -296,6 +301,10 @@ async fn serves_over_tcp() {
     let (response, body) = http1(addr, login).await;
     assert_eq!(response.status(), StatusCode::OK, "{body}");
     let cookie = cookie_header(&set_cookies(&response));
+    // `serve` put the connection's PeerAddr in the extensions; login recorded its IP.
+    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(login["attributes"]["ip_address"], "127.0.0.1");
+    assert_eq!(login["attributes"]["user_agent"], "tcp-test/1");
 
     let me = get("/me")
         .header("host", addr.to_string())
@@ -306,9 +315,6 @@ async fn serves_over_tcp() {
     assert_eq!(response.status(), StatusCode::OK, "{body}");
     let me: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(me["user_id"], "tcp-user");
-    // `serve` put the connection's PeerAddr in the extensions; login recorded its IP.
-    assert_eq!(me["attributes"]["ip_address"], "127.0.0.1");
-    assert_eq!(me["attributes"]["user_agent"], "tcp-test/1");
 
     let anonymous = get("/me")
         .header("host", addr.to_string())

@@ -13,11 +13,14 @@ use tower_session_jwt::{CreatedSession, NewSession, Session, SessionLayer, Sessi
 fn app(sessions: &Sessions) -> Router {
     Router::new()
         .route("/me", get(|s: Session| async move { s.user_id }))
-        .route("/logout", post_service(logout().redirect_forms_to("/")))
-        .route("/logout/all", post_service(logout_everywhere()))
+        .route(
+            "/logout",
+            post_service(logout(sessions).redirect_forms_to("/")),
+        )
+        .route("/logout/all", post_service(logout_everywhere(sessions)))
         .route(
             "/api/sessions/{session_id}/revoke",
-            post_service(revoke_session()),
+            post_service(revoke_session(sessions)),
         )
         .layer(SessionLayer::new(sessions.clone()).optional())
 }

@@ -100,8 +100,11 @@ async fn token_cookie_falls_back_to_the_store_and_refreshes_the_jwt() {
     let response = send(&app, get_with("/me", &[("cookie", &cookie)])).await;
     assert_eq!(response.status(), StatusCode::OK);
     let cookies = set_cookies(&response);
-    assert_eq!(cookies.len(), 1, "{cookies:?}");
-    let jwt_cookie = &cookies[0];
+    // The token cookie again (its Max-Age follows the session), then the fresh JWT.
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies[0].starts_with(&format!("session_token={};", f.alice.token.expose())));
+    assert!(cookies[0].contains("Max-Age=3600"), "{}", cookies[0]);
+    let jwt_cookie = &cookies[1];
     assert!(jwt_cookie.starts_with("session_jwt="));
     for attr in [
         "HttpOnly",
@@ -147,7 +150,7 @@ async fn an_expired_jwt_falls_back_to_the_token() {
     );
     let response = send(&app, get_with("/me", &[("cookie", &both)])).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(set_cookies(&response).len(), 1);
+    assert_eq!(set_cookies(&response).len(), 2);
     let jwt_only = format!("session_jwt={}", f.alice.jwt.expose());
     let response = send(&app, get_with("/me", &[("cookie", &jwt_only)])).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -194,7 +197,8 @@ async fn no_credentials_required_vs_optional() {
 async fn disagreeing_duplicates_are_refused() {
     let f = fixture().await;
     let bob = f.sessions.create("bob", NewSession::new()).await.unwrap();
-    let app = app(SessionLayer::new(f.sessions.clone()).optional());
+    let required = app(SessionLayer::new(f.sessions.clone()));
+    let optional = app(SessionLayer::new(f.sessions.clone()).optional());
     let a = f.alice.jwt.expose();
     let b = bob.jwt.expose();
     let cases = [
@@ -214,16 +218,22 @@ async fn disagreeing_duplicates_are_refused() {
     ];
     for headers in cases {
         let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let response = send(&app, get_with("/maybe", &pairs)).await;
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{pairs:?}");
-        assert_eq!(
-            response.headers()[header::WWW_AUTHENTICATE],
-            r#"Bearer error="invalid_request""#
-        );
+        for (app, path) in [(&required, "/maybe"), (&optional, "/me")] {
+            let response = send(app, get_with(path, &pairs)).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{pairs:?}");
+            assert_eq!(
+                response.headers()[header::WWW_AUTHENTICATE],
+                r#"Bearer error="invalid_request""#
+            );
+        }
+        // Optional mode lets the request on anonymously (so that login and logout still work).
+        let response = send(&optional, get_with("/maybe", &pairs)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{pairs:?}");
+        assert_eq!(body(response).await, "anonymous");
     }
     // The same credential twice is not a conflict.
     let same = format!("session_jwt={a}; session_jwt={a}");
-    let response = send(&app, get_with("/me", &[("cookie", &same)])).await;
+    let response = send(&required, get_with("/me", &[("cookie", &same)])).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -246,8 +256,10 @@ async fn oversized_and_non_utf8_headers() {
     let f = fixture().await;
     let app = app(SessionLayer::new(f.sessions.clone()).optional());
     let huge = format!("session_jwt={}", "a".repeat(20_000));
-    let response = send(&app, get_with("/maybe", &[("cookie", &huge)])).await;
+    let response = send(&app, get_with("/me", &[("cookie", &huge)])).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = send(&app, get_with("/maybe", &[("cookie", &huge)])).await;
+    assert_eq!(body(response).await, "anonymous");
 
     let long_jwt = format!(
         "session_jwt={}.{}.{}",

@@ -16,15 +16,17 @@ use crate::session::{Session, SessionAttributes, SessionId};
 const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 
 /// The nested `session` claim as minted: what a handler needs besides id and user.
+///
+/// The session's attributes (the client's IP address and user agent) are not minted: a JWT is
+/// readable by anyone who sees it, and they would only make the cookie larger.
 #[derive(Serialize)]
-pub(crate) struct SessionClaimRef<'a> {
+pub(crate) struct SessionClaimRef {
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) last_accessed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) expires_at: OffsetDateTime,
-    pub(crate) attributes: &'a SessionAttributes,
 }
 
 /// The nested `session` claim as read; unknown fields are refused.
@@ -37,6 +39,8 @@ struct SessionClaim {
     last_accessed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+    /// Minted by earlier versions only.
+    #[serde(default)]
     attributes: SessionAttributes,
 }
 
@@ -50,7 +54,7 @@ pub(crate) struct MintClaims<'a> {
     pub(crate) iat: i64,
     pub(crate) nbf: i64,
     pub(crate) exp: i64,
-    pub(crate) session: SessionClaimRef<'a>,
+    pub(crate) session: SessionClaimRef,
     #[serde(flatten)]
     pub(crate) custom: &'a Map<String, Value>,
 }

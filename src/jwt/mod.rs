@@ -69,8 +69,17 @@ impl fmt::Display for SessionJwt {
 #[derive(Debug, Clone)]
 pub(crate) struct VerifiedJwt {
     pub(crate) session: Session,
+    /// `iat` of the JWT, in Unix seconds.
+    pub(crate) issued_at: i64,
     /// `exp` of the JWT itself, in Unix seconds.
     pub(crate) expires_at: i64,
+}
+
+impl VerifiedJwt {
+    /// Whether the JWT has expired at `now` (Unix seconds), leeway included.
+    pub(crate) fn expired_at(&self, now: i64, leeway_secs: i64) -> bool {
+        now >= self.expires_at + leeway_secs
+    }
 }
 
 /// Whether `exp` is enforced.
@@ -167,7 +176,6 @@ impl JwtCodec {
                 started_at: session.started_at,
                 last_accessed_at: session.last_accessed_at,
                 expires_at: session.expires_at,
-                attributes: &session.attributes,
             },
             custom: &session.custom_claims,
         };
@@ -246,13 +254,15 @@ impl JwtCodec {
         if claims.nbf > now + leeway {
             return Err(JwtError::NotYetValid);
         }
-        if expiry == Expiry::Enforce && now >= claims.exp + leeway {
+        let verified = VerifiedJwt {
+            session: claims.session,
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        };
+        if expiry == Expiry::Enforce && verified.expired_at(now, leeway) {
             return Err(JwtError::Expired);
         }
-        Ok(VerifiedJwt {
-            session: claims.session,
-            expires_at: claims.exp,
-        })
+        Ok(verified)
     }
 
     /// Names the reason a header segment was refused. Runs only on the failure path; the decision
@@ -312,6 +322,10 @@ impl JwtCodec {
                 .filter_map(|k| k.inner().jwk.clone())
                 .collect(),
         }
+    }
+
+    pub(crate) fn max_len(&self) -> usize {
+        self.settings.max_len
     }
 
     pub(crate) fn leeway_secs(&self) -> i64 {

@@ -44,6 +44,15 @@ fn session() -> Session {
     }
 }
 
+/// [`session`] as a JWT carries it: without the attributes (IP address and user agent), which
+/// are never minted.
+fn as_minted() -> Session {
+    Session {
+        attributes: SessionAttributes::default(),
+        ..session()
+    }
+}
+
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -108,7 +117,7 @@ fn every_algorithm_round_trips() {
         let jwt = codec.mint(&session(), NOW).unwrap();
         assert_eq!(jwt.expires_at(), NOW + time::Duration::seconds(300));
         let got = verify(&codec, jwt.expose()).unwrap_or_else(|e| panic!("{key:?}: {e}"));
-        assert_eq!(got, session(), "{key:?}");
+        assert_eq!(got, as_minted(), "{key:?}");
     }
 }
 
@@ -502,6 +511,17 @@ fn lifetime_above_the_ttl_is_refused() {
 }
 
 #[test]
+fn the_client_address_and_user_agent_are_not_minted() {
+    let codec = codec_with(ed_key());
+    let jwt = codec.mint(&session(), NOW).unwrap();
+    let payload = jwt.expose().split('.').nth(1).unwrap();
+    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert!(!payload.contains("203.0.113.7"), "{payload}");
+    assert!(!payload.contains("test-agent"), "{payload}");
+    assert!(!payload.contains("attributes"), "{payload}");
+}
+
+#[test]
 fn retired_keys_verify_only_when_configured() {
     let old = SigningKey::es256_pem(P256_PEM).unwrap();
     let old_jwt = codec_with(old.clone()).mint(&session(), NOW).unwrap();
@@ -512,7 +532,7 @@ fn retired_keys_verify_only_when_configured() {
         settings(),
     )
     .unwrap();
-    assert_eq!(verify(&rotated, old_jwt.expose()).unwrap(), session());
+    assert_eq!(verify(&rotated, old_jwt.expose()).unwrap(), as_minted());
 
     let forgotten = codec_with(ed_key());
     assert_eq!(

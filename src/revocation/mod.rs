@@ -10,6 +10,10 @@
 //! purged as new ones arrive. Entries are never evicted for space: forgetting a revocation early
 //! would let a revoked JWT through.
 
+mod follower;
+
+pub(crate) use follower::{Revocations, Trust, follow};
+
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,139 @@
+//! Refusing cross-site state changes (login CSRF, forced logout): OWASP's Fetch Metadata and
+//! origin verification, shared by the login helper and the logout handlers.
+
+use http::request::Parts;
+
+use crate::config::Settings;
+use crate::manager::Sessions;
+
+impl Sessions {
+    /// Whether a browser sent this request from another site, so that a state change (login,
+    /// logout, revocation) must be refused with `403`:
+    ///
+    /// 1. an `Origin` among the [trusted origins](crate::SessionsBuilder::trusted_origins) is
+    ///    allowed;
+    /// 2. `Sec-Fetch-Site` other than `same-origin` or `none` is refused (`cross-site`, and
+    ///    `same-site`: a sibling subdomain is another party);
+    /// 3. any other `Origin` (including `null`) must be the request's own: the same host and
+    ///    port as `Host` (or, over HTTP/2, `:authority`), and the scheme `https`, or `http` when
+    ///    the request is known to be plain HTTP, the cookies are not `Secure`, or the host is a
+    ///    loopback name;
+    /// 4. a request with neither header (not a browser) is not cross-site.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .trusted_origins(["https://front.example"])
+    ///     .build()
+    ///     .unwrap();
+    /// let parts = |origin: &str| {
+    ///     let request = http::Request::post("/login")
+    ///         .header("host", "app.example")
+    ///         .header("origin", origin);
+    ///     request.body(()).unwrap().into_parts().0
+    /// };
+    /// assert!(!sessions.is_cross_site(&parts("https://app.example")));
+    /// assert!(!sessions.is_cross_site(&parts("https://front.example")));
+    /// assert!(sessions.is_cross_site(&parts("https://evil.example")));
+    /// assert!(sessions.is_cross_site(&parts("http://app.example")), "a plain-HTTP page is another origin");
+    /// # });
+    /// ```
+    pub fn is_cross_site(&self, request: &Parts) -> bool {
+        is_cross_site(request, self.settings())
+    }
+}
+
+pub(crate) fn is_cross_site(request: &Parts, settings: &Settings) -> bool {
+    let headers = &request.headers;
+    let origin = match headers.get(http::header::ORIGIN).map(|o| o.to_str()) {
+        Some(Ok(origin)) => Some(origin.trim().to_ascii_lowercase()),
+        // An origin that is not even text is nobody's.
+        Some(Err(_)) => return true,
+        None => None,
+    };
+    if let Some(origin) = &origin
+        && settings.trusted_origins.iter().any(|o| o == origin)
+    {
+        return false;
+    }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.as_bytes();
+        if !site.eq_ignore_ascii_case(b"same-origin") && !site.eq_ignore_ascii_case(b"none") {
+            return true;
+        }
+    }
+    match origin {
+        Some(origin) => !is_own_origin(&origin, request, settings),
+        None => false,
+    }
+}
+
+/// Whether `origin` (lower case) is the origin the request was sent to.
+fn is_own_origin(origin: &str, request: &Parts, settings: &Settings) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri.authority().map(|a| a.as_str()));
+    let Some(host) = host else {
+        return false;
+    };
+    if !authority.eq_ignore_ascii_case(host.trim()) {
+        return false;
+    }
+    match (scheme, request.uri.scheme_str()) {
+        (scheme, Some(known)) => scheme.eq_ignore_ascii_case(known),
+        ("https", None) => true,
+        ("http", None) => !settings.cookies.is_secure() || is_loopback(authority),
+        _ => false,
+    }
+}
+
+/// `localhost`, `*.localhost`, `127.x.y.z` or `[::1]`, with or without a port: origins that
+/// browsers treat as secure over plain HTTP.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => return v6.starts_with("::1]"),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_names() {
+        for yes in [
+            "localhost:3000",
+            "127.0.0.1:3000",
+            "127.1.2.3",
+            "[::1]:8080",
+            "a.localhost",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "app.example",
+            "10.0.0.1:80",
+            "[::2]:1",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Creating a session from a request: the client's address and user agent, the CSRF check,
+//! and the cookies that hand the session to a browser.
+
+use std::net::SocketAddr;
+
+use http::header::{CACHE_CONTROL, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Response, request::Parts};
+
+use crate::cookies::session_cookies;
+use crate::error::SessionError;
+use crate::manager::{CreatedSession, Sessions};
+use crate::session::{NewSession, SessionAttributes};
+
+/// A session created from a request, with the `Set-Cookie` values that hand it to a browser.
+///
+/// `Debug` shows the session, never the credentials.
+pub struct Login {
+    /// The session and both credentials (for a JSON response body).
+    pub created: CreatedSession,
+    cookies: Vec<HeaderValue>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("created", &self.created)
+            .field("cookies", &self.cookies.len())
+            .finish()
+    }
+}
+
+impl Login {
+    /// The two `Set-Cookie` values (session token, then JWT), marked sensitive.
+    pub fn cookies(&self) -> &[HeaderValue] {
+        &self.cookies
+    }
+
+    /// Appends both `Set-Cookie` headers to a response, and `Cache-Control: no-store`.
+    pub fn set_cookies<B>(&self, response: &mut Response<B>) {
+        let headers = response.headers_mut();
+        for cookie in &self.cookies {
+            headers.append(SET_COOKIE, cookie.clone());
+        }
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The peer address of a connection, for [`Sessions::login`]. Put it in the request
+/// extensions (hyper) or pass it with [`NewSession::peer_addr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Sessions {
+    /// Creates a session for `user_id` from a request: records the client IP (the configured
+    /// trusted header, else the peer address given in `new` or found in the extensions as
+    /// [`PeerAddr`] or `SocketAddr`) and the `User-Agent`, unless `new` sets attributes itself.
+    /// The returned [`Login`] sets both cookies on your response: set them last, so that they
+    /// replace whatever session the browser held before.
+    ///
+    /// A request that a browser sent from another site is refused with
+    /// [`SessionError::CrossSiteRequest`] (`403`): otherwise a hostile page could sign the
+    /// visitor into the attacker's account (login CSRF). See [`Sessions::is_cross_site`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let (parts, ()) = http::Request::post("/login")
+    ///     .header("user-agent", "curl/8.5")
+    ///     .body(())
+    ///     .unwrap()
+    ///     .into_parts();
+    /// let login = sessions.login(&parts, "user-1", NewSession::new()).await.unwrap();
+    /// assert_eq!(login.created.session.attributes.user_agent, "curl/8.5");
+    /// let mut response = http::Response::new(());
+    /// login.set_cookies(&mut response);
+    /// assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
+    /// # });
+    /// ```
+    pub async fn login(
+        &self,
+        request: &Parts,
+        user_id: impl Into<String>,
+        mut new: NewSession,
+    ) -> Result<Login, SessionError> {
+        if self.is_cross_site(request) {
+            return Err(SessionError::CrossSiteRequest);
+        }
+        if new.attributes == SessionAttributes::default() {
+            let ip = self
+                .client_ip_from_header(&request.headers)
+                .or_else(|| new.peer_addr.map(|a| a.ip().to_string()))
+                .or_else(|| {
+                    request
+                        .extensions
+                        .get::<PeerAddr>()
+                        .map(|a| a.0.ip().to_string())
+                })
+                .or_else(|| {
+                    request
+                        .extensions
+                        .get::<SocketAddr>()
+                        .map(|a| a.ip().to_string())
+                })
+                .unwrap_or_default();
+            let user_agent = request
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            new.attributes = SessionAttributes::new(ip, user_agent);
+        }
+        let created = self.create(user_id, new).await?;
+        let cookies = session_cookies(
+            self.settings(),
+            Some(created.token.expose()),
+            &created.jwt,
+            created.session.expires_at,
+            created.session.started_at,
+        );
+        Ok(Login { created, cookies })
+    }
+
+    fn client_ip_from_header(&self, headers: &HeaderMap) -> Option<String> {
+        let name = self.settings().client_ip_header.as_ref()?;
+        let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+        // X-Forwarded-For lists hops left to right; the rightmost was added by our proxy.
+        let candidate = value.rsplit(',').next()?.trim();
+        candidate
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| ip.to_string())
+    }
+}

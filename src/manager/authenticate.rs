@@ -1,0 +1,492 @@
+//! The one authentication path: the request's credentials (each with where it came from) in,
+//! an [`Authenticated`] outcome or a typed refusal out. The layer only does HTTP around it.
+//!
+//! 1. A JWT is verified once (the verification cache spares repeats) and checked against the
+//!    revocation list. Accepted and trusted (the feed is caught up and the JWT was issued after
+//!    its horizon): done, **no store call**.
+//! 2. Accepted but not trusted: the session is confirmed in the store by id.
+//! 3. Otherwise, or when the opaque token came from another source than the JWT (a header
+//!    beside a cookie): the opaque token decides, through the store (and the token cache), and
+//!    a fresh JWT is minted. A genuine JWT (even expired or revoked) that names another session
+//!    than the token is a conflict: a token tossed into the cookie jar must not take over.
+//! 4. Credentials that came from cookies get fresh cookies back; a request that used
+//!    `Authorization` gets none.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue};
+use time::OffsetDateTime;
+
+use super::Sessions;
+use crate::cookies::{CredentialSource, Credentials, extract, session_cookies};
+use crate::error::AuthError;
+use crate::jwt::{Expiry, JwtError, SessionJwt};
+use crate::session::{Session, SessionId};
+use crate::store::BoxFuture;
+use crate::token::{TokenHash, is_token_shaped};
+
+/// Which path authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthPath {
+    /// The session JWT, verified locally, with no store call.
+    Jwt,
+    /// The session JWT, confirmed in the store (the instance was not caught up with the
+    /// revocation feed, or the JWT predates its horizon).
+    JwtConfirmed,
+    /// The opaque token, looked up in the store (or the token cache); a fresh JWT was minted.
+    Store,
+}
+
+impl AuthPath {
+    /// A short stable name for logs and metrics: `jwt`, `jwt_confirmed` or `store`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthPath::Jwt => "jwt",
+            AuthPath::JwtConfirmed => "jwt_confirmed",
+            AuthPath::Store => "store",
+        }
+    }
+}
+
+/// What [`Sessions::authenticate`] found: the session, how, and what to hand back.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Authenticated {
+    /// The live session.
+    pub session: Arc<Session>,
+    /// How it was authenticated.
+    pub path: AuthPath,
+    /// The JWT the client should use from now on, when the store path minted (or reused) one.
+    pub jwt: Option<SessionJwt>,
+    set_cookies: Vec<HeaderValue>,
+}
+
+impl Authenticated {
+    fn by_jwt(session: Arc<Session>, path: AuthPath) -> Self {
+        Self {
+            session,
+            path,
+            jwt: None,
+            set_cookies: Vec::new(),
+        }
+    }
+
+    /// The `Set-Cookie` values to add to the response: a fresh JWT cookie and the token cookie
+    /// again (its `Max-Age` follows the session's expiry whenever it moves), only when every
+    /// credential came from cookies. Empty on the JWT paths and for `Authorization` clients.
+    pub fn set_cookies(&self) -> &[HeaderValue] {
+        &self.set_cookies
+    }
+
+    pub(crate) fn take_cookies(&mut self) -> Vec<HeaderValue> {
+        std::mem::take(&mut self.set_cookies)
+    }
+}
+
+/// A session confirmed in the store by its opaque token, with a JWT for it
+/// ([`Sessions::authenticate_token`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RefreshedSession {
+    /// The live session.
+    pub session: Arc<Session>,
+    /// A session JWT for it: freshly minted, or the last one minted for this token while it
+    /// has at least half its lifetime left.
+    pub jwt: SessionJwt,
+}
+
+/// The first step of authentication: decided at once (the JWT fast path, or a refusal), or a
+/// store call to await.
+pub(crate) enum Step {
+    Done(Result<Authenticated, AuthError>),
+    Store(BoxFuture<'static, Result<Authenticated, AuthError>>),
+}
+
+#[derive(Clone)]
+pub(super) struct CachedJwt {
+    session: Arc<Session>,
+    /// The JWT's `iat` and `exp`, Unix seconds.
+    issued_at: i64,
+    expires_at: i64,
+    /// Minted by this instance, so after its horizon whatever `iat` says (`iat` has whole
+    /// seconds only, and the horizon's second is otherwise ambiguous).
+    minted_here: bool,
+}
+
+#[derive(Clone)]
+pub(super) struct CachedLookup {
+    pub(super) session: Arc<Session>,
+    /// When the store last confirmed the session; the entry is trusted for one JWT lifetime
+    /// from then.
+    pub(super) fetched_at: OffsetDateTime,
+    /// The JWT last minted for this token, reused while it has half its lifetime left, so a
+    /// client that only sends the opaque token does not cost a signature per request.
+    pub(super) jwt: Option<SessionJwt>,
+}
+
+/// What the local check of a JWT concluded.
+enum JwtStatus {
+    /// Verified, live and not revoked; `trusted` when no store call is needed.
+    Accepted {
+        session: Arc<Session>,
+        trusted: bool,
+    },
+    /// Refused; `named` is the session a genuine (if expired or revoked) JWT names.
+    Refused {
+        named: Option<SessionId>,
+        error: AuthError,
+    },
+}
+
+impl Sessions {
+    /// Reads the session credentials of a request from its headers: the JWT and token cookies
+    /// and `Authorization: Bearer`. Query strings are never read.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::ConflictingCredentials`] for two different values of one credential (two
+    /// cookies, or a cookie and the header) or two `Authorization` headers;
+    /// [`AuthError::CredentialTooLarge`] for a header over 16 KiB.
+    pub fn credentials<'a>(&self, headers: &'a HeaderMap) -> Result<Credentials<'a>, AuthError> {
+        extract(headers, &self.inner.settings)
+    }
+
+    /// Authenticates a request's credentials: the one path behind the layer, the extractors
+    /// and the handlers. At most one signature is verified.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use tower_session_jwt::{AuthPath, CredentialSource, Credentials, MemoryStore, NewSession, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// sessions.ready().await; // caught up with the store's revocation feed
+    /// let created = sessions.create("user-1", NewSession::new()).await.unwrap();
+    ///
+    /// // A browser: both cookies. The JWT decides, locally.
+    /// let cookies = Credentials::new()
+    ///     .with_jwt(created.jwt.expose(), CredentialSource::Cookie)
+    ///     .with_token(created.token.expose(), CredentialSource::Cookie);
+    /// let outcome = sessions.authenticate(&cookies).await.unwrap();
+    /// assert_eq!(outcome.path, AuthPath::Jwt);
+    ///
+    /// // An API client with the opaque token: the store, a fresh JWT, and no cookies.
+    /// let bearer = Credentials::new().with_token(created.token.expose(), CredentialSource::Header);
+    /// let outcome = sessions.authenticate(&bearer).await.unwrap();
+    /// assert_eq!(outcome.path, AuthPath::Store);
+    /// assert!(outcome.jwt.is_some() && outcome.set_cookies().is_empty());
+    /// # });
+    /// ```
+    pub async fn authenticate(
+        &self,
+        credentials: &Credentials<'_>,
+    ) -> Result<Authenticated, AuthError> {
+        match self.begin(credentials) {
+            Step::Done(outcome) => outcome,
+            Step::Store(future) => future.await,
+        }
+    }
+
+    /// Authenticates a session JWT alone: signature, pinned header, claims, lifetime and the
+    /// revocation list, all checked locally; no store call while the instance is caught up with
+    /// the revocation feed ([`fast_path_trusted`](Self::fast_path_trusted)), otherwise the
+    /// session is confirmed in the store by id.
+    pub async fn authenticate_jwt(&self, jwt: &str) -> Result<Arc<Session>, AuthError> {
+        let credentials = Credentials::new().with_jwt(jwt, CredentialSource::Header);
+        Ok(self.authenticate(&credentials).await?.session)
+    }
+
+    /// Confirms an opaque session token against the store (through the token cache) and returns
+    /// its session with a JWT for it.
+    ///
+    /// At most once per JWT lifetime per session this also writes `last_accessed_at` (and, with
+    /// sliding expiry, the new `expires_at`) to the store.
+    pub async fn authenticate_token(&self, token: &str) -> Result<RefreshedSession, AuthError> {
+        self.refresh_by_token(token).await
+    }
+
+    /// The first step of [`authenticate`](Self::authenticate), taken synchronously so that the
+    /// layer's fast path never awaits.
+    pub(crate) fn begin(&self, credentials: &Credentials<'_>) -> Step {
+        let now = self.now();
+        let (status, jwt_source) = match credentials.jwt {
+            Some((jwt, source)) => (Some(self.check_jwt(jwt, now)), Some(source)),
+            None => (None, None),
+        };
+        let same_source = jwt_source.is_none()
+            || credentials
+                .token
+                .is_none_or(|(_, source)| Some(source) == jwt_source);
+        let named = match (status, credentials.token) {
+            (None, None) => return Step::Done(Err(AuthError::MissingCredentials)),
+            (
+                Some(JwtStatus::Accepted {
+                    session,
+                    trusted: true,
+                }),
+                _,
+            ) if same_source => {
+                return Step::Done(Ok(Authenticated::by_jwt(session, AuthPath::Jwt)));
+            }
+            (
+                Some(JwtStatus::Accepted {
+                    session,
+                    trusted: false,
+                }),
+                _,
+            ) if same_source => {
+                let sessions = self.clone();
+                return Step::Store(Box::pin(async move {
+                    let session = sessions.confirm(session).await?;
+                    Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed))
+                }));
+            }
+            (Some(JwtStatus::Refused { error, .. }), None) => return Step::Done(Err(error)),
+            (Some(JwtStatus::Accepted { session, .. }), Some(_)) => {
+                Some(session.session_id.clone())
+            }
+            (Some(JwtStatus::Refused { named, .. }), Some(_)) => named,
+            (None, Some(_)) => None,
+            (Some(JwtStatus::Accepted { .. }), None) => {
+                unreachable!("without a token the sources agree")
+            }
+        };
+        // The opaque token decides; `named` is what a genuine JWT beside it says.
+        let Some((token, token_source)) = credentials.token else {
+            return Step::Done(Err(AuthError::MissingCredentials));
+        };
+        if !is_token_shaped(token) {
+            return Step::Done(Err(AuthError::MalformedToken));
+        }
+        let token = token.to_owned();
+        let give_cookies = !credentials.any_from_header();
+        let sessions = self.clone();
+        Step::Store(Box::pin(async move {
+            let refreshed = sessions.refresh_by_token(&token).await?;
+            if named.is_some_and(|id| id != refreshed.session.session_id) {
+                return Err(AuthError::ConflictingCredentials);
+            }
+            let set_cookies = if give_cookies {
+                let token = (token_source == CredentialSource::Cookie).then_some(token.as_str());
+                session_cookies(
+                    &sessions.inner.settings,
+                    token,
+                    &refreshed.jwt,
+                    refreshed.session.expires_at,
+                    sessions.now(),
+                )
+            } else {
+                Vec::new()
+            };
+            Ok(Authenticated {
+                session: refreshed.session,
+                path: AuthPath::Store,
+                jwt: Some(refreshed.jwt),
+                set_cookies,
+            })
+        }))
+    }
+
+    /// The local check of a JWT: one verification (or a verification-cache hit), lifetime, the
+    /// revocation list, and whether the fast path may trust it.
+    fn check_jwt(&self, jwt: &str, now: OffsetDateTime) -> JwtStatus {
+        let inner = &self.inner;
+        let leeway = inner.codec.leeway_secs();
+        let unix_now = now.unix_timestamp();
+        let cached = inner.jwt_cache.as_ref().and_then(|c| c.get(jwt));
+        let entry = match cached {
+            Some(hit) => hit,
+            None => match inner.codec.verify(jwt, now, Expiry::Ignore) {
+                Ok(verified) => {
+                    let entry = CachedJwt {
+                        expires_at: verified.expires_at,
+                        issued_at: verified.issued_at,
+                        session: Arc::new(verified.session),
+                        minted_here: false,
+                    };
+                    if let Some(cache) = &inner.jwt_cache
+                        && unix_now < entry.expires_at + leeway
+                    {
+                        cache.insert(Arc::from(jwt), entry.clone());
+                    }
+                    entry
+                }
+                Err(error) => {
+                    return JwtStatus::Refused {
+                        named: None,
+                        error: error.into(),
+                    };
+                }
+            },
+        };
+        let refused = |error: AuthError| JwtStatus::Refused {
+            named: Some(entry.session.session_id.clone()),
+            error,
+        };
+        if unix_now >= entry.expires_at + leeway || !entry.session.is_live_at(now) {
+            return refused(AuthError::InvalidJwt(JwtError::Expired));
+        }
+        let revocations = &inner.revocations;
+        if revocations
+            .list
+            .refuses_jwt(&entry.session, entry.issued_at)
+        {
+            return refused(AuthError::Revoked);
+        }
+        JwtStatus::Accepted {
+            trusted: revocations.trust.caught_up()
+                && (entry.minted_here || revocations.trust.after_horizon(entry.issued_at)),
+            session: entry.session,
+        }
+    }
+
+    /// The session a genuine JWT names, expired or not (`None` for anything not minted by a
+    /// configured key). A JWT the layer just accepted is found in the verification cache.
+    pub(crate) fn jwt_session_id(&self, jwt: &str) -> Option<SessionId> {
+        if let Some(hit) = self.inner.jwt_cache.as_ref().and_then(|c| c.get(jwt)) {
+            return Some(hit.session.session_id.clone());
+        }
+        self.inner
+            .codec
+            .verify(jwt, self.now(), Expiry::Ignore)
+            .ok()
+            .map(|v| v.session.session_id)
+    }
+
+    /// Confirms a verified JWT's session in the store: it must still exist for the same user.
+    async fn confirm(&self, session: Arc<Session>) -> Result<Arc<Session>, AuthError> {
+        match self.inner.store.get(&session.session_id).await? {
+            Some(stored) if stored.user_id == session.user_id && stored.is_live_at(self.now()) => {
+                if self.revocation_list().is_revoked(&stored) {
+                    return Err(AuthError::Revoked);
+                }
+                Ok(session)
+            }
+            _ => Err(AuthError::UnknownSession),
+        }
+    }
+
+    /// The opaque-token path: the token cache or the store, the revocation list, sliding
+    /// expiry, and a JWT.
+    async fn refresh_by_token(&self, token: &str) -> Result<RefreshedSession, AuthError> {
+        if !is_token_shaped(token) {
+            return Err(AuthError::MalformedToken);
+        }
+        let hash = TokenHash::of(token);
+        let now = self.now();
+        let (mut session, mut fetched_at, cached_jwt) = match self.cache_get(&hash, now) {
+            Some(hit) => (hit.session, hit.fetched_at, hit.jwt),
+            None => {
+                let found = self.inner.store.find_by_token(&hash).await?;
+                (Arc::new(found.ok_or(AuthError::UnknownSession)?), now, None)
+            }
+        };
+        if !session.is_live_at(now) {
+            self.cache_invalidate(&hash);
+            return Err(AuthError::UnknownSession);
+        }
+        // Checked after the lookup: a revoke that finished while the lookup was in flight is
+        // seen here, because revoke records the id locally before it touches the store. Only a
+        // session that passed this check is cached, stamped with the time the lookup began.
+        if self.revocation_list().is_revoked(&session) {
+            self.cache_invalidate(&hash);
+            return Err(AuthError::Revoked);
+        }
+        let mut reusable = cached_jwt;
+        if self.touch_due(&session, now) {
+            match self
+                .touch(&session, now, self.inner.settings.sliding)
+                .await?
+            {
+                Some(updated) => {
+                    session = Arc::new(updated);
+                    fetched_at = now;
+                    reusable = None;
+                }
+                None => {
+                    self.cache_invalidate(&hash);
+                    return Err(AuthError::UnknownSession);
+                }
+            }
+        }
+        let half_life = self.inner.settings.jwt_ttl / 2;
+        let jwt = match reusable.filter(|jwt| jwt.expires_at() - now >= half_life) {
+            Some(jwt) => jwt,
+            None => {
+                let jwt = self.mint(&session, now)?;
+                self.cache_insert(hash, session.clone(), fetched_at, Some(jwt.clone()));
+                jwt
+            }
+        };
+        Ok(RefreshedSession { session, jwt })
+    }
+
+    /// Mints a JWT for `session` and remembers it as verified and minted here, so that its first
+    /// use costs no signature check and is trusted even within the horizon's second.
+    pub(super) fn mint(
+        &self,
+        session: &Session,
+        now: OffsetDateTime,
+    ) -> Result<SessionJwt, crate::jwt::SignError> {
+        let jwt = self.inner.codec.mint(session, now)?;
+        if let Some(cache) = &self.inner.jwt_cache {
+            cache.insert(
+                Arc::from(jwt.expose()),
+                CachedJwt {
+                    // What the JWT carries: the attributes are not minted.
+                    session: Arc::new(Session {
+                        attributes: Default::default(),
+                        ..session.clone()
+                    }),
+                    issued_at: now.unix_timestamp(),
+                    expires_at: jwt.expires_at().unix_timestamp(),
+                    minted_here: true,
+                },
+            );
+        }
+        Ok(jwt)
+    }
+
+    /// A cached token lookup, if fresh. Over a shared store, only while the revocation feed is
+    /// caught up: a revocation made elsewhere reaches this cache only through the feed.
+    pub(super) fn cache_get(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<CachedLookup> {
+        let cache = self.inner.token_cache.as_ref()?;
+        if self.inner.shared_store && !self.inner.revocations.trust.caught_up() {
+            return None;
+        }
+        let hit = cache.get(hash)?;
+        // moka's own TTL runs on real time; freshness is judged on the injected clock too.
+        (now - hit.fetched_at < self.inner.settings.jwt_ttl).then_some(hit)
+    }
+
+    pub(super) fn cache_insert(
+        &self,
+        hash: TokenHash,
+        session: Arc<Session>,
+        fetched_at: OffsetDateTime,
+        jwt: Option<SessionJwt>,
+    ) {
+        if let Some(cache) = &self.inner.token_cache {
+            cache.insert(
+                hash,
+                CachedLookup {
+                    session,
+                    fetched_at,
+                    jwt,
+                },
+            );
+        }
+    }
+
+    pub(super) fn cache_invalidate(&self, hash: &TokenHash) {
+        if let Some(cache) = &self.inner.token_cache {
+            cache.invalidate(hash);
+        }
+    }
+}

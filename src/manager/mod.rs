@@ -1,0 +1,456 @@
+//! [`Sessions`]: create, authenticate, extend, list and revoke sessions.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `mod.rs` | the manager, creating, listing and revoking sessions |
+//! | `authenticate.rs` | the one authentication path: credentials in, an outcome out |
+//! | `build.rs` | [`SessionsBuilder::build`](crate::SessionsBuilder::build) |
+
+mod authenticate;
+mod build;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use time::OffsetDateTime;
+
+use crate::clock::SharedClock;
+use crate::config::{SessionsBuilder, Settings};
+use crate::cookies::{MAX_COOKIE_LEN, jwt_cookie};
+use crate::error::{AuthError, SessionError};
+use crate::jwt::{JwtCodec, SessionJwt};
+use crate::revocation::{RevocationEvent, RevocationList, Revocations, Trust, follow};
+use crate::session::{NewSession, Session, SessionId, validate_custom_claims, validate_user_id};
+use crate::store::{DynStore, RevocationFeed, SessionRecord, StoreError};
+use crate::token::{SessionToken, TokenHash, is_token_shaped};
+
+pub(crate) use authenticate::Step;
+pub use authenticate::{AuthPath, Authenticated, RefreshedSession};
+use authenticate::{CachedJwt, CachedLookup};
+
+/// The session manager: one per application, cheap to clone (an `Arc`).
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+///
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .issuer("https://app.example")
+///     .audience("app")
+///     .jwt_ttl(Duration::from_secs(300))
+///     .session_ttl(Duration::from_secs(7 * 86_400))
+///     .sliding(true)
+///     .build()
+///     .unwrap();
+///
+/// // Login: a session, its opaque token and a session JWT.
+/// let created = sessions.create("user-1", NewSession::new()).await.unwrap();
+///
+/// // Most requests: the JWT, verified locally with no store call.
+/// let session = sessions.authenticate_jwt(created.jwt.expose()).await.unwrap();
+/// assert_eq!(session.user_id, "user-1");
+///
+/// // JWT missing or expired: the opaque token, through the store, with a fresh JWT.
+/// let fresh = sessions.authenticate_token(created.token.expose()).await.unwrap();
+/// assert_eq!(fresh.session.session_id, created.session.session_id);
+///
+/// // Revocation: both credentials fail at once.
+/// sessions.revoke(&created.session.session_id).await.unwrap();
+/// assert!(sessions.authenticate_jwt(created.jwt.expose()).await.is_err());
+/// assert!(sessions.authenticate_token(created.token.expose()).await.is_err());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn DynStore>,
+    /// Whether other processes use the store too ([`SessionStore::is_shared`]).
+    ///
+    /// [`SessionStore::is_shared`]: crate::store::SessionStore::is_shared
+    shared_store: bool,
+    codec: JwtCodec,
+    settings: Settings,
+    clock: SharedClock,
+    /// The revocation list and whether it is complete enough to trust (shared with the task
+    /// that follows the store's feed).
+    revocations: Arc<Revocations>,
+    /// Opaque-token lookups: token hash → session, checked against the revocation list and the
+    /// clock on every hit.
+    token_cache: Option<moka::sync::Cache<TokenHash, CachedLookup>>,
+    /// Verified JWTs: the whole token string (compared in full on a hit, so no collision can
+    /// stand in for verification) → the session it carries and its `iat` and `exp`.
+    jwt_cache: Option<moka::sync::Cache<Arc<str>, CachedJwt>>,
+}
+
+/// Room left in a JWT cookie for what changes between mints (fractional seconds of the
+/// timestamps, a longer `Max-Age`).
+const COOKIE_SIZE_MARGIN: usize = 48;
+
+/// Entry counts of the manager's caches, from [`Sessions::cache_sizes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Verified JWTs remembered.
+    pub verified_jwts: u64,
+    /// Opaque-token lookups remembered.
+    pub token_lookups: u64,
+}
+
+/// A newly created session and its two credentials.
+#[derive(Debug, Clone)]
+pub struct CreatedSession {
+    /// The session record.
+    pub session: Session,
+    /// The opaque session token (the revocable credential). Shown to the client once.
+    pub token: SessionToken,
+    /// A session JWT for the fast path.
+    pub jwt: SessionJwt,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("signing_kid", &self.inner.codec.signing_key().kid())
+            .field("settings", &self.inner.settings)
+            .field("revocations", &self.inner.revocations.list)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Starts a configuration; see [`SessionsBuilder`].
+    pub fn builder() -> SessionsBuilder {
+        SessionsBuilder::default()
+    }
+
+    pub(crate) fn start(
+        store: Arc<dyn DynStore>,
+        codec: JwtCodec,
+        settings: Settings,
+        clock: SharedClock,
+        feed: Option<Arc<dyn RevocationFeed>>,
+        retention: Duration,
+    ) -> Self {
+        let token_cache = (settings.token_cache_capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(settings.token_cache_capacity)
+                .time_to_live(settings.jwt_ttl)
+                .build()
+        });
+        let jwt_cache = (settings.verification_cache_capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(settings.verification_cache_capacity)
+                .time_to_live(settings.jwt_ttl + settings.leeway)
+                .build()
+        });
+        let trust = match feed {
+            Some(_) => Trust::with_feed(),
+            None => Trust::without_feed(clock.now()),
+        };
+        let revocations = Arc::new(Revocations {
+            list: RevocationList::new(clock.clone(), retention),
+            trust,
+        });
+        if let Some(feed) = feed {
+            tokio::spawn(follow(Arc::downgrade(&revocations), feed));
+        }
+        Self {
+            inner: Arc::new(Inner {
+                shared_store: store.is_shared(),
+                store,
+                codec,
+                revocations,
+                settings,
+                clock,
+                token_cache,
+                jwt_cache,
+            }),
+        }
+    }
+
+    /// Waits until this instance has caught up with the store's revocation feed, so that the
+    /// JWT fast path is trusted (returns at once for a store without a feed). Until then, and
+    /// whenever the feed is behind or disconnected, JWTs are confirmed in the store instead.
+    pub async fn ready(&self) {
+        self.inner.revocations.trust.ready().await;
+    }
+
+    /// Whether the JWT fast path is trusted right now: always for a store without a feed; with
+    /// a feed, only while this instance has caught up with it (its last read, at most three
+    /// seconds ago, left nothing unread). Even then, a JWT issued before the feed's horizon (by
+    /// an earlier process, say) is confirmed in the store.
+    pub fn fast_path_trusted(&self) -> bool {
+        self.inner.revocations.trust.caught_up()
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// Creates a session for `user_id` and returns it with its token and a JWT.
+    ///
+    /// The session is stored before anything is returned: if the store fails, no credential is
+    /// handed out.
+    pub async fn create(
+        &self,
+        user_id: impl Into<String>,
+        new: NewSession,
+    ) -> Result<CreatedSession, SessionError> {
+        let user_id = user_id.into();
+        validate_user_id(&user_id)?;
+        validate_custom_claims(&new.custom_claims)?;
+        let ttl = new.ttl.unwrap_or(self.inner.settings.session_ttl);
+        if ttl < Duration::from_secs(1)
+            || self
+                .inner
+                .settings
+                .max_lifetime
+                .is_some_and(|max| ttl > max)
+        {
+            return Err(SessionError::InvalidTtl);
+        }
+        let now = self.now();
+        let session = Session {
+            session_id: SessionId::generate()?,
+            user_id,
+            started_at: now,
+            last_accessed_at: now,
+            expires_at: now + ttl,
+            attributes: new.attributes,
+            custom_claims: new.custom_claims,
+        };
+        // Minted and measured before anything is stored: a session whose JWT no browser would
+        // keep is refused rather than left to the store path on every request.
+        let jwt = self.mint(&session, now)?;
+        self.check_jwt_size(&jwt, ttl)?;
+        let token = SessionToken::generate()?;
+        let token_hash = token.hash();
+        self.inner
+            .store
+            .create(SessionRecord {
+                session: session.clone(),
+                token_hash,
+            })
+            .await?;
+        self.cache_insert(
+            token_hash,
+            Arc::new(session.clone()),
+            now,
+            Some(jwt.clone()),
+        );
+        Ok(CreatedSession {
+            session,
+            token,
+            jwt,
+        })
+    }
+
+    /// Refuses a JWT longer than `max_token_len` (it would not verify) or whose cookie would not
+    /// fit in [`MAX_COOKIE_LEN`] bytes (browsers drop it silently).
+    fn check_jwt_size(&self, jwt: &SessionJwt, ttl: Duration) -> Result<(), SessionError> {
+        let max_token = self.inner.codec.max_len();
+        if jwt.expose().len() > max_token {
+            return Err(SessionError::JwtTooLarge {
+                size: jwt.expose().len(),
+                max: max_token,
+            });
+        }
+        let longest_max_age = self.inner.settings.max_lifetime.unwrap_or(ttl).max(ttl);
+        let cookie = jwt_cookie(
+            &self.inner.settings,
+            jwt.expose(),
+            time::Duration::try_from(longest_max_age).unwrap_or(time::Duration::MAX),
+        );
+        let size = cookie.len() + COOKIE_SIZE_MARGIN;
+        if size > MAX_COOKIE_LEN {
+            return Err(SessionError::JwtTooLarge {
+                size,
+                max: MAX_COOKIE_LEN,
+            });
+        }
+        Ok(())
+    }
+
+    /// Extends a live session to `now + session_ttl` (capped by the maximum lifetime), whether
+    /// or not sliding expiry is on. Returns `None` if the session does not exist.
+    pub async fn extend(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let now = self.now();
+        let Some(session) = self.inner.store.get(session_id).await? else {
+            return Ok(None);
+        };
+        if self.revocation_list().is_revoked(&session) {
+            return Ok(None);
+        }
+        self.touch(&session, now, true).await
+    }
+
+    fn touch_due(&self, session: &Session, now: OffsetDateTime) -> bool {
+        now - session.last_accessed_at >= self.inner.settings.jwt_ttl
+    }
+
+    /// Writes `last_accessed_at = now` and, when `slide`, the extended expiry. `None` when the
+    /// session is gone (the store refuses to recreate it).
+    async fn touch(
+        &self,
+        session: &Session,
+        now: OffsetDateTime,
+        slide: bool,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut updated = session.clone();
+        updated.last_accessed_at = now;
+        if slide {
+            let mut expires_at = now + self.inner.settings.session_ttl;
+            if let Some(max) = self.inner.settings.max_lifetime {
+                expires_at = expires_at.min(session.started_at + max);
+            }
+            updated.expires_at = updated.expires_at.max(expires_at);
+        }
+        Ok(self.inner.store.update(&updated).await?.then_some(updated))
+    }
+
+    /// The live session with this id, if it exists and is not revoked.
+    pub async fn get(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .inner
+            .store
+            .get(session_id)
+            .await?
+            .filter(|s| s.is_live_at(self.now()) && !self.revocation_list().is_revoked(s)))
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn list(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let now = self.now();
+        let mut sessions: Vec<Session> = self
+            .inner
+            .store
+            .list_by_user(user_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_live_at(now) && !self.revocation_list().is_revoked(s))
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+        Ok(sessions)
+    }
+
+    /// Revokes a session by id. Its token fails at once, and so does every JWT minted for it.
+    /// Returns the session if it was live.
+    pub async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        // Locally first: even if the store call fails, this instance already refuses the JWT.
+        self.revocation_list()
+            .apply(&RevocationEvent::session_revoked(
+                session_id.clone(),
+                self.now(),
+            ));
+        self.inner.store.revoke(session_id).await
+    }
+
+    /// Revokes `session_id` only if it belongs to `user_id`. Returns `None`, revoking nothing,
+    /// when it does not exist or belongs to someone else (answer both with `404`).
+    pub async fn revoke_for_user(
+        &self,
+        user_id: &str,
+        session_id: &SessionId,
+    ) -> Result<Option<Session>, StoreError> {
+        match self.inner.store.get(session_id).await? {
+            Some(s) if s.user_id == user_id => self.revoke(session_id).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// Revokes the session an opaque token belongs to. A malformed or unknown token revokes
+    /// nothing and returns `None`.
+    pub async fn revoke_token(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        if !is_token_shaped(token) {
+            return Ok(None);
+        }
+        let hash = TokenHash::of(token);
+        self.cache_invalidate(&hash);
+        match self.inner.store.find_by_token(&hash).await? {
+            Some(session) => self.revoke(&session.session_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Revokes the session a JWT names. The JWT must be genuine (signature, header, issuer,
+    /// audience) but may have expired: an expired JWT still names its session.
+    pub async fn revoke_jwt(&self, jwt: &str) -> Result<Option<Session>, AuthError> {
+        let verified = self
+            .inner
+            .codec
+            .verify(jwt, self.now(), crate::jwt::Expiry::Ignore)?;
+        Ok(self.revoke(&verified.session.session_id).await?)
+    }
+
+    /// Revokes every session of a user ("sign out everywhere"); returns how many were live.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.revocation_list()
+            .apply(&RevocationEvent::user_revoked(user_id, self.now()));
+        let revoked = self.inner.store.revoke_all(user_id).await?;
+        // The cutoff covers sessions created concurrently; the ids make the revocation exact
+        // even for sessions started in the same clock tick as the cutoff.
+        let at = self.now();
+        for session_id in &revoked {
+            self.revocation_list()
+                .apply(&RevocationEvent::session_revoked(session_id.clone(), at));
+        }
+        Ok(revoked.len())
+    }
+
+    /// The public keys that verify session JWTs, as a JWKS document
+    /// (serve it at `/.well-known/jwks.json`).
+    pub fn jwks(&self) -> JwkSet {
+        self.inner.codec.jwks()
+    }
+
+    /// How many entries the verification cache and the token cache hold (approximate: the
+    /// caches apply writes in batches).
+    pub fn cache_sizes(&self) -> CacheSizes {
+        fn entries<K, V>(cache: &Option<moka::sync::Cache<K, V>>) -> u64
+        where
+            K: std::hash::Hash + Eq + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            cache.as_ref().map_or(0, |c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            })
+        }
+        CacheSizes {
+            verified_jwts: entries(&self.inner.jwt_cache),
+            token_lookups: entries(&self.inner.token_cache),
+        }
+    }
+
+    /// The local revocation list.
+    pub fn revocations(&self) -> &RevocationList {
+        self.revocation_list()
+    }
+
+    fn revocation_list(&self) -> &RevocationList {
+        &self.inner.revocations.list
+    }
+
+    /// Lifetime of minted JWTs.
+    pub fn jwt_ttl(&self) -> Duration {
+        self.inner.settings.jwt_ttl
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The clock this manager reads.
+    pub fn clock(&self) -> &dyn crate::Clock {
+        &*self.inner.clock
+    }
+}

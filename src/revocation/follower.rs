@@ -1,0 +1,186 @@
+//! Following a store's revocation feed, and the state that says whether the JWT fast path may be
+//! trusted (DESIGN §4): only while this instance knows every revocation that concerns a JWT it
+//! could accept.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::RevocationList;
+use crate::store::{FeedCursor, RevocationFeed, StoreError};
+
+/// How long a feed read may block before returning empty.
+const FEED_WAIT: Duration = Duration::from_secs(1);
+/// How old the last caught-up feed read may be while the JWT fast path is still trusted.
+pub(crate) const FEED_STALE_AFTER: Duration = Duration::from_secs(3);
+
+/// The revocation list and whether it is complete enough to trust.
+pub(crate) struct Revocations {
+    pub(crate) list: RevocationList,
+    pub(crate) trust: Trust,
+}
+
+/// Whether the JWT fast path may be trusted right now, and for which JWTs.
+///
+/// Two conditions, both required:
+/// * **caught up and fresh**: with a feed, the last read reported `caught_up` at most
+///   [`FEED_STALE_AFTER`] ago (a store without a feed is always "caught up": every revocation
+///   it can know of is made here);
+/// * **after the horizon**: the JWT was issued after the instant from which this instance knows
+///   every revocation (the feed's horizon; without a feed, when this instance started). A JWT
+///   issued before it, by an earlier process or before the retained past, is confirmed in the
+///   store instead.
+pub(crate) struct Trust {
+    epoch: Instant,
+    has_feed: bool,
+    /// Milliseconds since `epoch` of the last caught-up read; `u64::MAX` while behind.
+    last_caught_up_ms: AtomicU64,
+    /// JWTs issued at or before this instant (Unix seconds) are confirmed in the store.
+    horizon_secs: AtomicI64,
+    /// Woken when the reader catches up, for [`Trust::ready`].
+    caught_up: tokio::sync::Notify,
+}
+
+impl Trust {
+    /// Trust for a store without a feed: revocations are known from `started` on.
+    pub(crate) fn without_feed(started: OffsetDateTime) -> Self {
+        Self {
+            epoch: Instant::now(),
+            has_feed: false,
+            last_caught_up_ms: AtomicU64::new(0),
+            horizon_secs: AtomicI64::new(started.unix_timestamp()),
+            caught_up: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Trust for a store with a feed: nothing is trusted before the first caught-up read.
+    pub(crate) fn with_feed() -> Self {
+        Self {
+            epoch: Instant::now(),
+            has_feed: true,
+            last_caught_up_ms: AtomicU64::new(u64::MAX),
+            horizon_secs: AtomicI64::new(i64::MAX),
+            caught_up: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Whether every revocation of the retained past has been applied, recently enough.
+    pub(crate) fn caught_up(&self) -> bool {
+        if !self.has_feed {
+            return true;
+        }
+        let last = self.last_caught_up_ms.load(Ordering::Acquire);
+        last != u64::MAX
+            && self.elapsed_ms().saturating_sub(last) <= FEED_STALE_AFTER.as_millis() as u64
+    }
+
+    /// Whether a JWT issued at `issued_at` (`iat`, Unix seconds) is after the horizon. The
+    /// horizon's own second is not: `iat` cannot tell which side of it the JWT was minted on.
+    pub(crate) fn after_horizon(&self, issued_at: i64) -> bool {
+        issued_at > self.horizon_secs.load(Ordering::Acquire)
+    }
+
+    /// Waits until caught up (at once without a feed).
+    pub(crate) async fn ready(&self) {
+        loop {
+            let notified = self.caught_up.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.caught_up() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn mark_caught_up(&self) {
+        let was = self
+            .last_caught_up_ms
+            .swap(self.elapsed_ms(), Ordering::AcqRel);
+        if was == u64::MAX {
+            self.caught_up.notify_waiters();
+        }
+    }
+
+    fn mark_behind(&self) {
+        self.last_caught_up_ms.store(u64::MAX, Ordering::Release);
+    }
+
+    /// Moves the horizon to `horizon` (it only moves forward: a replay after a lost cursor
+    /// knows less of the past than the first one did).
+    fn set_horizon(&self, horizon: OffsetDateTime, first: bool) {
+        let secs = horizon.unix_timestamp();
+        if first {
+            self.horizon_secs.store(secs, Ordering::Release);
+        } else {
+            self.horizon_secs.fetch_max(secs, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Reads the store's revocation feed for as long as `state` lives, applying every event to the
+/// revocation list and keeping [`Trust`] honest about whether anything may be missing.
+pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFeed>) {
+    let mut cursor: Option<FeedCursor> = None;
+    let mut first = true;
+    let mut backoff = Duration::from_millis(100);
+    // Until caught up, read on at once; then wait for news.
+    let mut wait = Duration::ZERO;
+    loop {
+        let started = Instant::now();
+        let result = feed.read(cursor.as_ref(), wait).await;
+        let waited = !wait.is_zero();
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        match result {
+            Ok(batch) => {
+                backoff = Duration::from_millis(100);
+                if cursor.is_none() {
+                    state.trust.set_horizon(batch.horizon, first);
+                    first = false;
+                }
+                let empty = batch.events.is_empty();
+                for (at, event) in batch.events {
+                    state.list.apply(&event);
+                    cursor = Some(at);
+                }
+                if batch.caught_up {
+                    state.trust.mark_caught_up();
+                    wait = FEED_WAIT;
+                } else {
+                    // More is retained than one read returned: not trusted until it is read.
+                    state.trust.mark_behind();
+                    wait = Duration::ZERO;
+                }
+                drop(state);
+                if empty && waited && started.elapsed() < FEED_WAIT / 4 {
+                    // A feed that answers "nothing" without waiting must not be polled hot.
+                    tokio::time::sleep(FEED_WAIT / 4).await;
+                }
+            }
+            Err(StoreError::FeedCursorLost) => {
+                state.trust.mark_behind();
+                drop(state);
+                tracing::warn!(
+                    "revocation feed cursor fell out of the retention; replaying the feed"
+                );
+                cursor = None;
+                wait = Duration::ZERO;
+            }
+            Err(error) => {
+                state.trust.mark_behind();
+                drop(state);
+                tracing::warn!(%error, "revocation feed read failed; confirming JWTs in the store until it recovers");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
