@@ -166,7 +166,7 @@ fn fail(message: String) -> ! {
 }
 
 /// Key, lifetimes and cookies from the environment (the store is set by [`with_store`]).
-fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBuilder {
+pub fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBuilder {
     let key = match std::env::var("SIGNING_KEY_FILE") {
         Ok(path) => {
             let pem = std::fs::read(&path).unwrap_or_else(|e| fail(format!("{path}: {e}")));
