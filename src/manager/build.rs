@@ -41,8 +41,11 @@ impl SessionsBuilder {
                 max_len: self.max_token_len,
             },
         )?;
-        // The smallest JWT this configuration mints: a one-letter user without custom claims.
+        // The smallest JWT this configuration mints: a one-letter user without custom claims,
+        // its times with all nine fractional digits (the longest they print), so that the bound
+        // does not depend on the instant of the build.
         let now = self.clock.now();
+        let now = now.replace_nanosecond(999_999_999).unwrap_or(now);
         let probe = SessionId::generate()
             .ok()
             .map(|session_id| Session {
