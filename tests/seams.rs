@@ -722,7 +722,10 @@ async fn a_new_instance_trusts_no_jwt_before_it_has_read_every_retained_revocati
             checks
         })
     };
-    assert!(!c.fast_path_trusted(), "nothing is trusted before the backlog is read");
+    assert!(
+        !c.fast_path_trusted(),
+        "nothing is trusted before the backlog is read"
+    );
     c.ready().await;
     assert_eq!(
         c.revocations().len(),
