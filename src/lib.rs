@@ -22,6 +22,17 @@
 //! (after that, every such JWT has expired anyway), so its memory is bounded by recent
 //! revocations, not by sessions. `revoke_all` records one "revoked before" instant per user.
 //!
+//! **Trust.** The fast path is only as good as this instance's knowledge of revocations. A store
+//! shared by several instances carries a revocation feed (see [`store::RevocationFeed`] for the
+//! contract); each instance follows it and trusts JWTs locally only while it has caught up with
+//! it, and only for JWTs issued after the feed's horizon (the instant from which it knows every
+//! revocation). Otherwise the session is confirmed in the store. [`Sessions::ready`] waits until
+//! the instance has caught up.
+//!
+//! **Credentials stay where they came from.** A browser's cookies get refreshed cookies back; a
+//! client that chose `Authorization: Bearer` never gets a cookie. A handler that sets or strips
+//! the session cookies itself (a login, a logout) has the last word over the layer's refresh.
+//!
 //! ## Security properties
 //!
 //! * Only JWTs minted here are accepted: the header segment must be byte for byte the one a
@@ -31,7 +42,9 @@
 //! * `iss`, `aud`, `exp`, `nbf`, `iat` are required, typed and checked with a small leeway; a JWT
 //!   never outlives its session, nor lives longer than the configured JWT TTL.
 //! * A store failure is an error, never "no session": requests fail closed.
-//! * Tokens, JWTs and keys are redacted from `Debug` output.
+//! * Tokens, JWTs and keys are redacted from `Debug` output; credential headers are marked
+//!   sensitive.
+//! * Logins and logouts refuse cross-site requests ([`Sessions::is_cross_site`]).
 //!
 //! ## Example
 //!
