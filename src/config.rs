@@ -217,7 +217,7 @@ impl CookieConfig {
     }
 }
 
-/// Builds [`Sessions`]; see [`Sessions::builder`].
+/// Builds [`Sessions`](crate::Sessions); see [`Sessions::builder`](crate::Sessions::builder).
 #[must_use]
 pub struct SessionsBuilder {
     pub(crate) store: Option<Arc<dyn DynStore>>,
