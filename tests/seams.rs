@@ -135,6 +135,10 @@ fn request(
     request
 }
 
+async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    send(app, request("GET", uri, headers, "")).await
+}
+
 impl Browser {
     async fn send(
         &mut self,
@@ -279,31 +283,19 @@ async fn bearer_clients_get_no_cookies() {
     browser.clock.advance(JWT_TTL + Duration::from_secs(6));
     for credential in [&token, &jwt] {
         let auth = format!("Bearer {credential}");
-        let answer = send(
-            &browser.app,
-            request("GET", "/api/me", &[("authorization", &auth)], ""),
-        )
-        .await;
+        let answer = get(&browser.app, "/api/me", &[("authorization", &auth)]).await;
         assert!(answer.headers.get(header::SET_COOKIE).is_none());
     }
     // The token works (through the store) and gets no cookie; the expired JWT is refused.
     let auth = format!("Bearer {token}");
-    let answer = send(
-        &browser.app,
-        request("GET", "/api/me", &[("authorization", &auth)], ""),
-    )
-    .await;
+    let answer = get(&browser.app, "/api/me", &[("authorization", &auth)]).await;
     assert_eq!(answer.status, StatusCode::OK);
     // A cookie JWT beside a header token gets nothing back either.
     let cookie = format!("session_jwt={jwt}");
-    let answer = send(
+    let answer = get(
         &browser.app,
-        request(
-            "GET",
-            "/api/me",
-            &[("authorization", &auth), ("cookie", &cookie)],
-            "",
-        ),
+        "/api/me",
+        &[("authorization", &auth), ("cookie", &cookie)],
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -502,16 +494,7 @@ async fn debug_output_and_credential_headers_keep_secrets() {
         .layer(SessionLayer::new(sessions.clone()).optional());
     let auth = format!("Bearer {}", login.created.jwt.expose());
     let cookie = format!("session_token={}", login.created.token.expose());
-    let answer = send(
-        &app,
-        request(
-            "GET",
-            "/",
-            &[("authorization", &auth), ("cookie", &cookie)],
-            "",
-        ),
-    )
-    .await;
+    let answer = get(&app, "/", &[("authorization", &auth), ("cookie", &cookie)]).await;
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     let printed = String::from_utf8(answer.body.to_vec()).unwrap();
     assert!(!printed.contains(login.created.jwt.expose()), "{printed}");
@@ -747,18 +730,10 @@ async fn a_tossed_cookie_does_not_lock_the_user_out() {
     for tossed in ["", "tossed-by-a-sibling-domain-xxxxxxxxxxxxxxxxx"] {
         let cookie = format!("session_token={token}; session_jwt={jwt}; session_token={tossed}");
         // Pages that need a session say the request is malformed...
-        let answer = send(
-            &browser.app,
-            request("GET", "/api/me", &[("cookie", &cookie)], ""),
-        )
-        .await;
+        let answer = get(&browser.app, "/api/me", &[("cookie", &cookie)]).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST);
         // ...but the login form and logout still work.
-        let answer = send(
-            &browser.app,
-            request("GET", "/", &[("cookie", &cookie)], ""),
-        )
-        .await;
+        let answer = get(&browser.app, "/", &[("cookie", &cookie)]).await;
         assert_eq!(answer.status, StatusCode::OK);
     }
     // A logout from the path a tossed cookie was scoped to revokes every session a genuine
@@ -810,14 +785,10 @@ async fn a_bearer_token_beside_a_cookie_jwt_of_another_session_is_a_conflict() {
     let bob = sessions.create("bob", NewSession::new()).await.unwrap();
     let auth = format!("Bearer {}", bob.token.expose());
     let cookie = format!("session_jwt={}", alice.jwt.expose());
-    let answer = send(
+    let answer = get(
         &browser.app,
-        request(
-            "GET",
-            "/api/me",
-            &[("authorization", &auth), ("cookie", &cookie)],
-            "",
-        ),
+        "/api/me",
+        &[("authorization", &auth), ("cookie", &cookie)],
     )
     .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
@@ -886,7 +857,7 @@ async fn user_ids_and_claims_are_checked_and_the_page_sends_security_headers() {
         sessions.create("nul\u{0}", NewSession::new()).await,
         Err(SessionError::InvalidUserId(_))
     ));
-    let answer = send(&browser.app, request("GET", "/", &[], "")).await;
+    let answer = get(&browser.app, "/", &[]).await;
     let csp = answer.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(answer.headers["x-frame-options"], "DENY");
