@@ -219,47 +219,24 @@ impl Sessions {
             Some((jwt, source)) => (Some(self.check_jwt(jwt, now)), Some(source)),
             None => (None, None),
         };
-        let same_source = jwt_source.is_none()
-            || credentials
-                .token
-                .is_none_or(|(_, source)| Some(source) == jwt_source);
-        let named = match (status, credentials.token) {
-            (None, None) => return Step::Done(Err(AuthError::MissingCredentials)),
-            (
-                Some(JwtStatus::Accepted {
-                    session,
-                    trusted: true,
-                }),
-                _,
-            ) if same_source => {
-                return Step::Done(Ok(Authenticated::by_jwt(session, AuthPath::Jwt)));
-            }
-            (
-                Some(JwtStatus::Accepted {
-                    session,
-                    trusted: false,
-                }),
-                _,
-            ) if same_source => {
-                let sessions = self.clone();
-                return Step::Store(Box::pin(async move {
-                    let session = sessions.confirm(session).await?;
-                    Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed))
-                }));
-            }
-            (Some(JwtStatus::Refused { error, .. }), None) => return Step::Done(Err(error)),
-            (Some(JwtStatus::Accepted { session, .. }), Some(_)) => {
-                Some(session.session_id.clone())
-            }
-            (Some(JwtStatus::Refused { named, .. }), Some(_)) => named,
-            (None, Some(_)) => None,
-            (Some(JwtStatus::Accepted { .. }), None) => {
-                unreachable!("without a token the sources agree")
-            }
-        };
-        // The opaque token decides; `named` is what a genuine JWT beside it says.
         let Some((token, token_source)) = credentials.token else {
-            return Step::Done(Err(AuthError::MissingCredentials));
+            // A JWT alone decides.
+            return match status {
+                None => Step::Done(Err(AuthError::MissingCredentials)),
+                Some(JwtStatus::Accepted { session, trusted }) => self.by_jwt(session, trusted),
+                Some(JwtStatus::Refused { error, .. }) => Step::Done(Err(error)),
+            };
+        };
+        // With a token beside it, an accepted JWT decides only when both came from the same
+        // place (the browser's cookie pair); otherwise the token decides, and a genuine JWT
+        // must name the same session.
+        let named = match status {
+            Some(JwtStatus::Accepted { session, trusted }) if jwt_source == Some(token_source) => {
+                return self.by_jwt(session, trusted);
+            }
+            Some(JwtStatus::Accepted { session, .. }) => Some(session.session_id.clone()),
+            Some(JwtStatus::Refused { named, .. }) => named,
+            None => None,
         };
         if !is_token_shaped(token) {
             return Step::Done(Err(AuthError::MalformedToken));
@@ -290,6 +267,18 @@ impl Sessions {
                 jwt: Some(refreshed.jwt),
                 set_cookies,
             })
+        }))
+    }
+
+    /// An accepted JWT's outcome: done at once when trusted, else confirmed in the store.
+    fn by_jwt(&self, session: Arc<Session>, trusted: bool) -> Step {
+        if trusted {
+            return Step::Done(Ok(Authenticated::by_jwt(session, AuthPath::Jwt)));
+        }
+        let sessions = self.clone();
+        Step::Store(Box::pin(async move {
+            let session = sessions.confirm(session).await?;
+            Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed))
         }))
     }
 
