@@ -11,7 +11,7 @@
 //! | `{P}tok:<token hash, base64url>` | string | the session id | session's remaining lifetime |
 //! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms) | session's remaining lifetime |
 //! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms) | the user's last expiry |
-//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | trimmed to the feed retention |
+//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
 //!
 //! Session ids are validated (`[A-Za-z0-9_-]{1,64}`) and token hashes are base64url, so both go
 //! into keys as they are; user ids are arbitrary UTF-8, so they are base64url-encoded, which keeps
@@ -45,16 +45,19 @@
 //!
 //! # The revocation feed
 //!
-//! [`SessionStore::revocation_feed`] returns a [`RevocationFeed`] over the stream
-//! `{P}revocations`. Its cursors are stream entry ids; `read(None, _)` returns every retained
-//! entry (`XRANGE`), `read(Some(cursor), wait)` blocks with `XREAD BLOCK` until an entry after the
-//! cursor exists or `wait` (at most 30 s) has passed. Reads through one store share its feed
-//! connection, so concurrent reads wait for each other (a service runs one reader). Because readers resume from their last
-//! entry id, a reader whose connection dropped misses nothing that is still retained. The stream
-//! is trimmed on every append (`XTRIM MINID ~`) to entries younger than the retention (default 15
-//! minutes, measured on the stream ids, that is Redis' clock); approximate trimming keeps at least
-//! that much. An entry that cannot be decoded is an error ([`StoreError::Corrupt`]), never
-//! skipped: a reader that skipped it could accept a revoked JWT.
+//! [`SessionStore::revocation_feed`] reads the stream `{P}revocations` and keeps the [feed
+//! contract](RevocationFeed); its cursors are stream entry ids. A read catches up through one
+//! script that checks the cursor and returns up to 1000 entries after it, `caught_up` exactly
+//! when nothing retained follows them; only a caught-up read with a `wait` blocks (`XREAD BLOCK`,
+//! at most 30 s). A cursor is lost ([`StoreError::FeedCursorLost`]) when an entry after it was
+//! trimmed or deleted (it is older than the stream's `max-deleted-entry-id`, which the store's
+//! exact trimming to the retention, default 15 minutes, keeps up to date), or when the stream is
+//! missing or has not reached it: Redis lost data. [`RedisStoreBuilder::build`] and every append
+//! create a missing stream, so that a missing stream means lost data. The horizon is the later of
+//! the retention edge and the last deletion, or now when the stream is missing. Gap detection
+//! needs Redis 7.0 or later. An entry that cannot be decoded is an error
+//! ([`StoreError::Corrupt`]), never skipped: a reader that skipped it could accept a revoked JWT.
+//! Reads through one store share its feed connection (a service runs one reader).
 //!
 //! Event times (`at`, `before`) come from the application's clock, not Redis': a user's
 //! sessions get their `started_at` from the application's clock, and `revoke_all` means "every
@@ -93,7 +96,7 @@ use time::OffsetDateTime;
 
 use self::feed::{MAX_FEED_WAIT, RedisFeed};
 use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, int_of, map_err};
-use self::scripts::{CREATE, FIND_BY_TOKEN, LIST_BY_USER, REVOKE, REVOKE_ALL, UPDATE};
+use self::scripts::{CREATE, ENSURE_FEED, FIND_BY_TOKEN, LIST_BY_USER, REVOKE, REVOKE_ALL, UPDATE};
 use super::{RevocationFeed, SessionRecord, SessionStore, StoreError};
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
@@ -113,31 +116,12 @@ const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Clones share the same connections. `Debug` output shows the key prefix and timeouts, never
 /// the URL (which may hold a password).
 ///
-/// # Data model
-///
-/// With the key prefix `P` (default `tsj:`), every key begins with the hash tag `{P}`:
-///
-/// * `{P}tok:<token hash, base64url>`: string, the session id;
-/// * `{P}s:<session id>`: hash with the session as JSON (`session`), its token hash (`token`),
-///   its user key (`user`) and `expires_at` in Unix ms (`exp`);
-/// * `{P}u:<user id, base64url>`: sorted set of the user's session ids, scored by `expires_at`;
-/// * `{P}revocations`: the revocation feed, a stream of [`RevocationEvent`]s as JSON.
-///
-/// Session keys expire with the session (TTL = `expires_at` minus now on the application's
-/// clock), the user index is trimmed of expired ids on every write to it, and every session read
-/// is checked against `expires_at` again. Writes are Lua scripts, so they are atomic: `create`
-/// never overwrites, `update` never recreates a revoked session, and `revoke` / `revoke_all`
-/// delete and append the feed event in one step. Reads take one round trip. Because a revocation
-/// must write the one feed stream atomically with the session keys, all keys of a store share
-/// one hash tag: on Redis Cluster the store lives on one shard, without cross-slot errors.
-///
-/// # Revocation feed
-///
-/// [`SessionStore::revocation_feed`] reads the stream on a dedicated connection (`XRANGE`, then
-/// `XREAD BLOCK` after the last entry id seen), so a reader that reconnects misses nothing still
-/// retained. Events are kept for [`RedisStoreBuilder::feed_retention`] (default 15 minutes). Event
-/// times come from the application's clock, the one that sets `started_at`, so sessions created
-/// after a `revoke_all` are not cut off by it.
+/// See the [module documentation](self) for the data model, the atomicity of every write and
+/// the revocation feed. In short: session keys expire with the session, writes are Lua scripts,
+/// all keys of a store share one hash tag (one Cluster shard, no cross-slot errors), and
+/// `revoke` / `revoke_all` append their event to a stream in the same script. The stream keeps
+/// events for [`RedisStoreBuilder::feed_retention`] (default 15 minutes); event times come from
+/// the application's clock, the one that sets `started_at`.
 ///
 /// # Failures
 ///
@@ -294,10 +278,11 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects: opens the command connection and the feed connection.
+    /// Connects: opens the command connection and the feed connection, and creates the feed
+    /// stream if it does not exist yet.
     ///
     /// Fails with [`StoreError::Unavailable`] when Redis cannot be reached in time, and with
-    /// [`StoreError::Backend`] for a malformed URL or key prefix.
+    /// [`StoreError::Backend`] for a malformed URL or key prefix, or a Redis older than 7.0.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         if self.prefix.contains(['{', '}']) {
             return Err(StoreError::Backend(
@@ -333,7 +318,7 @@ impl RedisStoreBuilder {
         })?;
         let keys = Keys::new(&self.prefix);
         let op_timeout = self.connect_timeout + self.response_timeout;
-        Ok(RedisStore {
+        let store = RedisStore {
             inner: Arc::new(Inner {
                 conn,
                 op_timeout,
@@ -345,7 +330,9 @@ impl RedisStoreBuilder {
                 }),
                 keys,
             }),
-        })
+        };
+        store.ensure_feed().await?;
+        Ok(store)
     }
 }
 
@@ -382,6 +369,21 @@ impl RedisStore {
     /// The hash tag that begins every key of this store, e.g. `{tsj:}`.
     pub fn key_base(&self) -> &str {
         &self.inner.keys.base
+    }
+
+    /// Creates the feed stream if it is missing, so that a missing stream means lost data, and
+    /// checks that Redis reports what gap detection needs (Redis 7.0 or later).
+    async fn ensure_feed(&self) -> Result<(), StoreError> {
+        let mut call = ENSURE_FEED.prepare_invoke();
+        call.key(&self.inner.keys.feed);
+        let mut conn = self.conn();
+        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
+        match int_of(&reply)? {
+            1 => Ok(()),
+            _ => Err(StoreError::Backend(
+                "the revocation feed needs Redis 7.0 or later (max-deleted-entry-id)".into(),
+            )),
+        }
     }
 
     /// Runs one Redis call, bounded by the operation timeout.

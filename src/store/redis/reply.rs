@@ -120,6 +120,9 @@ mod tests {
     #[test]
     fn odd_session_replies_are_errors_not_panics() {
         assert!(decode_session(&Value::Int(1), |_| true).is_err());
+        assert!(decode_session(&Value::Nil, |_| true).is_err());
         assert!(decode_session(&Value::BulkString(b"{".to_vec()), |_| true).is_err());
+        assert!(int_of(&Value::Array(vec![])).is_err());
+        assert!(array_of(Value::Int(1)).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The Lua scripts of the Redis store: one per write (atomic) and per multi-key read (one round
-//! trip). Key and argument layouts are documented on each.
+//! trip). Key and argument layouts are documented on each; the callers are in `mod.rs` and
+//! `feed.rs`.
 
 use std::sync::LazyLock;
 
@@ -101,17 +102,78 @@ return 1
     )
 });
 
-/// Appends `ARGV[event]` to the stream `KEYS[stream]` and trims entries older than the retention
-/// (measured from the new entry's id). Shared by the two revocation scripts.
-const APPEND_EVENT: &str = r#"
+/// Lua helpers for the feed stream, shared by the scripts that write it.
+///
+/// Readers detect lost events by the stream's `max-deleted-entry-id` (a cursor older than it may
+/// have missed something; see `feed.rs`). Redis raises it on `XDEL`, but not when trimming, so:
+///
+/// * `ensure_stream` creates a missing stream empty, with `max-deleted-entry-id` at its creation
+///   id: a cursor from a stream that was lost (Redis restarted empty, flushed) is older than that.
+/// * `append_event` trims exactly (`MINID`, not `~`) and records the newest entry it trimmed as
+///   `max-deleted-entry-id` (`XSETID … MAXDELETEDID`), never lowering it.
+const FEED_LUA: &str = r#"
+local function id_cmp_part(a, b)
+  a = (string.gsub(a, '^0+', ''))
+  b = (string.gsub(b, '^0+', ''))
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if not am or not bm then return false end
+  local c = id_cmp_part(am, bm)
+  if c ~= 0 then return c < 0 end
+  return id_cmp_part(as, bs) < 0
+end
+
+local function stream_info(stream, field)
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for i = 1, #info, 2 do
+    if info[i] == field then return info[i + 1] end
+  end
+  return nil
+end
+
+local function ensure_stream(stream)
+  if redis.call('EXISTS', stream) == 1 then return end
+  local id = redis.call('XADD', stream, 'MAXLEN', '0', '*', 'created', '1')
+  redis.call('XSETID', stream, id, 'MAXDELETEDID', id)
+end
+
 local function append_event(stream, event, retention_ms)
+  ensure_stream(stream)
   local id = redis.call('XADD', stream, '*', 'event', event)
   local ms = tonumber(string.match(id, '^(%d+)-'))
-  if ms then
-    redis.call('XTRIM', stream, 'MINID', '~', string.format('%d', math.max(0, ms - retention_ms)))
+  if not ms then return end
+  local min_id = string.format('%d', math.max(0, ms - retention_ms))
+  local newest_old = redis.call('XREVRANGE', stream, '(' .. min_id, '-', 'COUNT', 1)[1]
+  if not newest_old then return end
+  redis.call('XTRIM', stream, 'MINID', min_id)
+  local deleted = stream_info(stream, 'max-deleted-entry-id')
+  if not deleted or id_less(deleted, newest_old[1]) then
+    redis.call('XSETID', stream, id, 'MAXDELETEDID', newest_old[1])
   end
 end
 "#;
+
+/// Creates the feed stream if it is missing (at connect time), so that a missing stream means
+/// lost data.
+///
+/// KEYS: feed stream. Returns 1, or 0 when Redis does not report `max-deleted-entry-id`
+/// (before 7.0), without which gaps cannot be detected.
+pub(super) static ENSURE_FEED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{FEED_LUA}{}",
+        r#"
+ensure_stream(KEYS[1])
+if stream_info(KEYS[1], 'max-deleted-entry-id') then return 1 end
+return 0
+"#
+    ))
+});
 
 /// `revoke`: deletes a session's keys and index entry and, if it was live, appends the revocation
 /// event to the feed.
@@ -121,7 +183,7 @@ end
 /// string if its record was damaged; the event is published all the same), else nil.
 pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{APPEND_EVENT}{}",
+        "{FEED_LUA}{}",
         r#"
 local rec = redis.call('HMGET', KEYS[1], 'session', 'token', 'user', 'exp')
 if redis.call('DEL', KEYS[1]) == 0 then return false end
@@ -144,7 +206,7 @@ return rec[1] or ''
 /// retention ms. Returns the ids of the live sessions deleted.
 pub(super) static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{APPEND_EVENT}{}",
+        "{FEED_LUA}{}",
         r#"
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local now = tonumber(ARGV[1])
@@ -163,4 +225,29 @@ append_event(KEYS[2], ARGV[2], tonumber(ARGV[5]))
 return out
 "#
     ))
+});
+
+/// A feed read's catch-up step: the gap evidence and the next entries, in one atomic step, so
+/// that no trim can fall between the check and the range.
+///
+/// KEYS: feed stream. ARGV: the cursor (an entry id; empty to read from the oldest entry), the
+/// most entries to return. Returns `[0, redis now ms]` when the stream does not exist, else
+/// `[1, redis now ms, last-generated-id, max-deleted-entry-id, entries]` (`XRANGE` format).
+pub(super) static FEED_READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, now_ms} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last, deleted = '', ''
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1]
+  elseif info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+end
+local start = '-'
+if ARGV[1] ~= '' then start = '(' .. ARGV[1] end
+return {1, now_ms, last, deleted, redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[2])}
+"#,
+    )
 });
