@@ -665,10 +665,12 @@ fn scaling(c: &mut Criterion, rt: &Runtime) {
     let mut revoked = 0usize;
     for (label, target) in [("0", 0usize), ("10k", 10_000), ("100k", 100_000)] {
         while revoked < target {
-            sessions.revocations().apply(&RevocationEvent::Session {
-                session_id: SessionId::generate().unwrap(),
-                at: time::OffsetDateTime::now_utc(),
-            });
+            sessions
+                .revocations()
+                .apply(&RevocationEvent::session_revoked(
+                    SessionId::generate().unwrap(),
+                    time::OffsetDateTime::now_utc(),
+                ));
             revoked += 1;
         }
         assert_eq!(sessions.revocations().len(), target);

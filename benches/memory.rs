@@ -220,10 +220,12 @@ fn main() {
     let n = 100_000u64;
     let before = live();
     for _ in 0..n {
-        sessions.revocations().apply(&RevocationEvent::Session {
-            session_id: SessionId::generate().unwrap(),
-            at: now,
-        });
+        sessions
+            .revocations()
+            .apply(&RevocationEvent::session_revoked(
+                SessionId::generate().unwrap(),
+                now,
+            ));
     }
     row("revocation list: revoked session id", n, live() - before);
 }
