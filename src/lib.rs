@@ -112,4 +112,6 @@ pub use session::{NewSession, Session, SessionAttributes, SessionId};
 pub use store::{MemoryStore, SessionStore, StoreError};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use store::{SqliteStore, SqliteStoreBuilder};
 pub use token::{SessionToken, TokenError, TokenHash};

@@ -13,6 +13,8 @@ mod feed;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 pub use feed::{FeedBatch, FeedCursor, RevocationFeed};
 pub use memory::MemoryStore;
 

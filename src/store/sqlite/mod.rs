@@ -1,0 +1,436 @@
+//! The SQLite store (feature `sqlite`): sessions in one database file that survives restarts
+//! and that several processes on one host may share, with a revocation feed.
+//!
+//! # Schema
+//!
+//! The store creates and migrates its tables itself when it opens a database (see
+//! [migrations](#migrations)); every name begins with `tsj_`, so the file may hold an
+//! application's own tables too.
+//!
+//! | table | columns | notes |
+//! |---|---|---|
+//! | `tsj_sessions` | `session_id` TEXT primary key, `token_hash` BLOB unique (the SHA-256 of the token, 32 bytes), `user_id` TEXT indexed, `expires_ms` INTEGER indexed (`expires_at`, Unix ms), `session` TEXT (the [`Session`] as JSON) | one row per session |
+//! | `tsj_revocations` | `id` INTEGER PRIMARY KEY AUTOINCREMENT, `created_ms` INTEGER (Unix ms), `event` TEXT (a [`RevocationEvent`] as JSON) | the revocation feed |
+//! | `tsj_feed_meta` | `epoch` TEXT (a random name of this feed), `started_ms`, `trimmed_id`, `trimmed_ms` | one row: when the feed began and how far it was trimmed |
+//! | `tsj_schema_version` | `version`, `applied_ms` | the migrations applied |
+//!
+//! The database runs in WAL mode (readers never block the writer nor each other) with a busy
+//! timeout (a writer waits for another process's write lock instead of failing at once) and
+//! `synchronous = NORMAL` (see [`SqliteStoreBuilder::full_sync`] for what that risks). A file
+//! shared by several processes must live on a local file system of their common host: WAL needs
+//! shared memory, which network file systems do not provide. An in-memory database
+//! (`sqlite::memory:`) is private to its store, uses one connection and is not
+//! [shared](SessionStore::is_shared).
+//!
+//! # Migrations
+//!
+//! The schema is a list of numbered SQL migrations compiled into the crate. Opening a database
+//! applies those it lacks, recorded in `tsj_schema_version`, in one `BEGIN IMMEDIATE`
+//! transaction: processes that start together apply each exactly once, and a database migrated
+//! further than this version of the crate knows is refused with [`StoreError::Backend`].
+//!
+//! # Atomicity
+//!
+//! SQLite has one writer at a time. Every write that reads before it writes (`update`,
+//! `revoke`, `revoke_all`, trimming) begins with `BEGIN IMMEDIATE`, which takes the write lock
+//! up front (waiting up to the busy timeout), so no other connection or process can change the
+//! rows in between, and no transaction can fail half-way for having read a stale snapshot.
+//!
+//! * `create` is one `INSERT`; a duplicate session id or token hash is refused, never
+//!   overwritten.
+//! * `update` reads the row, checks that it is still live and belongs to the same user, and
+//!   rewrites it, in one transaction: an update racing a revocation either happens before it (and
+//!   is revoked with it) or finds nothing, so it never brings a revoked session back.
+//! * `revoke` / `revoke_all` delete the rows **and** append their event to `tsj_revocations` in
+//!   one transaction: no reader, in any process, sees the deletion without the event or the
+//!   event without the deletion.
+//!
+//! Expiry is judged on the system clock, the one that sets a session's `expires_at`: a row
+//! whose `expires_ms` has passed is never read back, and every session read is checked against
+//! its exact `expires_at` again. Event times (`before`) are taken from the same clock once the
+//! write lock is held, so a `revoke_all` cuts off every session committed before it.
+//!
+//! # The revocation feed
+//!
+//! [`SessionStore::revocation_feed`] reads `tsj_revocations` and keeps the [feed
+//! contract](RevocationFeed):
+//!
+//! 1. **Order.** Appends hold the one write lock, so ids are allocated in commit order and a
+//!    reader that sees an id sees every smaller one. A read returns up to 1000 events after its
+//!    cursor in id order, from one snapshot of the file.
+//! 2. **Caught up** exactly when no event follows the batch in that snapshot.
+//! 3. **No silent gaps.** Trimming deletes the oldest events in id order and records the highest
+//!    id it deleted, in the same transaction; a cursor below it is answered with
+//!    [`StoreError::FeedCursorLost`]. Cursors are `<epoch>:<id>`, the epoch a random name given
+//!    to the feed with its database: a cursor from another database (the file was replaced), or
+//!    beyond the highest id the database ever issued (it was restored from an older copy), is
+//!    lost too.
+//! 4. **Atomic** with the deletion it reports (above).
+//! 5. **Retention**: events are kept at least [`SqliteStoreBuilder::feed_retention`] (default
+//!    15 minutes); the background purge trims older ones. The horizon is the latest of now minus
+//!    the retention, the instant the feed began and the latest event trimmed (by any process,
+//!    whatever its retention).
+//! 6. **Bounded waiting.** A read with nothing to return polls the table every
+//!    [`SqliteStoreBuilder::poll_interval`] (default 250 ms) until its wait (at most 30 s)
+//!    elapses. A revocation made through the same store, or a clone, wakes its readers at once.
+//!
+//! **Staleness bound.** A revocation made in *another* process reaches this process's JWT
+//! checks at most one poll interval (plus one small read) after it commits; one made through
+//! this store reaches them at once. The opaque token of a revoked session fails everywhere as
+//! soon as the revocation commits, since it is looked up in the file on every request.
+//!
+//! # Purging
+//!
+//! A background task (every [`SqliteStoreBuilder::purge_interval`], default 60 s) deletes
+//! expired sessions and trims the feed in transactions of at most
+//! [`SqliteStoreBuilder::purge_batch`] rows (default 500), so that it never holds the write lock
+//! for long. [`SqliteStore::purge_expired`] and [`SqliteStore::trim_feed`] run one such
+//! transaction on demand.
+//!
+//! # Errors
+//!
+//! No connection within the busy timeout, an I/O failure, or a database still locked after the
+//! busy timeout is [`StoreError::Unavailable`]; other database errors are
+//! [`StoreError::Backend`]; a damaged file, a row or an event that cannot be decoded is
+//! [`StoreError::Corrupt`] (never skipped, never a panic).
+
+mod builder;
+mod error;
+mod feed;
+mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+pub use self::builder::SqliteStoreBuilder;
+use self::error::{decode_session, encode_json, is_unique_violation, map_err};
+use self::feed::{SqliteFeed, append};
+use super::{RevocationFeed, SessionRecord, SessionStore, StoreError};
+use crate::revocation::RevocationEvent;
+use crate::session::{Session, SessionId};
+use crate::token::TokenHash;
+
+/// A [`SessionStore`] in an SQLite database, with a revocation feed; see the [module
+/// documentation](self) for the schema, the atomicity of every write and the feed.
+///
+/// Sessions survive a restart, and several processes on one host may open the same file:
+/// revocations reach every one of them through the feed within one
+/// [poll interval](SqliteStoreBuilder::poll_interval) (default 250 ms). Clones share the same
+/// connection pool and feed.
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey, SqliteStore};
+///
+/// // A file path in production (`SqliteStore::open("sessions.db")`); in memory here.
+/// let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+/// let sessions = Sessions::builder()
+///     .store(store.clone())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .build()
+///     .unwrap();
+/// let login = sessions.create("user-1", NewSession::new()).await.unwrap();
+/// sessions.authenticate_token(login.token.expose()).await.unwrap();
+///
+/// sessions.revoke(&login.session.session_id).await.unwrap();
+/// assert!(sessions.authenticate_token(login.token.expose()).await.is_err());
+/// assert!(sessions.authenticate_jwt(login.jwt.expose()).await.is_err());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: SqlitePool,
+    feed: Arc<SqliteFeed>,
+    purge_batch: u32,
+    in_memory: bool,
+    path: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("in_memory", &self.inner.in_memory)
+            .field("feed", &self.inner.feed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database file at `path` with the default settings;
+    /// see [`SqliteStoreBuilder`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::builder(path).build().await
+    }
+
+    /// Opens the database named by an sqlx SQLite URL with the default settings, e.g.
+    /// `sqlite://sessions.db?mode=rwc` (`mode=rwc` creates a missing file) or `sqlite::memory:`
+    /// (a database private to this store, gone when it is dropped).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder_url(url).build().await
+    }
+
+    /// A builder for a store in the file at `path` (created if missing).
+    pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder::new_path(path.as_ref())
+    }
+
+    /// A builder for a store in the database named by an sqlx SQLite URL; see
+    /// [`connect`](Self::connect).
+    pub fn builder_url(url: &str) -> SqliteStoreBuilder {
+        SqliteStoreBuilder::new_url(url)
+    }
+
+    /// Deletes expired sessions in one transaction of at most
+    /// [`purge_batch`](SqliteStoreBuilder::purge_batch) rows, oldest expiry first, and returns
+    /// how many it deleted. The background purge calls this; call it yourself when that is off.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let done = sqlx::query(
+            "DELETE FROM tsj_sessions WHERE rowid IN (
+                 SELECT rowid FROM tsj_sessions WHERE expires_ms < ?1 ORDER BY expires_ms LIMIT ?2
+             )",
+        )
+        .bind(now_ms)
+        .bind(i64::from(self.inner.purge_batch))
+        .execute(&self.inner.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes feed events older than the retention in one transaction of at most
+    /// [`purge_batch`](SqliteStoreBuilder::purge_batch) events, oldest first, records how far
+    /// the feed was trimmed, and returns how many it deleted. The background purge calls this.
+    pub async fn trim_feed(&self) -> Result<u64, StoreError> {
+        self.inner.feed.trim(self.inner.purge_batch).await
+    }
+
+    fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// Begins a transaction holding the write lock.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+}
+
+/// Unix milliseconds of `t`, rounded down (saturating far outside any session's range).
+pub(super) fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
+}
+
+impl SessionStore for SqliteStore {
+    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
+        let SessionRecord {
+            session,
+            token_hash,
+        } = record;
+        let json = encode_json(&session, "session")?;
+        let inserted = sqlx::query(
+            "INSERT INTO tsj_sessions (session_id, token_hash, user_id, expires_ms, session)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(session.session_id.as_str())
+        .bind(token_hash.as_bytes().as_slice())
+        .bind(&session.user_id)
+        .bind(unix_ms(session.expires_at))
+        .bind(json)
+        .execute(self.pool())
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            // Ids and token hashes are 128/256 random bits; a collision means a broken RNG, and
+            // replacing the old session would hand its owner's session to someone else.
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Backend("duplicate session id or token".into()))
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn find_by_token(&self, token_hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let row = sqlx::query(
+            "SELECT session_id, session FROM tsj_sessions
+             WHERE token_hash = ?1 AND expires_ms >= ?2",
+        )
+        .bind(token_hash.as_bytes().as_slice())
+        .bind(unix_ms(now))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let id: &str = row.try_get(0).map_err(map_err)?;
+        let session = decode_session(row.try_get(1).map_err(map_err)?, |s| {
+            s.session_id.as_str() == id
+        })?;
+        Ok(Some(session).filter(|s| s.is_live_at(now)))
+    }
+
+    async fn get(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT session FROM tsj_sessions WHERE session_id = ?1 AND expires_ms >= ?2",
+        )
+        .bind(session_id.as_str())
+        .bind(unix_ms(now))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_err)?;
+        let Some(json) = json else { return Ok(None) };
+        let session = decode_session(&json, |s| s.session_id == *session_id)?;
+        Ok(Some(session).filter(|s| s.is_live_at(now)))
+    }
+
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT session FROM tsj_sessions WHERE user_id = ?1 AND expires_ms >= ?2",
+        )
+        .bind(user_id)
+        .bind(unix_ms(now))
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for json in rows {
+            let session = decode_session(&json, |s| s.user_id == user_id)?;
+            if session.is_live_at(now) {
+                sessions.push(session);
+            }
+        }
+        Ok(sessions)
+    }
+
+    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
+        let json = encode_json(session, "session")?;
+        let mut tx = self.begin_write().await?;
+        let now = OffsetDateTime::now_utc();
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT session FROM tsj_sessions WHERE session_id = ?1")
+                .bind(session.session_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
+        let stored = decode_session(&stored, |s| s.session_id == session.session_id)?;
+        if !stored.is_live_at(now) {
+            return Ok(false);
+        }
+        if stored.user_id != session.user_id {
+            return Err(StoreError::Backend(
+                "update may not move a session to another user".into(),
+            ));
+        }
+        sqlx::query("UPDATE tsj_sessions SET expires_ms = ?2, session = ?3 WHERE session_id = ?1")
+            .bind(session.session_id.as_str())
+            .bind(unix_ms(session.expires_at))
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = OffsetDateTime::now_utc();
+        let row = sqlx::query(
+            "DELETE FROM tsj_sessions WHERE session_id = ?1 RETURNING expires_ms, session",
+        )
+        .bind(session_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_ms: i64 = row.try_get(0).map_err(map_err)?;
+        let json: String = row.try_get(1).map_err(map_err)?;
+        let session = decode_session(&json, |s| s.session_id == *session_id);
+        // A record that cannot be decoded is still deleted and published (by its column, when
+        // it may be live), and then reported, so the caller does not believe nothing happened.
+        let live = match &session {
+            Ok(session) => session.is_live_at(now),
+            Err(_) => expires_ms >= unix_ms(now),
+        };
+        if live {
+            append(
+                &mut tx,
+                &RevocationEvent::session_revoked(session_id.clone(), now),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        if live {
+            self.inner.feed.appended.notify_waiters();
+        }
+        Ok(Some(session?).filter(|_| live))
+    }
+
+    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = OffsetDateTime::now_utc();
+        let rows = sqlx::query("DELETE FROM tsj_sessions WHERE user_id = ?1 RETURNING session")
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        // Published even when nothing was live: a session being created elsewhere at this
+        // moment must still be cut off.
+        append(&mut tx, &RevocationEvent::user_revoked(user_id, now), now).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.inner.feed.appended.notify_waiters();
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let json: &str = row.try_get(0).map_err(map_err)?;
+            let session = decode_session(json, |s| s.user_id == user_id)?;
+            if session.is_live_at(now) {
+                ids.push(session.session_id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
+        Some(self.inner.feed.clone())
+    }
+
+    /// `true` for a database file (other processes may open it), `false` for an in-memory
+    /// database, which no other process can reach.
+    fn is_shared(&self) -> bool {
+        !self.inner.in_memory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn unix_ms_rounds_down() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_500_999_999).unwrap();
+        assert_eq!(unix_ms(t), 1_500);
+        let before_epoch = OffsetDateTime::from_unix_timestamp_nanos(-1).unwrap();
+        assert_eq!(unix_ms(before_epoch), -1);
+        assert!(unix_ms(t + Duration::from_millis(1)) > unix_ms(t));
+    }
+}
