@@ -1,0 +1,614 @@
+//! SqliteStore on temporary database files: the public conformance suite, restarts, several
+//! stores (processes) on one file, the feed's lost cursors, purging, corrupt rows, and a locked
+//! database.
+#![cfg(all(feature = "sqlite", feature = "test-util"))]
+
+mod common;
+mod sqlite_common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use sqlite_common::{OnTempFile, TempDb, quantile, read_all, session_of};
+use time::OffsetDateTime;
+use tower_session_jwt::store::conformance::{self, record};
+use tower_session_jwt::store::{SessionRecord, SessionStore, StoreError};
+use tower_session_jwt::{
+    AuthError, NewSession, RevocationEvent, SessionId, Sessions, SigningKey, SqliteStore,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+tower_session_jwt::session_store_conformance!(sqlite_store, OnTempFile::new("conformance").await);
+
+async fn created(store: &SqliteStore, user: &str, ttl: Duration) -> SessionRecord {
+    let rec = record(user, ttl);
+    store.create(rec.clone()).await.expect("create");
+    rec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_twice_concurrently_through_two_stores_on_one_file() {
+    // Two stores on one file behave like two processes: each check must still hold while the
+    // other store's checks write to the same tables and feed.
+    let db = TempDb::new("conformance-two");
+    let (a, b) = (db.store().await, db.store().await);
+    tokio::join!(conformance::run_all(&a), conformance::run_all(&b));
+}
+
+#[tokio::test]
+async fn sessions_survive_a_reopen() {
+    let db = TempDb::new("reopen");
+    let store = db.store().await;
+    let rec = created(&store, "restart-user", HOUR).await;
+    let gone = created(&store, "restart-user", HOUR).await;
+    store.revoke(&gone.session.session_id).await.unwrap();
+    let cursor = read_all(&*store.revocation_feed().unwrap(), None)
+        .await
+        .unwrap()
+        .pop()
+        .map(|(cursor, _)| cursor);
+    drop(store);
+
+    let store = db.store().await;
+    assert_eq!(
+        store.find_by_token(&rec.token_hash).await.unwrap(),
+        Some(rec.session.clone()),
+        "a session outlives the process that created it"
+    );
+    assert_eq!(store.find_by_token(&gone.token_hash).await.unwrap(), None);
+    // The feed outlives it too, and a cursor from before the restart is still good.
+    let feed = store.revocation_feed().unwrap();
+    let replay = read_all(&*feed, None).await.unwrap();
+    assert_eq!(replay.len(), 1);
+    assert_eq!(session_of(&replay[0].1), &gone.session.session_id);
+    assert!(read_all(&*feed, cursor).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn stores_opened_at_once_migrate_once_and_a_newer_schema_is_refused() {
+    let db = TempDb::new("migrate");
+    let (a, b) = tokio::join!(SqliteStore::open(db.path()), SqliteStore::open(db.path()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let rec = created(&a, "migrate-user", HOUR).await;
+    assert!(b.get(&rec.session.session_id).await.unwrap().is_some());
+    let raw = db.raw().await;
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM tsj_schema_version ORDER BY version")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![1]);
+
+    sqlx::query("INSERT INTO tsj_schema_version (version, applied_ms) VALUES (999, 0)")
+        .execute(&raw)
+        .await
+        .unwrap();
+    match SqliteStore::open(db.path()).await {
+        Err(StoreError::Backend(e)) => assert!(e.to_string().contains("999"), "{e}"),
+        other => panic!("a newer schema must be refused, got {other:?}"),
+    }
+}
+
+/// Revokes `N` sessions through one store, one at a time, while a reader follows the other
+/// store's feed; returns the p50 and p99 of the time from commit to the reader's batch.
+async fn feed_latency(poll: Duration) -> (Duration, Duration) {
+    let db = TempDb::new("latency");
+    let a = db.store().await;
+    let b = SqliteStore::builder(db.path())
+        .poll_interval(poll)
+        .purge_interval(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let feed = b.revocation_feed().unwrap();
+    let start = read_all(&*feed, None).await.unwrap().pop().map(|(c, _)| c);
+
+    // B follows its feed the way Sessions does: long waits, resumed from the last cursor.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(SessionId, Instant)>();
+    let reader = tokio::spawn(async move {
+        let mut cursor = start;
+        loop {
+            let batch = feed
+                .read(cursor.as_ref(), Duration::from_secs(1))
+                .await
+                .unwrap();
+            let now = Instant::now();
+            for (at, event) in batch.events {
+                if tx.send((session_of(&event).clone(), now)).is_err() {
+                    return;
+                }
+                cursor = Some(at);
+            }
+        }
+    });
+
+    const N: u32 = 50;
+    let mut latencies = Vec::new();
+    for i in 0..N {
+        let rec = created(&a, "latency-user", HOUR).await;
+        // Revocations land at varied points of B's poll cycle.
+        tokio::time::sleep(poll * ((i * 37) % 100) / 90).await;
+        a.revoke(&rec.session.session_id).await.unwrap();
+        let committed = Instant::now();
+        assert_eq!(
+            b.find_by_token(&rec.token_hash).await.unwrap(),
+            None,
+            "the opaque token fails through the other store at once"
+        );
+        let (id, seen) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the revocation reached the other store's feed")
+            .unwrap();
+        assert_eq!(id, rec.session.session_id);
+        latencies.push(seen.saturating_duration_since(committed));
+    }
+    reader.abort();
+    let p50 = quantile(&mut latencies, 0.5);
+    let p99 = quantile(&mut latencies, 0.99);
+    println!(
+        "feed latency across two stores on one file ({N} revocations, {poll:?} polls): \
+         p50 {p50:?}, p99 {p99:?}"
+    );
+    (p50, p99)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_store_reaches_the_other_stores_feed_within_a_poll() {
+    for poll in [Duration::from_millis(250), Duration::from_millis(20)] {
+        let (_, p99) = feed_latency(poll).await;
+        assert!(p99 < poll + Duration::from_millis(500), "p99 {p99:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_revoked_through_one_instance_fails_on_the_other() {
+    let db = TempDb::new("instances");
+    let instance = |store: SqliteStore| {
+        Sessions::builder()
+            .store(store)
+            .signing_key(SigningKey::ed25519_pem(common::ED_PEM).unwrap())
+            .issuer("https://app.example")
+            .audience("app")
+            .build()
+            .unwrap()
+    };
+    let a = instance(db.store().await);
+    let b = instance(db.store().await);
+    a.ready().await;
+    b.ready().await;
+
+    let login = a.create("alice", NewSession::new()).await.unwrap();
+    b.authenticate_jwt(login.jwt.expose()).await.unwrap();
+    b.authenticate_token(login.token.expose()).await.unwrap();
+
+    a.revoke(&login.session.session_id).await.unwrap();
+    assert!(b.authenticate_token(login.token.expose()).await.is_err());
+    let started = Instant::now();
+    while !matches!(
+        b.authenticate_jwt(login.jwt.expose()).await,
+        Err(AuthError::Revoked)
+    ) {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the revoked JWT still passed on the other instance"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revocations_through_two_stores_lose_nothing_and_keep_order() {
+    let db = TempDb::new("concurrent");
+    let a = db.store().await;
+    let b = db.store().await;
+    const PER_WRITER: usize = 150;
+    let mut writers = Vec::new();
+    for (name, store) in [("a", a.clone()), ("b", b.clone())] {
+        for task in 0..2 {
+            let store = store.clone();
+            let user = format!("concurrent-{name}-{task}");
+            writers.push(tokio::spawn(async move {
+                let mut order = Vec::with_capacity(PER_WRITER);
+                for i in 0..PER_WRITER {
+                    let rec = created(&store, &user, HOUR).await;
+                    assert!(
+                        store
+                            .revoke(&rec.session.session_id)
+                            .await
+                            .unwrap()
+                            .is_some()
+                    );
+                    order.push(rec.session.session_id);
+                    if i % 50 == 49 {
+                        store.revoke_all(&user).await.unwrap();
+                    }
+                }
+                order
+            }));
+        }
+    }
+    let mut made = Vec::new();
+    for writer in writers {
+        made.push(writer.await.unwrap());
+    }
+
+    let through_a = read_all(&*a.revocation_feed().unwrap(), None)
+        .await
+        .unwrap();
+    let through_b = read_all(&*b.revocation_feed().unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(through_a, through_b, "both stores read the same feed");
+    let sessions: Vec<&SessionId> = through_a
+        .iter()
+        .filter_map(|(_, e)| match e {
+            RevocationEvent::Session { session_id, .. } => Some(session_id),
+            RevocationEvent::User { .. } => None,
+        })
+        .collect();
+    let users = through_a.len() - sessions.len();
+    assert_eq!(
+        users,
+        4 * (PER_WRITER / 50),
+        "every revoke_all is in the feed once"
+    );
+    assert_eq!(
+        sessions.len(),
+        4 * PER_WRITER,
+        "every revocation is in the feed"
+    );
+    assert_eq!(
+        sessions.iter().collect::<HashSet<_>>().len(),
+        sessions.len(),
+        "no revocation twice"
+    );
+    let position: HashMap<&SessionId, usize> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    for order in &made {
+        let seen: Vec<usize> = order.iter().map(|id| position[id]).collect();
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "one writer's revocations arrived out of order"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_behind_the_trimmed_edge_is_lost() {
+    let db = TempDb::new("trim");
+    let short = SqliteStore::builder(db.path())
+        .feed_retention(Duration::from_millis(100))
+        .purge_interval(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    // A second process that keeps events longer, but shares the file and so its trimming.
+    let long = db.store().await;
+    let mut last_old_revoked = OffsetDateTime::UNIX_EPOCH;
+    for _ in 0..3 {
+        let rec = created(&short, "trim-user", HOUR).await;
+        last_old_revoked = OffsetDateTime::now_utc();
+        short.revoke(&rec.session.session_id).await.unwrap();
+    }
+    let feed = short.revocation_feed().unwrap();
+    let old = read_all(&*feed, None).await.unwrap();
+    assert_eq!(old.len(), 3);
+    assert_eq!(
+        short.trim_feed().await.unwrap(),
+        0,
+        "nothing is old enough yet"
+    );
+
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let fresh = created(&short, "trim-user", HOUR).await;
+    let fresh_revoked = OffsetDateTime::now_utc();
+    short.revoke(&fresh.session.session_id).await.unwrap();
+    assert_eq!(short.trim_feed().await.unwrap(), 3);
+
+    for feed in [feed.clone(), long.revocation_feed().unwrap()] {
+        assert!(
+            matches!(
+                feed.read(Some(&old[0].0), Duration::ZERO).await,
+                Err(StoreError::FeedCursorLost)
+            ),
+            "a cursor whose successors were trimmed must be lost"
+        );
+        // The last trimmed event's cursor lost nothing.
+        let after = read_all(&*feed, Some(old[2].0.clone())).await.unwrap();
+        assert_eq!(after.len(), 1);
+        let replay = feed.read(None, Duration::ZERO).await.unwrap();
+        assert_eq!(replay.events.len(), 1);
+        assert_eq!(session_of(&replay.events[0].1), &fresh.session.session_id);
+        assert!(replay.caught_up);
+        assert!(
+            replay.horizon > last_old_revoked && replay.horizon <= fresh_revoked,
+            "the horizon {} must be after the events trimmed (even for the longer retention) \
+             and not after the events kept",
+            replay.horizon
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_from_a_replaced_or_restored_file_is_lost() {
+    let db = TempDb::new("replaced");
+    let other = TempDb::new("replaced-other");
+    let store = db.store().await;
+    let rec = created(&store, "replaced-user", HOUR).await;
+    store.revoke(&rec.session.session_id).await.unwrap();
+
+    // A backup taken now knows one event.
+    let backup = TempDb::new("replaced-backup");
+    sqlx::query(&format!("VACUUM INTO '{}'", backup.path().display()))
+        .execute(&db.raw().await)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let rec = created(&store, "replaced-user", HOUR).await;
+        store.revoke(&rec.session.session_id).await.unwrap();
+    }
+    let feed = store.revocation_feed().unwrap();
+    let cursor = read_all(&*feed, None).await.unwrap().pop().unwrap().0;
+
+    // Another database entirely: its feed never issued this cursor.
+    let elsewhere = other.store().await;
+    assert!(matches!(
+        elsewhere
+            .revocation_feed()
+            .unwrap()
+            .read(Some(&cursor), Duration::ZERO)
+            .await,
+        Err(StoreError::FeedCursorLost)
+    ));
+
+    // The file restored from the backup: same feed, but it never reached the cursor.
+    drop((store, feed));
+    db.remove_files();
+    std::fs::copy(backup.path(), db.path()).unwrap();
+    let restored = db.store().await;
+    let feed = restored.revocation_feed().unwrap();
+    assert!(matches!(
+        feed.read(Some(&cursor), Duration::ZERO).await,
+        Err(StoreError::FeedCursorLost)
+    ));
+    assert_eq!(read_all(&*feed, None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn purge_removes_expired_rows_in_bounded_passes() {
+    let db = TempDb::new("purge");
+    let store = SqliteStore::builder(db.path())
+        .purge_interval(Duration::ZERO)
+        .purge_batch(100)
+        .build()
+        .await
+        .unwrap();
+    let past = OffsetDateTime::now_utc() - Duration::from_secs(10);
+    for _ in 0..250 {
+        let mut rec = record("purge-expired", HOUR);
+        rec.session.started_at = past - HOUR;
+        rec.session.last_accessed_at = rec.session.started_at;
+        rec.session.expires_at = past;
+        store.create(rec).await.unwrap();
+    }
+    let live = created(&store, "purge-live", HOUR).await;
+    let count = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM tsj_sessions")
+            .fetch_one(&db.raw().await)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 251);
+    assert!(
+        store
+            .list_by_user("purge-expired")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let passes = [
+        store.purge_expired().await.unwrap(),
+        store.purge_expired().await.unwrap(),
+        store.purge_expired().await.unwrap(),
+        store.purge_expired().await.unwrap(),
+    ];
+    assert_eq!(
+        passes,
+        [100, 100, 50, 0],
+        "each pass removes at most one batch"
+    );
+    assert_eq!(count().await, 1);
+    assert_eq!(
+        store.find_by_token(&live.token_hash).await.unwrap(),
+        Some(live.session)
+    );
+}
+
+#[tokio::test]
+async fn the_background_purge_runs_on_its_own() {
+    let db = TempDb::new("background");
+    let store = SqliteStore::builder(db.path())
+        .purge_interval(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let rec = created(&store, "background-user", Duration::from_millis(10)).await;
+    let raw = db.raw().await;
+    let started = Instant::now();
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM tsj_sessions WHERE session_id = ?1")
+                .bind(rec.session.session_id.as_str())
+                .fetch_one(&raw)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never purged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_corrupt_errors() {
+    let db = TempDb::new("corrupt");
+    let store = db.store().await;
+    let raw = db.raw().await;
+    let damage = async |rec: &SessionRecord, json: &str| {
+        sqlx::query("UPDATE tsj_sessions SET session = ?2 WHERE session_id = ?1")
+            .bind(rec.session.session_id.as_str())
+            .bind(json)
+            .execute(&raw)
+            .await
+            .unwrap();
+    };
+    let is_corrupt = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Corrupt(_)));
+
+    let bad = created(&store, "corrupt-user", HOUR).await;
+    damage(&bad, "{not json").await;
+    assert!(is_corrupt(
+        store.find_by_token(&bad.token_hash).await.map(|_| ())
+    ));
+    assert!(is_corrupt(
+        store.get(&bad.session.session_id).await.map(|_| ())
+    ));
+    assert!(is_corrupt(
+        store.list_by_user("corrupt-user").await.map(|_| ())
+    ));
+    assert!(is_corrupt(store.update(&bad.session).await.map(|_| ())));
+
+    // A well-formed record under another session's row.
+    let swapped = created(&store, "corrupt-user-2", HOUR).await;
+    let other = record("corrupt-user-2", HOUR);
+    damage(&swapped, &serde_json::to_string(&other.session).unwrap()).await;
+    assert!(is_corrupt(
+        store.find_by_token(&swapped.token_hash).await.map(|_| ())
+    ));
+    assert!(is_corrupt(
+        store.get(&swapped.session.session_id).await.map(|_| ())
+    ));
+
+    // Revoking a damaged record still deletes it and publishes it, then says it was damaged.
+    let feed = store.revocation_feed().unwrap();
+    let start = read_all(&*feed, None).await.unwrap().pop().map(|(c, _)| c);
+    assert!(is_corrupt(
+        store.revoke(&bad.session.session_id).await.map(|_| ())
+    ));
+    assert_eq!(store.revoke(&bad.session.session_id).await.unwrap(), None);
+    let published = read_all(&*feed, start.clone()).await.unwrap();
+    assert_eq!(published.len(), 1);
+    assert_eq!(session_of(&published[0].1), &bad.session.session_id);
+
+    // An undecodable feed event stops the reader: it is never skipped.
+    sqlx::query("INSERT INTO tsj_revocations (created_ms, event) VALUES (?1, 'garbage')")
+        .bind(OffsetDateTime::now_utc().unix_timestamp() * 1000)
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(is_corrupt(
+        feed.read(start.as_ref(), Duration::ZERO).await.map(|_| ())
+    ));
+    // A damaged bookkeeping row too.
+    sqlx::query("UPDATE tsj_feed_meta SET trimmed_id = 'x'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(is_corrupt(
+        feed.read(None, Duration::ZERO).await.map(|_| ())
+    ));
+}
+
+#[tokio::test]
+async fn a_locked_database_is_unavailable_within_the_busy_timeout() {
+    let db = TempDb::new("locked");
+    let store = SqliteStore::builder(db.path())
+        .busy_timeout(Duration::from_millis(200))
+        .purge_interval(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let rec = created(&store, "locked-user", HOUR).await;
+
+    // Another process holds the write lock.
+    let raw = db.raw().await;
+    let mut holder = raw.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let result = store.revoke(&rec.session.session_id).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "a locked database is unavailable, got {result:?}"
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    // Readers are not blocked by a writer (WAL).
+    assert!(store.get(&rec.session.session_id).await.unwrap().is_some());
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    assert!(
+        store
+            .revoke(&rec.session.session_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn an_unopenable_path_is_unavailable_and_a_bad_url_is_refused() {
+    let missing_dir = std::env::temp_dir()
+        .join("tsj-no-such-dir-for-sure")
+        .join("x.db");
+    assert!(matches!(
+        SqliteStore::open(&missing_dir).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        SqliteStore::connect("postgres://nope").await,
+        Err(StoreError::Backend(_))
+    ));
+}
+
+#[tokio::test]
+async fn in_memory_databases_work_and_are_private() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    assert!(
+        !store.is_shared(),
+        "no other process can reach an in-memory database"
+    );
+    let rec = created(&store, "memory-user", HOUR).await;
+    assert!(store.get(&rec.session.session_id).await.unwrap().is_some());
+    let other = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    assert!(other.get(&rec.session.session_id).await.unwrap().is_none());
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn opaque_lookup_time() {
+    let db = TempDb::new("lookup");
+    let store = db.store().await;
+    let records: Vec<SessionRecord> = (0..2000)
+        .map(|i| record(&format!("lookup-{}", i % 200), HOUR))
+        .collect();
+    for chunk in records.chunks(100) {
+        futures_util::future::join_all(chunk.iter().map(|r| store.create(r.clone()))).await;
+    }
+    let mut samples = Vec::with_capacity(records.len());
+    for rec in &records {
+        let started = Instant::now();
+        let found = store.find_by_token(&rec.token_hash).await.unwrap();
+        samples.push(started.elapsed());
+        assert!(found.is_some());
+    }
+    let p50 = quantile(&mut samples, 0.5);
+    let p99 = quantile(&mut samples, 0.99);
+    println!("find_by_token over 2000 sessions: p50 {p50:?}, p99 {p99:?}");
+}
