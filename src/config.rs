@@ -500,5 +500,6 @@ fn normalize_origin(origin: &str) -> Option<String> {
         && authority
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    (matches!(scheme, "http" | "https") && host_ok).then_some(origin)
+    (matches!(scheme, "http" | "https") && host_ok)
+        .then(|| crate::csrf::without_default_port(&origin))
 }

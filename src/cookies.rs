@@ -24,7 +24,8 @@ pub enum CredentialSource {
 }
 
 /// The session credentials a request presented, each with where it came from, borrowed from
-/// the request's headers.
+/// the request's headers: the browser's cookie pair, and the one credential of
+/// `Authorization: Bearer` (a request has one such header).
 ///
 /// Read them with [`Sessions::credentials`](crate::Sessions::credentials), or build them for
 /// [`Sessions::authenticate`](crate::Sessions::authenticate).
@@ -40,15 +41,17 @@ pub enum CredentialSource {
 /// ```
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
 pub struct Credentials<'a> {
-    pub(crate) jwt: Option<(&'a str, CredentialSource)>,
-    pub(crate) token: Option<(&'a str, CredentialSource)>,
+    pub(crate) cookie_jwt: Option<&'a str>,
+    pub(crate) cookie_token: Option<&'a str>,
+    pub(crate) header: Option<(Kind, &'a str)>,
 }
 
 impl std::fmt::Debug for Credentials<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
-            .field("jwt", &self.jwt.map(|(_, source)| source))
-            .field("token", &self.token.map(|(_, source)| source))
+            .field("cookie_jwt", &self.cookie_jwt.is_some())
+            .field("cookie_token", &self.cookie_token.is_some())
+            .field("header", &self.header.map(|(kind, _)| kind))
             .finish()
     }
 }
@@ -59,53 +62,55 @@ impl<'a> Credentials<'a> {
         Self::default()
     }
 
-    /// With a session JWT.
+    /// With a session JWT. From the header, it replaces any header credential given before.
     pub fn with_jwt(mut self, jwt: &'a str, source: CredentialSource) -> Self {
-        self.jwt = Some((jwt, source));
+        match source {
+            CredentialSource::Cookie => self.cookie_jwt = Some(jwt),
+            CredentialSource::Header => self.header = Some((Kind::Jwt, jwt)),
+        }
         self
     }
 
-    /// With an opaque session token.
+    /// With an opaque session token. From the header, it replaces any header credential given
+    /// before.
     pub fn with_token(mut self, token: &'a str, source: CredentialSource) -> Self {
-        self.token = Some((token, source));
+        match source {
+            CredentialSource::Cookie => self.cookie_token = Some(token),
+            CredentialSource::Header => self.header = Some((Kind::Token, token)),
+        }
         self
     }
 
-    /// The session JWT presented, if any.
+    /// The session JWT that counts: the header's, else the cookie's.
     pub fn jwt(&self) -> Option<(&'a str, CredentialSource)> {
-        self.jwt
+        match self.header {
+            Some((Kind::Jwt, jwt)) => Some((jwt, CredentialSource::Header)),
+            _ => self.cookie_jwt.map(|jwt| (jwt, CredentialSource::Cookie)),
+        }
     }
 
-    /// The opaque token presented, if any.
+    /// The opaque token that counts: the header's, else the cookie's.
     pub fn token(&self) -> Option<(&'a str, CredentialSource)> {
-        self.token
+        match self.header {
+            Some((Kind::Token, token)) => Some((token, CredentialSource::Header)),
+            _ => self
+                .cookie_token
+                .map(|token| (token, CredentialSource::Cookie)),
+        }
     }
 
     /// Whether nothing was presented.
     pub fn is_empty(&self) -> bool {
-        self.jwt.is_none() && self.token.is_none()
-    }
-
-    /// Whether any credential came from `Authorization`: then no cookie is set in return.
-    pub(crate) fn any_from_header(&self) -> bool {
-        [self.jwt, self.token]
-            .iter()
-            .flatten()
-            .any(|(_, source)| *source == CredentialSource::Header)
+        self.header.is_none() && self.cookie_jwt.is_none() && self.cookie_token.is_none()
     }
 }
 
 /// Records `value` in `slot`; a second, different value is a conflict.
-fn put<'a>(
-    slot: &mut Option<(&'a str, CredentialSource)>,
-    value: &'a str,
-    source: CredentialSource,
-) -> Result<(), AuthError> {
+fn put<'a>(slot: &mut Option<&'a str>, value: &'a str) -> Result<(), AuthError> {
     match slot {
-        Some((existing, _)) if *existing != value => Err(AuthError::ConflictingCredentials),
-        Some(_) => Ok(()),
-        None => {
-            *slot = Some((value, source));
+        Some(existing) if *existing != value => Err(AuthError::ConflictingCredentials),
+        _ => {
+            *slot = Some(value);
             Ok(())
         }
     }
@@ -113,8 +118,9 @@ fn put<'a>(
 
 /// Finds the session JWT and opaque token in the cookies and `Authorization: Bearer`.
 ///
-/// Query strings are never read. Duplicates that disagree (two cookies, or cookie and header)
-/// are refused. A bearer credential with two dots is a JWT; anything else is an opaque token.
+/// Query strings are never read. Two different cookie values for one credential are refused;
+/// the header's credential is kept apart from the cookies (the authentication decides between
+/// them). A bearer credential with two dots is a JWT; anything else is an opaque token.
 pub(crate) fn extract<'a>(
     headers: &'a HeaderMap,
     settings: &Settings,
@@ -122,11 +128,15 @@ pub(crate) fn extract<'a>(
     let mut found = Credentials::default();
     let mut error = None;
     each_presented(headers, settings, |kind, value, source| {
-        let slot = match kind {
-            Kind::Jwt => &mut found.jwt,
-            Kind::Token => &mut found.token,
+        let result = match (source, kind) {
+            (CredentialSource::Header, kind) => {
+                found.header = Some((kind, value));
+                Ok(())
+            }
+            (CredentialSource::Cookie, Kind::Jwt) => put(&mut found.cookie_jwt, value),
+            (CredentialSource::Cookie, Kind::Token) => put(&mut found.cookie_token, value),
         };
-        match put(slot, value, source) {
+        match result {
             Ok(()) => true,
             Err(e) => {
                 error = Some(e);

@@ -52,7 +52,7 @@ impl Sessions {
 pub(crate) fn is_cross_site(request: &Parts, settings: &Settings) -> bool {
     let headers = &request.headers;
     let origin = match headers.get(http::header::ORIGIN).map(|o| o.to_str()) {
-        Some(Ok(origin)) => Some(origin.trim().to_ascii_lowercase()),
+        Some(Ok(origin)) => Some(without_default_port(&origin.trim().to_ascii_lowercase())),
         // An origin that is not even text is nobody's.
         Some(Err(_)) => return true,
         None => None,
@@ -87,7 +87,8 @@ fn is_own_origin(origin: &str, request: &Parts, settings: &Settings) -> bool {
     let Some(host) = host else {
         return false;
     };
-    if !authority.eq_ignore_ascii_case(host.trim()) {
+    let host = without_default_port(&format!("{scheme}://{}", host.trim().to_ascii_lowercase()));
+    if host.split_once("://").map(|(_, h)| h) != Some(authority) {
         return false;
     }
     match (scheme, request.uri.scheme_str()) {
@@ -96,6 +97,19 @@ fn is_own_origin(origin: &str, request: &Parts, settings: &Settings) -> bool {
         ("http", None) => !settings.cookies.is_secure() || is_loopback(authority),
         _ => false,
     }
+}
+
+/// `scheme://host[:port]` without the scheme's default port (`:443` for https, `:80` for http),
+/// so that `Host: app.example:443` and `Origin: https://app.example` agree.
+pub(crate) fn without_default_port(origin: &str) -> String {
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if origin.starts_with(scheme)
+            && let Some(stripped) = origin.strip_suffix(port)
+        {
+            return stripped.to_owned();
+        }
+    }
+    origin.to_owned()
 }
 
 /// `localhost`, `*.localhost`, `127.x.y.z` or `[::1]`, with or without a port: origins that
@@ -115,6 +129,26 @@ fn is_loopback(authority: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_ports_are_the_same_origin() {
+        assert_eq!(
+            without_default_port("https://a.example:443"),
+            "https://a.example"
+        );
+        assert_eq!(
+            without_default_port("http://a.example:80"),
+            "http://a.example"
+        );
+        assert_eq!(
+            without_default_port("https://a.example:80"),
+            "https://a.example:80"
+        );
+        assert_eq!(
+            without_default_port("http://[::1]:8080"),
+            "http://[::1]:8080"
+        );
+    }
 
     #[test]
     fn loopback_names() {

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::SET_COOKIE;
+use http::header::{CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -274,11 +274,19 @@ fn refused<B>(request: &mut Request<B>, error: &AuthError) {
     }
 }
 
+/// Puts this layer's verdict in the extensions, replacing whatever an outer layer (of another
+/// [`Sessions`], say) left there: a handler must see this layer's session or none.
 fn insert<B>(request: &mut Request<B>, sessions: &Sessions, session: Option<Arc<Session>>) {
     let extensions = request.extensions_mut();
     extensions.insert(sessions.clone());
-    if let Some(session) = session {
-        extensions.insert(CurrentSession(session));
+    match session {
+        Some(session) => {
+            extensions.insert(CurrentSession(session));
+            extensions.remove::<RefusedCredential>();
+        }
+        None => {
+            extensions.remove::<CurrentSession>();
+        }
     }
 }
 
@@ -415,6 +423,9 @@ where
                             for cookie in cookies.drain(..) {
                                 headers.append(SET_COOKIE, cookie);
                             }
+                            // A response that hands out credentials must not be stored by a
+                            // shared cache, whatever the handler said.
+                            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
                         }
                     }
                     return Poll::Ready(Ok(response));

@@ -277,8 +277,12 @@ fn stripping_cookies(sessions: &Sessions, parts: &Parts) -> Vec<HeaderValue> {
         }
         true
     });
-    if seen.iter().any(|n| *n > 1) {
-        let path = parts.uri.path();
+    // Only plain paths: a `;` would add attributes to the removal cookie.
+    let path = parts.uri.path();
+    let plain_path = path
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'"' | b'\\'));
+    if seen.iter().any(|n| *n > 1) && plain_path {
         let prefixes = path
             .match_indices('/')
             .skip(1)

@@ -1354,8 +1354,10 @@ async fn credentials_in_the_query_string_are_ignored() {
     }
 }
 
-/// A cookie and an `Authorization` header that disagree (two JWTs, or two tokens) are a
-/// conflict (400), whichever of them is valid; agreeing copies authenticate.
+/// A cookie and an `Authorization` header naming different sessions (two genuine JWTs, or two
+/// live tokens) are a conflict (400); agreeing copies authenticate. The header is the credential
+/// the client chose: an ambient cookie that is not genuine cannot lock it out, and nothing the
+/// cookie says can make the header's credential name someone else.
 /// RFC 6750 §2 (clients should use one method per request), OWASP session management cheat
 /// sheet (reject ambiguous session identifiers).
 #[tokio::test]
@@ -1376,13 +1378,38 @@ async fn cookie_and_header_disagreeing_are_refused() {
     )
     .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "alice"));
-    for (cookie, header) in [
-        (format!("session_jwt={alice}"), format!("Bearer {bob}")),
-        ("session_jwt=garbage".to_owned(), format!("Bearer {alice}")),
-        (format!("session_jwt={alice}"), "Bearer a.b.c".to_owned()),
+    for (cookie, header, expected) in [
+        (
+            format!("session_jwt={alice}"),
+            format!("Bearer {bob}"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("session_jwt={alice}"),
+            format!("Bearer {}", env.bob.token.expose()),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             format!("session_token={}", env.alice.token.expose()),
             format!("Bearer {}", env.bob.token.expose()),
+            StatusCode::BAD_REQUEST,
+        ),
+        // The header decides: a refused header credential is refused whatever the cookie holds.
+        (
+            format!("session_jwt={alice}"),
+            "Bearer a.b.c".to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        // A cookie that is not a genuine credential is no conflict: the header decides.
+        (
+            "session_jwt=garbage".to_owned(),
+            format!("Bearer {alice}"),
+            StatusCode::OK,
+        ),
+        (
+            "session_token=garbage".to_owned(),
+            format!("Bearer {alice}"),
+            StatusCode::OK,
         ),
     ] {
         assert_eq!(
@@ -1394,7 +1421,7 @@ async fn cookie_and_header_disagreeing_are_refused() {
                 ]
             )
             .await,
-            StatusCode::BAD_REQUEST,
+            expected,
             "{cookie:.40} / {header:.40}"
         );
     }

@@ -71,7 +71,8 @@ async fn feed_replays_then_blocks_until_the_next_revocation() {
     assert_eq!(feed.retention(), Duration::from_secs(15 * 60));
 
     let started = Instant::now();
-    assert!(feed.read(None, Duration::ZERO).await.unwrap().is_empty());
+    let empty = feed.read(None, Duration::ZERO).await.unwrap();
+    assert!(empty.events.is_empty() && empty.caught_up, "{empty:?}");
     assert!(started.elapsed() < Duration::from_millis(500), "zero wait");
 
     let before = OffsetDateTime::now_utc();
@@ -81,12 +82,19 @@ async fn feed_replays_then_blocks_until_the_next_revocation() {
     // Revoking again (or an unknown id) records nothing.
     assert!(store.revoke(&a.session.session_id).await.unwrap().is_none());
 
-    let events = feed.read(None, Duration::ZERO).await.unwrap();
+    let batch = feed.read(None, Duration::ZERO).await.unwrap();
+    assert!(batch.caught_up);
+    let events = batch.events;
     assert_eq!(events.len(), 1, "{events:?}");
     let (cursor, event) = events[0].clone();
     match event {
-        RevocationEvent::Session { session_id, at } => {
+        RevocationEvent::Session {
+            session_id,
+            before: at,
+            ended,
+        } => {
             assert_eq!(session_id, a.session.session_id);
+            assert!(ended);
             assert!(
                 before <= at && at <= after,
                 "{at} not in [{before}, {after}]"
@@ -97,12 +105,11 @@ async fn feed_replays_then_blocks_until_the_next_revocation() {
 
     // Nothing new: a short wait returns an empty batch after about the wait.
     let started = Instant::now();
-    assert!(
-        feed.read(Some(&cursor), Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let quiet = feed
+        .read(Some(&cursor), Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty() && quiet.caught_up, "{quiet:?}");
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
@@ -123,7 +130,8 @@ async fn feed_replays_then_blocks_until_the_next_revocation() {
     let events = feed
         .read(Some(&cursor), Duration::from_secs(10))
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     let woke = started.elapsed();
     revoker.await.unwrap();
     assert!(
@@ -137,7 +145,7 @@ async fn feed_replays_then_blocks_until_the_next_revocation() {
     assert_ne!(events[0].0, cursor);
 
     // The replay from the start has both, oldest first.
-    let all = feed.read(None, Duration::ZERO).await.unwrap();
+    let all = feed.read(None, Duration::ZERO).await.unwrap().events;
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].0, cursor);
     assert_eq!(all[1], events[0]);
@@ -159,7 +167,11 @@ async fn blocking_read_of_an_empty_feed_wakes_on_the_first_event() {
         })
     };
     let started = Instant::now();
-    let events = feed.read(None, Duration::from_secs(10)).await.unwrap();
+    let events = feed
+        .read(None, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .events;
     assert!(started.elapsed() < Duration::from_secs(2));
     revoker.await.unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -182,7 +194,7 @@ async fn events_are_not_lost_while_the_reader_reconnects() {
     let reader = t.another().await;
     let cursor: FeedCursor = {
         let feed = reader.revocation_feed().unwrap();
-        let events = feed.read(None, Duration::ZERO).await.unwrap();
+        let events = feed.read(None, Duration::ZERO).await.unwrap().events;
         assert_eq!(events.len(), 1);
         events[0].0.clone()
     };
@@ -198,19 +210,16 @@ async fn events_are_not_lost_while_the_reader_reconnects() {
     let events = feed
         .read(Some(&cursor), Duration::from_secs(1))
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(
         matches!(&events[0].1, RevocationEvent::Session { session_id, .. } if *session_id == recs[1].session.session_id)
     );
     assert!(matches!(&events[1].1, RevocationEvent::User { user_id, .. } if user_id == user));
     let last = events[1].0.clone();
-    assert!(
-        feed.read(Some(&last), Duration::ZERO)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let rest = feed.read(Some(&last), Duration::ZERO).await.unwrap();
+    assert!(rest.events.is_empty() && rest.caught_up);
 }
 
 #[tokio::test]
@@ -232,7 +241,7 @@ async fn revoke_all_appends_a_user_cutoff() {
     let newer = created(&t.store, user, HOUR).await;
 
     let feed = t.store.revocation_feed().unwrap();
-    let events = feed.read(None, Duration::ZERO).await.unwrap();
+    let events = feed.read(None, Duration::ZERO).await.unwrap().events;
     assert_eq!(events.len(), 1, "{events:?}");
     let RevocationEvent::User { user_id, before } = &events[0].1 else {
         panic!("expected a user event, got {:?}", events[0].1);
@@ -260,7 +269,11 @@ async fn revoke_all_appends_a_user_cutoff() {
     // A user with nothing to revoke still gets an event: a session being created elsewhere at
     // this moment must be cut off too.
     assert!(t.store.revoke_all("nobody").await.unwrap().is_empty());
-    let more = feed.read(Some(&events[0].0), Duration::ZERO).await.unwrap();
+    let more = feed
+        .read(Some(&events[0].0), Duration::ZERO)
+        .await
+        .unwrap()
+        .events;
     assert!(
         matches!(&more[..], [(_, RevocationEvent::User { user_id, .. })] if user_id == "nobody")
     );
@@ -413,11 +426,12 @@ async fn corrupt_records_are_errors_not_missing_sessions() {
         t.store.revoke(damaged_id).await.unwrap(),
         Some(damaged.session.clone())
     );
-    let events = feed.read(None, Duration::ZERO).await.unwrap();
+    let events = feed.read(None, Duration::ZERO).await.unwrap().events;
     assert!(
         matches!(events.last(), Some((_, RevocationEvent::Session { session_id, .. })) if session_id == damaged_id),
         "{events:?}"
     );
+    let before_garbage = events.last().unwrap().0.clone();
 
     // Feed: an undecodable event.
     let _: String = redis::cmd("XADD")
@@ -433,20 +447,18 @@ async fn corrupt_records_are_errors_not_missing_sessions() {
         Err(StoreError::Corrupt(_))
     ));
     assert!(matches!(
-        feed.read(Some(&FeedCursor("0-0".into())), Duration::from_secs(1))
+        feed.read(Some(&before_garbage), Duration::from_secs(1))
             .await,
         Err(StoreError::Corrupt(_))
     ));
-    assert!(matches!(
-        feed.read(Some(&FeedCursor("$".into())), Duration::ZERO)
-            .await,
-        Err(StoreError::Corrupt(_))
-    ));
-    assert!(matches!(
-        feed.read(Some(&FeedCursor("not a cursor".into())), Duration::ZERO)
-            .await,
-        Err(StoreError::Corrupt(_))
-    ));
+    // A cursor this feed cannot have issued: the reader must start over, not stall.
+    for foreign in ["$", "not a cursor", "0-0"] {
+        assert!(matches!(
+            feed.read(Some(&FeedCursor(foreign.into())), Duration::ZERO)
+                .await,
+            Err(StoreError::FeedCursorLost)
+        ));
+    }
 }
 
 #[tokio::test]
@@ -548,7 +560,9 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
     let rec = created(&store, user, HOUR).await;
     let revoked = created(&store, user, HOUR).await;
     store.revoke(&revoked.session.session_id).await.unwrap();
-    let cursor = feed.read(None, Duration::ZERO).await.unwrap()[0].0.clone();
+    let cursor = feed.read(None, Duration::ZERO).await.unwrap().events[0]
+        .0
+        .clone();
 
     server.kill();
 
@@ -604,7 +618,7 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let events = loop {
         match feed.read(None, Duration::ZERO).await {
-            Ok(events) => break events,
+            Ok(batch) => break batch.events,
             Err(e) => {
                 assert!(Instant::now() < deadline, "feed never recovered: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -615,6 +629,11 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
         matches!(&events[..], [(_, RevocationEvent::Session { session_id, .. })] if *session_id == fresh.session.session_id),
         "{events:?}"
     );
+    // The restarted server lost the stream the old cursor pointed into.
+    assert!(matches!(
+        feed.read(Some(&cursor), Duration::ZERO).await,
+        Err(StoreError::FeedCursorLost)
+    ));
     delete_prefix(&url, &format!("{{{prefix}}}"));
 }
 

@@ -929,3 +929,120 @@ async fn handlers_answer_405_and_work_without_the_layer() {
             .is_none()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Found by an adversarial read of the change
+
+#[tokio::test]
+async fn an_inner_optional_layer_never_passes_on_an_outer_layers_session() {
+    let (_, a) = browser().await;
+    let clock = ManualClock::starting_now();
+    let b = Sessions::builder()
+        .store(MemoryStore::with_clock(clock.clone()))
+        .clock(clock)
+        .signing_key(SigningKey::generate_ed25519().unwrap())
+        .build()
+        .unwrap();
+    let alice = a.create("alice", NewSession::new()).await.unwrap();
+    let app = Router::new()
+        .route(
+            "/",
+            axum::routing::get(|s: Option<Session>| async move {
+                s.map_or("anonymous".to_owned(), |s| s.user_id)
+            }),
+        )
+        .layer(SessionLayer::new(b).optional())
+        .layer(SessionLayer::new(a));
+    let auth = format!("Bearer {}", alice.jwt.expose());
+    let answer = get(&app, "/", &[("authorization", &auth)]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(&answer.body[..], b"anonymous");
+}
+
+#[tokio::test]
+async fn refreshed_credentials_are_never_cacheable() {
+    let (_, sessions) = browser().await;
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    let app = Router::new()
+        .route(
+            "/style.css",
+            axum::routing::get(|| async {
+                (
+                    [(header::CACHE_CONTROL, "public, max-age=86400")],
+                    "body {}",
+                )
+            }),
+        )
+        .layer(SessionLayer::new(sessions.clone()).optional());
+    let cookie = format!("session_token={}", created.token.expose());
+    let answer = get(&app, "/style.css", &[("cookie", &cookie)]).await;
+    assert!(answer.headers.get(header::SET_COOKIE).is_some());
+    assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
+    // A response the layer adds nothing to keeps the handler's caching.
+    let cookie = format!("session_jwt={}", created.jwt.expose());
+    let answer = get(&app, "/style.css", &[("cookie", &cookie)]).await;
+    assert_eq!(
+        answer.headers[header::CACHE_CONTROL],
+        "public, max-age=86400"
+    );
+}
+
+#[tokio::test]
+async fn the_token_path_never_hands_back_a_jwt_the_revocation_list_refuses() {
+    let (browser, sessions) = browser().await;
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    // JWTs of the session up to now are refused (the event a claims change will publish).
+    sessions
+        .revocations()
+        .apply(&tower_session_jwt::RevocationEvent::jwts_refused(
+            created.session.session_id.clone(),
+            sessions.clock().now(),
+        ));
+    assert!(
+        sessions
+            .authenticate_jwt(created.jwt.expose())
+            .await
+            .is_err()
+    );
+    // A second later (the cutoff counts in whole seconds, as `iat` does), the token path mints
+    // a JWT the list accepts rather than handing back the cached, refused one.
+    browser.clock.advance(Duration::from_secs(1));
+    let refreshed = sessions
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    assert_ne!(refreshed.jwt.expose(), created.jwt.expose());
+    sessions
+        .authenticate_jwt(refreshed.jwt.expose())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn origins_with_default_ports_are_the_same_origin() {
+    let (browser, _) = browser().await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    for (host, origin) in [
+        ("app.example:443", "https://app.example"),
+        ("app.example", "https://app.example:443"),
+    ] {
+        let headers = [form, ("host", host), ("origin", origin)];
+        let answer = send(
+            &browser.app,
+            request("POST", "/login", &headers, "user_id=me"),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{host} {origin}");
+    }
+    let headers = [
+        form,
+        ("host", "app.example:8443"),
+        ("origin", "https://app.example"),
+    ];
+    let answer = send(
+        &browser.app,
+        request("POST", "/login", &headers, "user_id=me"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}

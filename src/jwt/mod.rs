@@ -35,6 +35,7 @@ const MAX_SIGNATURE_BYTES: usize = 1024;
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionJwt {
     token: std::sync::Arc<str>,
+    issued_at: i64,
     expires_at: OffsetDateTime,
 }
 
@@ -47,6 +48,11 @@ impl SessionJwt {
     /// When the JWT expires (`exp`).
     pub fn expires_at(&self) -> OffsetDateTime {
         self.expires_at
+    }
+
+    /// Its `iat`, Unix seconds.
+    pub(crate) fn issued_at(&self) -> i64 {
+        self.issued_at
     }
 }
 
@@ -191,6 +197,7 @@ impl JwtCodec {
         let expires_at = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| SignError)?;
         Ok(SessionJwt {
             token: token.into(),
+            issued_at: iat,
             expires_at,
         })
     }

@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
 use super::Sessions;
-use crate::cookies::{CredentialSource, Credentials, extract, session_cookies};
+use crate::cookies::{CredentialSource, Credentials, Kind, extract, session_cookies};
 use crate::error::AuthError;
 use crate::jwt::{Expiry, JwtError, SessionJwt};
 use crate::session::{Session, SessionId};
@@ -94,6 +94,9 @@ pub struct RefreshedSession {
     /// A session JWT for it: freshly minted, or the last one minted for this token while it
     /// has at least half its lifetime left.
     pub jwt: SessionJwt,
+    /// Whether this authentication moved the session's expiry (sliding), so that a token held
+    /// in a cookie must be set again for its `Max-Age` to follow.
+    pub extended: bool,
 }
 
 /// The first step of authentication: decided at once (the JWT fast path, or a refusal), or a
@@ -109,9 +112,9 @@ pub(super) struct CachedJwt {
     /// The JWT's `iat` and `exp`, Unix seconds.
     issued_at: i64,
     expires_at: i64,
-    /// Minted by this instance, so after its horizon whatever `iat` says (`iat` has whole
-    /// seconds only, and the horizon's second is otherwise ambiguous).
-    minted_here: bool,
+    /// Minted by this instance in this horizon generation, so after the horizon whatever `iat`
+    /// says (`iat` has whole seconds only, and the horizon's second is otherwise ambiguous).
+    minted_in: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -215,74 +218,87 @@ impl Sessions {
     /// layer's fast path never awaits.
     pub(crate) fn begin(&self, credentials: &Credentials<'_>) -> Step {
         let now = self.now();
-        let (status, jwt_source) = match credentials.jwt {
-            Some((jwt, source)) => (Some(self.check_jwt(jwt, now)), Some(source)),
-            None => (None, None),
+        if let Some((kind, value)) = credentials.header {
+            // The client chose this credential for this request: it decides, and nothing goes
+            // back as a cookie. Ambient cookies beside it are ignored, unless a genuine one
+            // names another session: then the request is ambiguous and refused. (A cookie token
+            // is looked up only beside a header token, which goes to the store anyway.)
+            let cookie_names = credentials
+                .cookie_jwt
+                .filter(|jwt| Some(*jwt) != (kind == Kind::Jwt).then_some(value))
+                .and_then(|jwt| self.jwt_session_id(jwt));
+            return match kind {
+                Kind::Jwt => match self.check_jwt(value, now) {
+                    JwtStatus::Accepted { session, .. }
+                        if cookie_names.is_some_and(|id| id != session.session_id) =>
+                    {
+                        Step::Done(Err(AuthError::ConflictingCredentials))
+                    }
+                    JwtStatus::Accepted { session, trusted } => self.by_jwt(session, trusted),
+                    JwtStatus::Refused { error, .. } => Step::Done(Err(error)),
+                },
+                Kind::Token => {
+                    let other = credentials.cookie_token.filter(|t| *t != value);
+                    self.by_token(value, CredentialSource::Header, cookie_names, other)
+                }
+            };
+        }
+        // The browser's cookie pair: the JWT decides while it is accepted; otherwise the token
+        // does, and a genuine JWT beside it must name the same session (a token tossed into
+        // the jar must not take over when the JWT stops being usable).
+        let status = credentials.cookie_jwt.map(|jwt| self.check_jwt(jwt, now));
+        let named = match status {
+            Some(JwtStatus::Accepted { session, trusted }) => return self.by_jwt(session, trusted),
+            Some(JwtStatus::Refused { error, .. }) if credentials.cookie_token.is_none() => {
+                return Step::Done(Err(error));
+            }
+            Some(JwtStatus::Refused { named, .. }) => named,
+            None => None,
         };
-        let same_source = jwt_source.is_none()
-            || credentials
-                .token
-                .is_none_or(|(_, source)| Some(source) == jwt_source);
-        let named = match (status, credentials.token) {
-            (None, None) => return Step::Done(Err(AuthError::MissingCredentials)),
-            (
-                Some(JwtStatus::Accepted {
-                    session,
-                    trusted: true,
-                }),
-                _,
-            ) if same_source => {
-                return Step::Done(Ok(Authenticated::by_jwt(session, AuthPath::Jwt)));
-            }
-            (
-                Some(JwtStatus::Accepted {
-                    session,
-                    trusted: false,
-                }),
-                _,
-            ) if same_source => {
-                let sessions = self.clone();
-                return Step::Store(Box::pin(async move {
-                    let session = sessions.confirm(session).await?;
-                    Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed))
-                }));
-            }
-            (Some(JwtStatus::Refused { error, .. }), None) => return Step::Done(Err(error)),
-            (Some(JwtStatus::Accepted { session, .. }), Some(_)) => {
-                Some(session.session_id.clone())
-            }
-            (Some(JwtStatus::Refused { named, .. }), Some(_)) => named,
-            (None, Some(_)) => None,
-            (Some(JwtStatus::Accepted { .. }), None) => {
-                unreachable!("without a token the sources agree")
-            }
-        };
-        // The opaque token decides; `named` is what a genuine JWT beside it says.
-        let Some((token, token_source)) = credentials.token else {
-            return Step::Done(Err(AuthError::MissingCredentials));
-        };
+        match credentials.cookie_token {
+            Some(token) => self.by_token(token, CredentialSource::Cookie, named, None),
+            None => Step::Done(Err(AuthError::MissingCredentials)),
+        }
+    }
+
+    /// The opaque-token step: the store (or the token cache) decides; `named` is the session a
+    /// genuine JWT beside the token names, `other` a second token (a cookie beside a header)
+    /// that must not name another live session. Cookie clients get cookies back.
+    fn by_token(
+        &self,
+        token: &str,
+        source: CredentialSource,
+        named: Option<SessionId>,
+        other: Option<&str>,
+    ) -> Step {
         if !is_token_shaped(token) {
             return Step::Done(Err(AuthError::MalformedToken));
         }
         let token = token.to_owned();
-        let give_cookies = !credentials.any_from_header();
+        let other = other.filter(|t| is_token_shaped(t)).map(TokenHash::of);
         let sessions = self.clone();
         Step::Store(Box::pin(async move {
             let refreshed = sessions.refresh_by_token(&token).await?;
             if named.is_some_and(|id| id != refreshed.session.session_id) {
                 return Err(AuthError::ConflictingCredentials);
             }
-            let set_cookies = if give_cookies {
-                let token = (token_source == CredentialSource::Cookie).then_some(token.as_str());
-                session_cookies(
+            if let Some(other) = other
+                && let Some(found) = sessions.inner.store.find_by_token(&other).await?
+                && found.session_id != refreshed.session.session_id
+            {
+                return Err(AuthError::ConflictingCredentials);
+            }
+            let set_cookies = match source {
+                // The token cookie goes again only when the session's expiry moved, so that
+                // its Max-Age follows it; the fresh JWT always.
+                CredentialSource::Cookie => session_cookies(
                     &sessions.inner.settings,
-                    token,
+                    refreshed.extended.then_some(token.as_str()),
                     &refreshed.jwt,
                     refreshed.session.expires_at,
                     sessions.now(),
-                )
-            } else {
-                Vec::new()
+                ),
+                CredentialSource::Header => Vec::new(),
             };
             Ok(Authenticated {
                 session: refreshed.session,
@@ -290,6 +306,18 @@ impl Sessions {
                 jwt: Some(refreshed.jwt),
                 set_cookies,
             })
+        }))
+    }
+
+    /// An accepted JWT's outcome: done at once when trusted, else confirmed in the store.
+    fn by_jwt(&self, session: Arc<Session>, trusted: bool) -> Step {
+        if trusted {
+            return Step::Done(Ok(Authenticated::by_jwt(session, AuthPath::Jwt)));
+        }
+        let sessions = self.clone();
+        Step::Store(Box::pin(async move {
+            let session = sessions.confirm(session).await?;
+            Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed))
         }))
     }
 
@@ -308,7 +336,7 @@ impl Sessions {
                         expires_at: verified.expires_at,
                         issued_at: verified.issued_at,
                         session: Arc::new(verified.session),
-                        minted_here: false,
+                        minted_in: None,
                     };
                     if let Some(cache) = &inner.jwt_cache
                         && unix_now < entry.expires_at + leeway
@@ -339,9 +367,10 @@ impl Sessions {
         {
             return refused(AuthError::Revoked);
         }
+        let trust = &revocations.trust;
+        let minted_here = entry.minted_in == Some(trust.generation());
         JwtStatus::Accepted {
-            trusted: revocations.trust.caught_up()
-                && (entry.minted_here || revocations.trust.after_horizon(entry.issued_at)),
+            trusted: trust.caught_up() && (minted_here || trust.after_horizon(entry.issued_at)),
             session: entry.session,
         }
     }
@@ -399,12 +428,14 @@ impl Sessions {
             return Err(AuthError::Revoked);
         }
         let mut reusable = cached_jwt;
+        let mut extended = false;
         if self.touch_due(&session, now) {
             match self
                 .touch(&session, now, self.inner.settings.sliding)
                 .await?
             {
                 Some(updated) => {
+                    extended = updated.expires_at != session.expires_at;
                     session = Arc::new(updated);
                     fetched_at = now;
                     reusable = None;
@@ -416,7 +447,11 @@ impl Sessions {
             }
         }
         let half_life = self.inner.settings.jwt_ttl / 2;
-        let jwt = match reusable.filter(|jwt| jwt.expires_at() - now >= half_life) {
+        let list = self.revocation_list();
+        let reusable = reusable.filter(|jwt| {
+            jwt.expires_at() - now >= half_life && !list.refuses_jwt(&session, jwt.issued_at())
+        });
+        let jwt = match reusable {
             Some(jwt) => jwt,
             None => {
                 let jwt = self.mint(&session, now)?;
@@ -424,7 +459,11 @@ impl Sessions {
                 jwt
             }
         };
-        Ok(RefreshedSession { session, jwt })
+        Ok(RefreshedSession {
+            session,
+            jwt,
+            extended,
+        })
     }
 
     /// Mints a JWT for `session` and remembers it as verified and minted here, so that its first
@@ -446,7 +485,7 @@ impl Sessions {
                     }),
                     issued_at: now.unix_timestamp(),
                     expires_at: jwt.expires_at().unix_timestamp(),
-                    minted_here: true,
+                    minted_in: Some(self.inner.revocations.trust.generation()),
                 },
             );
         }
@@ -461,8 +500,13 @@ impl Sessions {
             return None;
         }
         let hit = cache.get(hash)?;
-        // moka's own TTL runs on real time; freshness is judged on the injected clock too.
-        (now - hit.fetched_at < self.inner.settings.jwt_ttl).then_some(hit)
+        // moka's own TTL runs on real time; freshness is judged on the injected clock too. A
+        // session whose JWTs were refused after it was fetched has changed: fetch it again.
+        let list = self.revocation_list();
+        let stale = now - hit.fetched_at >= self.inner.settings.jwt_ttl
+            || (!list.is_revoked(&hit.session)
+                && list.refuses_jwt(&hit.session, hit.fetched_at.unix_timestamp()));
+        (!stale).then_some(hit)
     }
 
     pub(super) fn cache_insert(

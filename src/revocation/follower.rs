@@ -39,6 +39,9 @@ pub(crate) struct Trust {
     last_caught_up_ms: AtomicU64,
     /// JWTs issued at or before this instant (Unix seconds) are confirmed in the store.
     horizon_secs: AtomicI64,
+    /// Counts the times the horizon moved forward after the first read (a replay after a lost
+    /// cursor): what this instance minted before such a move may concern lost revocations.
+    generation: AtomicU64,
     /// Woken when the reader catches up, for [`Trust::ready`].
     caught_up: tokio::sync::Notify,
 }
@@ -51,6 +54,7 @@ impl Trust {
             has_feed: false,
             last_caught_up_ms: AtomicU64::new(0),
             horizon_secs: AtomicI64::new(started.unix_timestamp()),
+            generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
         }
     }
@@ -62,6 +66,7 @@ impl Trust {
             has_feed: true,
             last_caught_up_ms: AtomicU64::new(u64::MAX),
             horizon_secs: AtomicI64::new(i64::MAX),
+            generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
         }
     }
@@ -99,13 +104,18 @@ impl Trust {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn mark_caught_up(&self) {
-        let was = self
-            .last_caught_up_ms
-            .swap(self.elapsed_ms(), Ordering::AcqRel);
-        if was == u64::MAX {
-            self.caught_up.notify_waiters();
-        }
+    /// The horizon's generation; see [`Trust::after_horizon`].
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Records a caught-up read that was sent `sent_ms` after the epoch: freshness counts from
+    /// when the feed was asked, not from when it answered.
+    fn mark_caught_up(&self, sent_ms: u64) {
+        self.last_caught_up_ms.store(sent_ms, Ordering::Release);
+        // Every time, not only after being behind: a waiter may have come while the last read
+        // was merely stale.
+        self.caught_up.notify_waiters();
     }
 
     fn mark_behind(&self) {
@@ -120,6 +130,7 @@ impl Trust {
             self.horizon_secs.store(secs, Ordering::Release);
         } else {
             self.horizon_secs.fetch_max(secs, Ordering::AcqRel);
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
@@ -134,6 +145,10 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
     let mut wait = Duration::ZERO;
     loop {
         let started = Instant::now();
+        let sent_ms = match state.upgrade() {
+            Some(state) => state.trust.elapsed_ms(),
+            None => return,
+        };
         let result = feed.read(cursor.as_ref(), wait).await;
         let waited = !wait.is_zero();
         let Some(state) = state.upgrade() else {
@@ -152,7 +167,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                     cursor = Some(at);
                 }
                 if batch.caught_up {
-                    state.trust.mark_caught_up();
+                    state.trust.mark_caught_up(sent_ms);
                     wait = FEED_WAIT;
                 } else {
                     // More is retained than one read returned: not trusted until it is read.

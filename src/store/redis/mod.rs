@@ -11,7 +11,7 @@
 //! | `{P}tok:<token hash, base64url>` | string | the session id | session's remaining lifetime |
 //! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms) | session's remaining lifetime |
 //! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms) | the user's last expiry |
-//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | trimmed to the feed retention |
+//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
 //!
 //! Session ids are validated (`[A-Za-z0-9_-]{1,64}`) and token hashes are base64url, so both go
 //! into keys as they are; user ids are arbitrary UTF-8, so they are base64url-encoded, which keeps
@@ -45,16 +45,19 @@
 //!
 //! # The revocation feed
 //!
-//! [`SessionStore::revocation_feed`] returns a [`RevocationFeed`] over the stream
-//! `{P}revocations`. Its cursors are stream entry ids; `read(None, _)` returns every retained
-//! entry (`XRANGE`), `read(Some(cursor), wait)` blocks with `XREAD BLOCK` until an entry after the
-//! cursor exists or `wait` (at most 30 s) has passed. Reads through one store share its feed
-//! connection, so concurrent reads wait for each other (a service runs one reader). Because readers resume from their last
-//! entry id, a reader whose connection dropped misses nothing that is still retained. The stream
-//! is trimmed on every append (`XTRIM MINID ~`) to entries younger than the retention (default 15
-//! minutes, measured on the stream ids, that is Redis' clock); approximate trimming keeps at least
-//! that much. An entry that cannot be decoded is an error ([`StoreError::Corrupt`]), never
-//! skipped: a reader that skipped it could accept a revoked JWT.
+//! [`SessionStore::revocation_feed`] reads the stream `{P}revocations` and keeps the [feed
+//! contract](RevocationFeed); its cursors are stream entry ids. A read catches up through one
+//! script that checks the cursor and returns up to 1000 entries after it, `caught_up` exactly
+//! when nothing retained follows them; only a caught-up read with a `wait` blocks (`XREAD BLOCK`,
+//! at most 30 s). A cursor is lost ([`StoreError::FeedCursorLost`]) when an entry after it was
+//! trimmed or deleted (it is older than the stream's `max-deleted-entry-id`, which the store's
+//! exact trimming to the retention, default 15 minutes, keeps up to date), or when the stream is
+//! missing or has not reached it: Redis lost data. [`RedisStoreBuilder::build`] and every append
+//! create a missing stream, so that a missing stream means lost data. The horizon is the later of
+//! the retention edge and the last deletion, or now when the stream is missing. Gap detection
+//! needs Redis 7.0 or later. An entry that cannot be decoded is an error
+//! ([`StoreError::Corrupt`]), never skipped: a reader that skipped it could accept a revoked JWT.
+//! Reads through one store share its feed connection (a service runs one reader).
 //!
 //! Event times (`at`, `before`) come from the application's clock, not Redis': a user's
 //! sessions get their `started_at` from the application's clock, and `revoke_all` means "every
@@ -76,20 +79,25 @@
 //! are [`StoreError::Unavailable`]; other error replies are [`StoreError::Backend`]; a record or
 //! reply that cannot be decoded is [`StoreError::Corrupt`].
 
+mod feed;
+mod reply;
+mod scripts;
+
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use redis::{Client, RedisError, Value};
 use time::OffsetDateTime;
 
-use super::{
-    BoxFuture, FeedBatch, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
-};
+use self::feed::{MAX_FEED_WAIT, RedisFeed};
+use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, int_of, map_err};
+use self::scripts::{CREATE, ENSURE_FEED, FIND_BY_TOKEN, LIST_BY_USER, REVOKE, REVOKE_ALL, UPDATE};
+use super::{RevocationFeed, SessionRecord, SessionStore, StoreError};
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
@@ -102,201 +110,18 @@ const DEFAULT_FEED_RETENTION: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default time allowed for an answer.
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Longest a feed read blocks; longer waits are cut to this.
-const MAX_FEED_WAIT: Duration = Duration::from_secs(30);
-/// Most feed events returned by one read.
-const FEED_BATCH: usize = 1000;
-
-/// `create`: refuses an existing token or id, writes the three keys with the session's TTL, and
-/// trims the user's index.
-///
-/// KEYS: token key, session key, user index. ARGV: session id, token hash, session JSON, TTL ms,
-/// `expires_at` ms, now ms, user key. Returns 1, or 0 when the id or token already exists.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return 0
-end
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-  redis.call('HSET', KEYS[2], 'session', ARGV[3], 'token', ARGV[2], 'user', ARGV[7], 'exp', ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
-local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-if last[2] then
-  redis.call('PEXPIRE', KEYS[3], string.format('%d', math.max(1, tonumber(last[2]) - tonumber(ARGV[6]))))
-end
-return 1
-"#,
-    )
-});
-
-/// `find_by_token`: token key → session id → the session's `session` and `token` fields.
-///
-/// KEYS: token key. ARGV: session key prefix. Returns nil or `[session JSON, token hash]`.
-static FIND_BY_TOKEN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local sid = redis.call('GET', KEYS[1])
-if not sid then return false end
-local rec = redis.call('HMGET', ARGV[1] .. sid, 'session', 'token')
-if not rec[1] then return false end
-return rec
-"#,
-    )
-});
-
-/// `list_by_user`: the `session` field of every unexpired id in the user's index.
-///
-/// KEYS: user index. ARGV: now ms, session key prefix. Returns an array of session JSON.
-static LIST_BY_USER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
-local out = {}
-for _, id in ipairs(ids) do
-  local s = redis.call('HGET', ARGV[2] .. id, 'session')
-  if s then out[#out + 1] = s end
-end
-return out
-"#,
-    )
-});
-
-/// `update`: replaces a live session's JSON and expiry, re-sets the TTLs of its session and token
-/// keys and its index score; does nothing when the session is gone.
-///
-/// KEYS: session key, user index. ARGV: session id, session JSON, TTL ms, `expires_at` ms, now ms,
-/// token key prefix, user key. Returns 1 (updated), 0 (no live session), -1 (other user), -2
-/// (damaged record).
-static UPDATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local rec = redis.call('HMGET', KEYS[1], 'token', 'user', 'exp')
-local exp = tonumber(rec[3])
-if not rec[1] or not exp then return -2 end
-if exp <= tonumber(ARGV[5]) then return 0 end
-if rec[2] ~= ARGV[7] then return -1 end
-local tok = ARGV[6] .. rec[1]
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then
-  redis.call('HSET', KEYS[1], 'session', ARGV[2], 'exp', ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', tok, ttl)
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-else
-  redis.call('DEL', KEYS[1], tok)
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if last[2] then
-  redis.call('PEXPIRE', KEYS[2], string.format('%d', math.max(1, tonumber(last[2]) - tonumber(ARGV[5]))))
-end
-return 1
-"#,
-    )
-});
-
-/// Appends `ARGV[event]` to the stream `KEYS[stream]` and trims entries older than the retention
-/// (measured from the new entry's id). Shared by the two revocation scripts.
-const APPEND_EVENT: &str = r#"
-local function append_event(stream, event, retention_ms)
-  local id = redis.call('XADD', stream, '*', 'event', event)
-  local ms = tonumber(string.match(id, '^(%d+)-'))
-  if ms then
-    redis.call('XTRIM', stream, 'MINID', '~', string.format('%d', math.max(0, ms - retention_ms)))
-  end
-end
-"#;
-
-/// `revoke`: deletes a session's keys and index entry and, if it was live, appends the revocation
-/// event to the feed.
-///
-/// KEYS: session key, feed stream. ARGV: session id, now ms, event JSON, token key prefix, user
-/// index prefix, retention ms. Returns the session JSON if a live session was revoked (an empty
-/// string if its record was damaged; the event is published all the same), else nil.
-static REVOKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{APPEND_EVENT}{}",
-        r#"
-local rec = redis.call('HMGET', KEYS[1], 'session', 'token', 'user', 'exp')
-if redis.call('DEL', KEYS[1]) == 0 then return false end
-if rec[2] then redis.call('DEL', ARGV[4] .. rec[2]) end
-if rec[3] then redis.call('ZREM', ARGV[5] .. rec[3], ARGV[1]) end
-local exp = tonumber(rec[4])
-if exp and exp <= tonumber(ARGV[2]) then return false end
--- Live, or a damaged record that might be: publish, and let the caller see the damage.
-append_event(KEYS[2], ARGV[3], tonumber(ARGV[6]))
-return rec[1] or ''
-"#
-    ))
-});
-
-/// `revoke_all`: deletes every session in a user's index, the index itself, and appends the
-/// user's revocation event to the feed (always, so a session being created concurrently
-/// elsewhere is cut off too).
-///
-/// KEYS: user index, feed stream. ARGV: now ms, event JSON, session key prefix, token key prefix,
-/// retention ms. Returns the ids of the live sessions deleted.
-static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{APPEND_EVENT}{}",
-        r#"
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local now = tonumber(ARGV[1])
-local out = {}
-for _, id in ipairs(ids) do
-  local skey = ARGV[3] .. id
-  local rec = redis.call('HMGET', skey, 'token', 'exp')
-  if redis.call('DEL', skey) == 1 then
-    if rec[1] then redis.call('DEL', ARGV[4] .. rec[1]) end
-    local exp = tonumber(rec[2])
-    if not exp or exp > now then out[#out + 1] = id end
-  end
-end
-redis.call('DEL', KEYS[1])
-append_event(KEYS[2], ARGV[2], tonumber(ARGV[5]))
-return out
-"#
-    ))
-});
 
 /// A [`SessionStore`] in Redis, shared by every instance of a service, with a revocation feed.
 ///
 /// Clones share the same connections. `Debug` output shows the key prefix and timeouts, never
 /// the URL (which may hold a password).
 ///
-/// # Data model
-///
-/// With the key prefix `P` (default `tsj:`), every key begins with the hash tag `{P}`:
-///
-/// * `{P}tok:<token hash, base64url>`: string, the session id;
-/// * `{P}s:<session id>`: hash with the session as JSON (`session`), its token hash (`token`),
-///   its user key (`user`) and `expires_at` in Unix ms (`exp`);
-/// * `{P}u:<user id, base64url>`: sorted set of the user's session ids, scored by `expires_at`;
-/// * `{P}revocations`: the revocation feed, a stream of [`RevocationEvent`]s as JSON.
-///
-/// Session keys expire with the session (TTL = `expires_at` minus now on the application's
-/// clock), the user index is trimmed of expired ids on every write to it, and every session read
-/// is checked against `expires_at` again. Writes are Lua scripts, so they are atomic: `create`
-/// never overwrites, `update` never recreates a revoked session, and `revoke` / `revoke_all`
-/// delete and append the feed event in one step. Reads take one round trip. Because a revocation
-/// must write the one feed stream atomically with the session keys, all keys of a store share
-/// one hash tag: on Redis Cluster the store lives on one shard, without cross-slot errors.
-///
-/// # Revocation feed
-///
-/// [`SessionStore::revocation_feed`] reads the stream on a dedicated connection (`XRANGE`, then
-/// `XREAD BLOCK` after the last entry id seen), so a reader that reconnects misses nothing still
-/// retained. Events are kept for [`RedisStoreBuilder::feed_retention`] (default 15 minutes). Event
-/// times come from the application's clock, the one that sets `started_at`, so sessions created
-/// after a `revoke_all` are not cut off by it.
+/// See the [module documentation](self) for the data model, the atomicity of every write and
+/// the revocation feed. In short: session keys expire with the session, writes are Lua scripts,
+/// all keys of a store share one hash tag (one Cluster shard, no cross-slot errors), and
+/// `revoke` / `revoke_all` append their event to a stream in the same script. The stream keeps
+/// events for [`RedisStoreBuilder::feed_retention`] (default 15 minutes); event times come from
+/// the application's clock, the one that sets `started_at`.
 ///
 /// # Failures
 ///
@@ -453,10 +278,11 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects: opens the command connection and the feed connection.
+    /// Connects: opens the command connection and the feed connection, and creates the feed
+    /// stream if it does not exist yet.
     ///
     /// Fails with [`StoreError::Unavailable`] when Redis cannot be reached in time, and with
-    /// [`StoreError::Backend`] for a malformed URL or key prefix.
+    /// [`StoreError::Backend`] for a malformed URL or key prefix, or a Redis older than 7.0.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         if self.prefix.contains(['{', '}']) {
             return Err(StoreError::Backend(
@@ -492,7 +318,7 @@ impl RedisStoreBuilder {
         })?;
         let keys = Keys::new(&self.prefix);
         let op_timeout = self.connect_timeout + self.response_timeout;
-        Ok(RedisStore {
+        let store = RedisStore {
             inner: Arc::new(Inner {
                 conn,
                 op_timeout,
@@ -504,7 +330,9 @@ impl RedisStoreBuilder {
                 }),
                 keys,
             }),
-        })
+        };
+        store.ensure_feed().await?;
+        Ok(store)
     }
 }
 
@@ -543,6 +371,21 @@ impl RedisStore {
         &self.inner.keys.base
     }
 
+    /// Creates the feed stream if it is missing, so that a missing stream means lost data, and
+    /// checks that Redis reports what gap detection needs (Redis 7.0 or later).
+    async fn ensure_feed(&self) -> Result<(), StoreError> {
+        let mut call = ENSURE_FEED.prepare_invoke();
+        call.key(&self.inner.keys.feed);
+        let mut conn = self.conn();
+        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
+        match int_of(&reply)? {
+            1 => Ok(()),
+            _ => Err(StoreError::Backend(
+                "the revocation feed needs Redis 7.0 or later (max-deleted-entry-id)".into(),
+            )),
+        }
+    }
+
     /// Runs one Redis call, bounded by the operation timeout.
     async fn run<T>(
         &self,
@@ -560,46 +403,6 @@ impl RedisStore {
     }
 }
 
-/// Runs `fut`, turning a timeout into [`StoreError::Unavailable`].
-async fn bounded<T>(
-    limit: Duration,
-    fut: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Unavailable(
-            format!("Redis did not answer within {limit:?}").into(),
-        )),
-    }
-}
-
-/// Sorts a Redis error into the store's error kinds.
-fn map_err(error: RedisError) -> StoreError {
-    let unavailable = error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-        || matches!(
-            error.kind(),
-            ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                    | ServerErrorKind::TryAgain
-                    | ServerErrorKind::ClusterDown
-                    | ServerErrorKind::MasterDown
-                    | ServerErrorKind::ReadOnly
-            )
-        );
-    if unavailable {
-        StoreError::Unavailable(Box::new(error))
-    } else {
-        StoreError::Backend(Box::new(error))
-    }
-}
-
-fn corrupt(what: impl fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string().into())
-}
-
 /// Unix milliseconds of `t` (saturating; far outside any session's range).
 fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -610,65 +413,6 @@ fn ttl_ms(expires_at: OffsetDateTime, now: OffsetDateTime) -> i64 {
     let nanos = (expires_at - now).whole_nanoseconds();
     let ms = nanos / 1_000_000 + i128::from(nanos % 1_000_000 > 0);
     i64::try_from(ms).unwrap_or(if ms > 0 { i64::MAX } else { 0 })
-}
-
-/// The bytes of a string-like reply.
-fn bytes_of(value: &Value) -> Option<&[u8]> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
-        _ => None,
-    }
-}
-
-/// Checks a reply for an embedded error before it is decoded.
-fn server_error(value: &Value) -> Option<StoreError> {
-    match value {
-        Value::ServerError(e) => Some(map_err(RedisError::from(e.clone()))),
-        _ => None,
-    }
-}
-
-/// Decodes a stored session, checking that it is the one asked for.
-fn decode_session(value: &Value, check: impl Fn(&Session) -> bool) -> Result<Session, StoreError> {
-    if let Some(e) = server_error(value) {
-        return Err(e);
-    }
-    let bytes = bytes_of(value).ok_or_else(|| corrupt("session record is not a string"))?;
-    let session: Session = serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("undecodable session record: {e}").into()))?;
-    if check(&session) {
-        Ok(session)
-    } else {
-        Err(corrupt("session record does not match its key"))
-    }
-}
-
-/// An integer reply.
-fn int_of(value: &Value) -> Result<i64, StoreError> {
-    if let Some(e) = server_error(value) {
-        return Err(e);
-    }
-    match value {
-        Value::Int(n) => Ok(*n),
-        other => bytes_of(other)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| corrupt("expected an integer reply")),
-    }
-}
-
-/// The elements of an array reply (nil reads as empty).
-fn array_of(value: Value) -> Result<Vec<Value>, StoreError> {
-    if let Some(e) = server_error(&value) {
-        return Err(e);
-    }
-    match value {
-        Value::Nil => Ok(Vec::new()),
-        Value::Array(items) | Value::Set(items) => Ok(items),
-        _ => Err(corrupt("expected an array reply")),
-    }
 }
 
 impl SessionStore for RedisStore {
@@ -850,156 +594,6 @@ fn retention_ms(retention: Duration) -> i64 {
     i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The revocation feed of a [`RedisStore`]: the stream `{P}revocations`, read on its own
-/// connection.
-struct RedisFeed {
-    conn: ConnectionManager,
-    key: String,
-    retention: Duration,
-    op_timeout: Duration,
-}
-
-impl RedisFeed {
-    async fn read_events(
-        &self,
-        after: Option<&FeedCursor>,
-        wait: Duration,
-    ) -> Result<Vec<(FeedCursor, RevocationEvent)>, StoreError> {
-        let wait = wait.min(MAX_FEED_WAIT);
-        let block_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        let mut conn = self.conn.clone();
-        let from = match after {
-            Some(cursor) => {
-                if !is_stream_id(&cursor.0) {
-                    return Err(corrupt(format!("bad feed cursor {:?}", cursor.0)));
-                }
-                cursor.0.clone()
-            }
-            None => {
-                let reply: Value = bounded(self.op_timeout, async {
-                    redis::cmd("XRANGE")
-                        .arg(&self.key)
-                        .arg("-")
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(FEED_BATCH)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(map_err)
-                })
-                .await?;
-                let events = decode_entries(reply)?;
-                if !events.is_empty() || block_ms == 0 {
-                    return Ok(events);
-                }
-                // The stream was empty: anything after the very first id is new.
-                "0-0".to_owned()
-            }
-        };
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT").arg(FEED_BATCH);
-        if block_ms > 0 {
-            cmd.arg("BLOCK").arg(block_ms);
-        }
-        cmd.arg("STREAMS").arg(&self.key).arg(from);
-        let reply: Value = bounded(wait + self.op_timeout, async {
-            cmd.query_async(&mut conn).await.map_err(map_err)
-        })
-        .await?;
-        decode_xread(reply)
-    }
-}
-
-impl RevocationFeed for RedisFeed {
-    fn retention(&self) -> Duration {
-        self.retention
-    }
-
-    fn read<'a>(
-        &'a self,
-        after: Option<&'a FeedCursor>,
-        wait: Duration,
-    ) -> BoxFuture<'a, Result<FeedBatch, StoreError>> {
-        Box::pin(async move {
-            let events = self.read_events(after, wait).await?;
-            let caught_up = events.len() < FEED_BATCH;
-            let horizon = OffsetDateTime::now_utc() - self.retention;
-            Ok(FeedBatch::new(events, caught_up, horizon))
-        })
-    }
-}
-
-/// Whether `text` is a complete stream id (`<ms>-<seq>`).
-fn is_stream_id(text: &str) -> bool {
-    let Some((ms, seq)) = text.split_once('-') else {
-        return false;
-    };
-    [ms, seq].iter().all(|part| {
-        !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit())
-    })
-}
-
-/// Decodes an `XREAD` reply: nil (timed out), or per stream `[key, entries]` (RESP2) or a map
-/// from key to entries (RESP3). Only one stream is read.
-fn decode_xread(reply: Value) -> Result<Vec<(FeedCursor, RevocationEvent)>, StoreError> {
-    if let Some(e) = server_error(&reply) {
-        return Err(e);
-    }
-    let streams: Vec<(Value, Value)> = match reply {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Map(pairs) => pairs,
-        Value::Array(items) => items
-            .into_iter()
-            .map(|stream| {
-                let mut parts = array_of(stream)?.into_iter();
-                match (parts.next(), parts.next()) {
-                    (Some(key), Some(entries)) => Ok((key, entries)),
-                    _ => Err(corrupt("malformed XREAD reply")),
-                }
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(corrupt("malformed XREAD reply")),
-    };
-    let mut events = Vec::new();
-    for (_, entries) in streams {
-        events.extend(decode_entries(entries)?);
-    }
-    Ok(events)
-}
-
-/// Decodes stream entries `[[id, [field, value, …]], …]` into events.
-fn decode_entries(entries: Value) -> Result<Vec<(FeedCursor, RevocationEvent)>, StoreError> {
-    array_of(entries)?
-        .into_iter()
-        .map(|entry| {
-            let mut parts = array_of(entry)?.into_iter();
-            let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
-                return Err(corrupt("malformed stream entry"));
-            };
-            let id = bytes_of(&id)
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .filter(|s| is_stream_id(s))
-                .ok_or_else(|| corrupt("malformed stream entry id"))?
-                .to_owned();
-            let fields = match fields {
-                // RESP3 may send an entry's fields as a map.
-                Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-                other => array_of(other)?,
-            };
-            let payload = fields
-                .chunks(2)
-                .find(|pair| pair.first().and_then(bytes_of) == Some(b"event".as_slice()))
-                .and_then(|pair| pair.get(1))
-                .and_then(bytes_of)
-                .ok_or_else(|| corrupt(format!("feed entry {id} has no event")))?;
-            let event: RevocationEvent = serde_json::from_slice(payload).map_err(|e| {
-                StoreError::Corrupt(format!("undecodable feed entry {id}: {e}").into())
-            })?;
-            Ok((FeedCursor(id), event))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1023,33 +617,5 @@ mod tests {
         assert_eq!(ttl_ms(now + Duration::from_micros(1), now), 1);
         assert_eq!(ttl_ms(now + Duration::from_secs(2), now), 2000);
         assert!(ttl_ms(now - Duration::from_secs(2), now) <= 0);
-    }
-
-    #[test]
-    fn stream_ids_are_checked() {
-        assert!(is_stream_id("1700000000000-0"));
-        for bad in ["", "-", "1-", "-1", "1-2-3", "$", "a-1", "0-0 extra"] {
-            assert!(!is_stream_id(bad), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn odd_replies_are_errors_not_panics() {
-        for reply in [
-            Value::Int(3),
-            Value::Okay,
-            Value::Array(vec![Value::Int(1)]),
-            Value::Array(vec![Value::Array(vec![Value::Nil, Value::Int(1)])]),
-            Value::Array(vec![Value::Array(vec![
-                Value::Nil,
-                Value::Array(vec![Value::Array(vec![Value::BulkString(b"1-0".to_vec())])]),
-            ])]),
-            Value::Map(vec![(Value::Nil, Value::Int(1))]),
-        ] {
-            assert!(decode_xread(reply.clone()).is_err(), "{reply:?}");
-        }
-        assert!(decode_xread(Value::Nil).unwrap().is_empty());
-        assert!(decode_session(&Value::Int(1), |_| true).is_err());
-        assert!(decode_session(&Value::BulkString(b"{".to_vec()), |_| true).is_err());
     }
 }

@@ -7,6 +7,12 @@
 //! The checks read the store only through the trait and judge expiry by the system clock: give
 //! the store under test the system clock (the default of [`MemoryStore`](super::MemoryStore)).
 //!
+//! The `feed_*` checks test the [revocation feed contract](super::RevocationFeed) through
+//! [`SessionStore::revocation_feed`]; for a store without a feed (`None`) they return at once.
+//! They pick out their own events by their own random session and user ids, so other writers
+//! on the same store do not disturb them. [`feed_batches_until_caught_up`] makes 2,500
+//! revocations, so that a feed that reads in batches needs several.
+//!
 //! # Example
 //!
 //! Run everything from one test:
@@ -23,12 +29,19 @@
 //! tower_session_jwt::session_store_conformance!(my_store_tests, MyStore::new());
 //! ```
 
+mod feed;
+
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::json;
 use time::OffsetDateTime;
 
+pub use self::feed::{
+    feed_batches_until_caught_up, feed_ignores_unknown_revokes, feed_keeps_order,
+    feed_late_reader_sees_earlier_revocations, feed_records_revoke_all, feed_replays_from_start,
+    feed_reports_caught_up, feed_resumes_from_cursor,
+};
 use super::{SessionRecord, SessionStore};
 use crate::session::{Session, SessionAttributes, SessionId};
 use crate::token::{SessionToken, TokenHash};
@@ -45,6 +58,14 @@ pub const CHECKS: &[&str] = &[
     "expired_are_never_returned",
     "expire_in_real_time",
     "concurrent_creates_and_revokes",
+    "feed_replays_from_start",
+    "feed_resumes_from_cursor",
+    "feed_batches_until_caught_up",
+    "feed_reports_caught_up",
+    "feed_keeps_order",
+    "feed_records_revoke_all",
+    "feed_late_reader_sees_earlier_revocations",
+    "feed_ignores_unknown_revokes",
 ];
 
 /// Runs every check against `store`.
@@ -59,6 +80,14 @@ pub async fn run_all<S: SessionStore>(store: &S) {
     expired_are_never_returned(store).await;
     expire_in_real_time(store).await;
     concurrent_creates_and_revokes(store).await;
+    feed_replays_from_start(store).await;
+    feed_resumes_from_cursor(store).await;
+    feed_batches_until_caught_up(store).await;
+    feed_reports_caught_up(store).await;
+    feed_keeps_order(store).await;
+    feed_records_revoke_all(store).await;
+    feed_late_reader_sees_earlier_revocations(store).await;
+    feed_ignores_unknown_revokes(store).await;
 }
 
 /// Generates one `#[tokio::test]` per conformance check in a module named `$module`.
@@ -73,7 +102,10 @@ macro_rules! session_store_conformance {
                 create_then_find, unknown_lookups_find_nothing, list_is_per_user,
                 update_is_visible, update_never_resurrects, revoke_removes_everywhere,
                 revoke_all_is_per_user, expired_are_never_returned, expire_in_real_time,
-                concurrent_creates_and_revokes);
+                concurrent_creates_and_revokes, feed_replays_from_start, feed_resumes_from_cursor,
+                feed_batches_until_caught_up, feed_reports_caught_up, feed_keeps_order,
+                feed_records_revoke_all, feed_late_reader_sees_earlier_revocations,
+                feed_ignores_unknown_revokes);
         }
     };
     (@tests $store:expr; $($check:ident),*) => {
