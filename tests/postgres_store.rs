@@ -403,9 +403,42 @@ async fn concurrent_revocations_and_a_slow_committer_lose_no_event() {
         }
         Instant::now()
     };
+    // While the slow transaction still holds the lock: the revocations wait for it, and none
+    // has taken an id yet (ids are allocated under the lock, not before it).
+    let raw = t.raw().await;
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND ((classid::bigint << 32) | objid::bigint) = $1",
+        )
+        .bind(t.store.feed_lock_key())
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+        let (last, called): (i64, bool) = sqlx::query_as(&format!(
+            "SELECT last_value, is_called FROM {}.revocations_id_seq",
+            t.schema
+        ))
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+        (
+            waiting,
+            if called { last } else { last - 1 },
+            slow_since.elapsed(),
+        )
+    };
     let want = 1 + records.len() + 5;
-    let (finished, seen) = tokio::join!(revocations, read_until(&*feed, None, want));
+    let (finished, seen, (waiting, issued, probed)) =
+        tokio::join!(revocations, read_until(&*feed, None, want), probe);
     commit.await.unwrap();
+    assert!(probed < hold, "probed after the slow commit ({probed:?})");
+    assert!(waiting >= 1, "no revocation was waiting for the feed lock");
+    assert_eq!(
+        issued, slow_id,
+        "{waiting} revocations waiting for the lock, yet ids up to {issued} were handed out"
+    );
     // The revocations could not append before the slow transaction committed.
     assert!(
         finished + Duration::from_millis(100) >= slow_since + hold,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool, Row as _};
+use sqlx::{PgPool, Row as _};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -26,35 +26,6 @@ pub(super) const READ_RETRIES: u32 = 2;
 const MAINTENANCE_BATCH: i64 = 1000;
 /// Most statements one maintenance round runs per table.
 const MAINTENANCE_ROUNDS: usize = 20;
-
-/// Appends `event` to the feed inside the caller's transaction and returns its id.
-///
-/// Takes the feed's transaction-scoped advisory lock first, so the id is allocated only once
-/// every earlier append has committed or rolled back, and no later append can allocate one until
-/// this transaction ends: ids become visible in the order they were allocated. The `NOTIFY` is
-/// delivered to listeners when (and only if) the transaction commits.
-pub(super) async fn append(
-    tx: &mut PgConnection,
-    sql: &Sql,
-    now: OffsetDateTime,
-    event: &RevocationEvent,
-) -> Result<i64, StoreError> {
-    let event = serde_json::to_string(event)
-        .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))?;
-    sqlx::query(&sql.lock_feed)
-        .bind(sql.feed_lock_key)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    let row = sqlx::query(&sql.append)
-        .bind(micros(now))
-        .bind(event)
-        .bind(&sql.channel)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    row.try_get::<i64, _>(0).map_err(map_err)
-}
 
 /// Aborts the feed's background tasks when the feed goes away.
 struct Tasks(Vec<AbortHandle>);

@@ -40,9 +40,10 @@
 //!
 //! # The revocation feed, and why commit order needs a lock
 //!
-//! `revoke` and `revoke_all` run one transaction: `DELETE` the session rows, append the
-//! [`RevocationEvent`] to `revocations` and `NOTIFY` the feed's channel, `COMMIT`. A reader that
-//! sees the deletion can see the event, and the other way round.
+//! `revoke` and `revoke_all` are each **one statement**, so one transaction, committed when it
+//! ends, and one round trip: `DELETE` the session rows, append the [`RevocationEvent`] to
+//! `revocations`, `NOTIFY` the feed's channel. A reader that sees the deletion can see the event,
+//! and the other way round.
 //!
 //! Readers page through `revocations` by id: "the events after the last id I read". Ids from a
 //! sequence are allocated when a transaction inserts, but become visible when it commits, and
@@ -50,12 +51,16 @@
 //! commit after one holding id 8. A reader that read 8 then resumes "after 8" and never sees 7.
 //! So appends are **serialised**: each takes a transaction-scoped advisory lock
 //! (`pg_advisory_xact_lock`, key [`PostgresStore::feed_lock_key`], derived from the schema name)
-//! before its `INSERT` allocates the id, and holds it until it commits or rolls back. The next
-//! append cannot allocate an id before then, so ids become visible in the order they were
-//! allocated, and "after the last id read" misses nothing. (The lock is released only after the
-//! commit is visible to other transactions.) The lock is taken after the `DELETE`, as the last
-//! step before `COMMIT`, so it is held for two short statements. Ids may have gaps (a rolled-back
-//! append), which readers do not mind.
+//! before the id is allocated, and holds it until its transaction ends. In the statement, the
+//! `INSERT` reads its one row from the step that takes the lock, so the row, and with it the id
+//! (the column's default), exists only once the lock is held. The next append cannot allocate an
+//! id before this one has committed or rolled back, so ids become visible in the order they were
+//! allocated, and "after the last id read" misses nothing. (A transaction's locks are released
+//! only after its commit is visible to other transactions.) The lock is taken after the
+//! `DELETE`, as the last step before the commit, so it is held for about the commit's WAL flush.
+//! Ids may have gaps (an append rolled back), which readers do not mind. The tests hold the lock
+//! in a slow transaction while instances revoke concurrently, and check that a blocked revocation
+//! has not taken an id and that a reader sees every event once, in order.
 //!
 //! [`SessionStore::revocation_feed`] reads the table: `read(after, wait)` returns up to 1000
 //! events after the cursor (`<epoch>:<id>`) in one statement, which also reads the trim state in
@@ -549,6 +554,11 @@ pub(super) fn corrupt(what: impl fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string().into())
 }
 
+fn encode_event(event: &RevocationEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event)
+        .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))
+}
+
 fn encode(session: &Session) -> Result<String, StoreError> {
     serde_json::to_string(session)
         .map_err(|e| StoreError::Backend(format!("cannot encode session: {e}").into()))
@@ -686,60 +696,67 @@ impl SessionStore for PostgresStore {
     async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let sql = &self.inner.sql;
+        let event = encode_event(&RevocationEvent::session_revoked(session_id.clone(), now))?;
         let row = bounded(self.inner.op_timeout, async {
-            let mut tx = self.pool().begin().await.map_err(map_err)?;
-            let row = sqlx::query(&sql.delete_one)
+            sqlx::query(&sql.revoke)
                 .bind(session_id.as_str())
                 .bind(micros(now))
-                .fetch_optional(&mut *tx)
+                .bind(sql.feed_lock_key)
+                .bind(event)
+                .bind(&sql.channel)
+                .fetch_optional(self.pool())
                 .await
-                .map_err(map_err)?;
-            let live = match &row {
-                Some(row) => row.try_get::<bool, _>(3).map_err(map_err)?,
-                None => false,
-            };
-            if live {
-                let event = RevocationEvent::session_revoked(session_id.clone(), now);
-                feed::append(&mut tx, sql, now, &event).await?;
-            }
-            tx.commit().await.map_err(map_err)?;
-            Ok(row.filter(|_| live))
+                .map_err(map_err)
         })
         .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let live: bool = row.try_get(3).map_err(map_err)?;
+        let published: i64 = row.try_get(4).map_err(map_err)?;
+        if !live {
+            return Ok(None);
+        }
+        if published != 1 {
+            return Err(StoreError::Backend(
+                format!("revocation recorded {published} feed events, not 1").into(),
+            ));
+        }
         // The row is gone and its event published either way; a record that cannot be decoded
         // is still reported, so the caller does not believe nothing happened.
-        row.as_ref().map(decode).transpose()
+        decode(&row).map(Some)
     }
 
     async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let sql = &self.inner.sql;
-        let rows = bounded(self.inner.op_timeout, async {
-            let mut tx = self.pool().begin().await.map_err(map_err)?;
-            let rows = sqlx::query(&sql.delete_user)
+        // Published even when nothing was live: a session being created elsewhere at this
+        // moment must still be cut off.
+        let event = encode_event(&RevocationEvent::user_revoked(user_id, now))?;
+        let row = bounded(self.inner.op_timeout, async {
+            sqlx::query(&sql.revoke_all)
                 .bind(user_id)
                 .bind(micros(now))
-                .fetch_all(&mut *tx)
+                .bind(sql.feed_lock_key)
+                .bind(event)
+                .bind(&sql.channel)
+                .fetch_one(self.pool())
                 .await
-                .map_err(map_err)?;
-            // Published even when nothing was live: a session being created elsewhere at this
-            // moment must still be cut off.
-            let event = RevocationEvent::user_revoked(user_id, now);
-            feed::append(&mut tx, sql, now, &event).await?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(rows)
+                .map_err(map_err)
         })
         .await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        for row in rows {
-            if row.try_get::<bool, _>(1).map_err(map_err)? {
-                let id: String = row.try_get(0).map_err(map_err)?;
-                let id = SessionId::parse(&id)
-                    .map_err(|_| corrupt(format!("malformed session id {id:?}")))?;
-                ids.push(id);
-            }
+        let published: i64 = row.try_get(0).map_err(map_err)?;
+        if published != 1 {
+            return Err(StoreError::Backend(
+                format!("revocation recorded {published} feed events, not 1").into(),
+            ));
         }
-        Ok(ids)
+        let ids: Vec<String> = row.try_get(1).map_err(map_err)?;
+        ids.into_iter()
+            .map(|id| {
+                SessionId::parse(&id).map_err(|_| corrupt(format!("malformed session id {id:?}")))
+            })
+            .collect()
     }
 
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {

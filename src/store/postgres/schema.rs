@@ -104,10 +104,8 @@ pub(super) struct Sql {
     pub(super) list_by_user: String,
     pub(super) update: String,
     pub(super) owner_of_live: String,
-    pub(super) delete_one: String,
-    pub(super) delete_user: String,
-    pub(super) lock_feed: String,
-    pub(super) append: String,
+    pub(super) revoke: String,
+    pub(super) revoke_all: String,
     pub(super) read_feed: String,
     pub(super) trim_feed: String,
     pub(super) purge_expired: String,
@@ -152,22 +150,40 @@ impl Sql {
                 "SELECT user_id FROM {s}.sessions WHERE id = $1 AND expires_at > {}",
                 ts!("2")
             ),
-            delete_one: format!(
-                "DELETE FROM {s}.sessions WHERE id = $1 \
-                 RETURNING id, user_id, session::text, expires_at > {}",
-                ts!("2")
+            // One statement, so one transaction, committed when it ends: delete the session,
+            // and if it was live take the feed lock, then append the event (the INSERT reads its
+            // row from the CTE that takes the lock, so the id is allocated with the lock held)
+            // and notify. Answers nothing for an unknown id.
+            revoke: format!(
+                "WITH gone AS ( \
+                   DELETE FROM {s}.sessions WHERE id = $1 \
+                   RETURNING id, user_id, session::text AS session, expires_at > {now} AS live), \
+                 serialised AS ( \
+                   SELECT pg_advisory_xact_lock($3) FROM gone WHERE live), \
+                 appended AS ( \
+                   INSERT INTO {s}.revocations (created_at, event) \
+                   SELECT {now}, $4::json FROM serialised RETURNING id), \
+                 notified AS ( \
+                   SELECT pg_notify($5, id::text) FROM appended) \
+                 SELECT id, user_id, session, live, (SELECT count(*) FROM notified) FROM gone",
+                now = ts!("2")
             ),
-            delete_user: format!(
-                "DELETE FROM {s}.sessions WHERE user_id = $1 RETURNING id, expires_at > {}",
-                ts!("2")
-            ),
-            lock_feed: "SELECT pg_advisory_xact_lock($1)".to_owned(),
-            append: format!(
-                "WITH appended AS ( \
-                   INSERT INTO {s}.revocations (created_at, event) VALUES ({}, $2::json) \
-                   RETURNING id) \
-                 SELECT id, pg_notify($3, id::text) FROM appended",
-                ts!("1")
+            // Likewise for every session of a user; the event is appended whether or not any
+            // session was live. Answers one row: the events appended (1) and the live ids.
+            revoke_all: format!(
+                "WITH gone AS ( \
+                   DELETE FROM {s}.sessions WHERE user_id = $1 \
+                   RETURNING id, expires_at > {now} AS live), \
+                 serialised AS ( \
+                   SELECT pg_advisory_xact_lock($3)), \
+                 appended AS ( \
+                   INSERT INTO {s}.revocations (created_at, event) \
+                   SELECT {now}, $4::json FROM serialised RETURNING id), \
+                 notified AS ( \
+                   SELECT pg_notify($5, id::text) FROM appended) \
+                 SELECT (SELECT count(*) FROM notified), \
+                   coalesce(array_agg(id) FILTER (WHERE live), '{{}}') FROM gone",
+                now = ts!("2")
             ),
             // One snapshot: the trim state, the highest id ever handed out, and the batch.
             read_feed: format!(
