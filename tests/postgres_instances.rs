@@ -4,11 +4,14 @@
 mod common;
 mod postgres_common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
+use futures_util::future::join_all;
 use http::{Request, StatusCode};
 use postgres_common::{Server, TestStore, builder, free_port, unavailable};
 use tower::ServiceExt;
@@ -177,6 +180,84 @@ async fn instances_race_revocations_after_the_feed_delivers() {
             tokio::task::yield_now().await;
         }
         hammer.await.unwrap();
+    }
+}
+
+/// An instance started after more revocations than one feed read returns refuses every one of
+/// them: while it catches up (it confirms in the store) and afterwards (from its revocation
+/// list), and it does not trust its fast path before it has read them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_instance_refuses_a_backlog_of_several_batches() {
+    const BACKLOG: usize = 2200;
+    let Some(t) = TestStore::new("backlog").await else {
+        return;
+    };
+    let a = instance(t.another().await);
+    let mut created = Vec::with_capacity(BACKLOG);
+    for start in (0..BACKLOG).step_by(50) {
+        let logins = (start..BACKLOG.min(start + 50))
+            .map(|i| a.create(format!("backlog-{}", i % 40), NewSession::new()));
+        for login in join_all(logins).await {
+            created.push(login.unwrap());
+        }
+    }
+    let started = Instant::now();
+    for chunk in created.chunks(50) {
+        let revoked = join_all(chunk.iter().map(|c| a.revoke(&c.session.session_id))).await;
+        assert!(revoked.into_iter().all(|r| r.unwrap().is_some()));
+    }
+    println!("{BACKLOG} revocations in {:?}", started.elapsed());
+    let jwts: Arc<Vec<String>> = Arc::new(
+        created[BACKLOG - 200..]
+            .iter()
+            .map(|c| c.jwt.expose().to_owned())
+            .collect(),
+    );
+
+    let b = instance(t.another().await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammers: Vec<_> = (0..4)
+        .map(|task| {
+            let (b, jwts, stop) = (b.clone(), jwts.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut accepted, mut early) = (0, 0);
+                let mut i = task * 7;
+                while !stop.load(Ordering::Relaxed) {
+                    if b.fast_path_trusted() && b.revocations().len() < BACKLOG {
+                        early += 1;
+                    }
+                    if b.authenticate_jwt(&jwts[i % jwts.len()]).await.is_ok() {
+                        accepted += 1;
+                    }
+                    i += 1;
+                    tokio::task::yield_now().await;
+                }
+                (accepted, early)
+            })
+        })
+        .collect();
+    let built = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), b.ready())
+        .await
+        .expect("caught up with the backlog");
+    println!(
+        "new instance caught up with {} revocations in {:?}",
+        b.revocations().len(),
+        built.elapsed()
+    );
+    assert!(b.revocations().len() >= BACKLOG);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    for hammer in hammers {
+        let (accepted, early) = hammer.await.unwrap();
+        assert_eq!(accepted, 0, "revoked JWTs accepted");
+        assert_eq!(early, 0, "fast path trusted before the backlog was read");
+    }
+    for jwt in jwts.iter() {
+        assert!(matches!(
+            b.authenticate_jwt(jwt).await,
+            Err(AuthError::Revoked)
+        ));
     }
 }
 

@@ -11,8 +11,9 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::error::{bounded, connection_broke, corrupt, map_err};
+use super::micros;
 use super::schema::Sql;
-use super::{bounded, connection_broke, corrupt, map_err, micros};
 use crate::revocation::RevocationEvent;
 use crate::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, StoreError};
 
@@ -122,7 +123,7 @@ impl PostgresFeed {
         };
         let epoch: i64 = first.try_get(0).map_err(map_err)?;
         let trimmed_through: i64 = first.try_get(1).map_err(map_err)?;
-        let trimmed_until: Option<i64> = first.try_get(2).map_err(map_err)?;
+        let complete_from: i64 = first.try_get(2).map_err(map_err)?;
         let issued: Option<i64> = first.try_get(3).map_err(map_err)?;
         if let Some((cursor_epoch, id)) = after {
             // Another feed's cursor (the schema was recreated), a cursor whose successors were
@@ -145,14 +146,12 @@ impl PostgresFeed {
         }
         let caught_up = events.len() <= FEED_BATCH;
         events.truncate(FEED_BATCH);
-        let mut horizon = now - self.retention;
-        if let Some(until) = trimmed_until {
-            // Everything up to `until` may be gone; every later revocation is still here.
-            let trimmed =
-                OffsetDateTime::from_unix_timestamp_nanos(i128::from(until) * 1000 + 1000)
-                    .map_err(|e| corrupt(format!("feed trim edge out of range: {e}")))?;
-            horizon = horizon.max(trimmed);
-        }
+        // Revocations older than the retention may be trimmed any time; those before the log
+        // was made, or up to its newest trimmed event, are not in it.
+        let complete_from =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(complete_from) * 1000)
+                .map_err(|e| corrupt(format!("feed state out of range: {e}")))?;
+        let horizon = (now - self.retention).max(complete_from);
         Ok(FeedBatch::new(events, caught_up, horizon))
     }
 }

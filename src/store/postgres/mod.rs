@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `sessions` | `id text` (the session id), `token_hash bytea` (SHA-256 of the opaque token), `user_id text`, `expires_at timestamptz`, `session json` (the [`Session`] as JSON) | primary key `id`, unique `token_hash`, `user_id`, `expires_at` |
 //! | `revocations` | `id bigint` (identity), `created_at timestamptz`, `event json` (a [`RevocationEvent`]) | primary key `id`, `created_at` |
-//! | `feed_state` | one row: `epoch bigint` (random, names this log), `trimmed_through bigint` (highest id trimmed), `trimmed_until timestamptz` (newest `created_at` trimmed) | |
+//! | `feed_state` | one row: `epoch bigint` (random, names this log), `trimmed_through bigint` (highest id trimmed), `trimmed_until timestamptz` (newest `created_at` trimmed), `created_at timestamptz` (when the log was made) | |
 //! | `schema_migrations` | `version integer`, `description text`, `applied_at timestamptz` | primary key `version` |
 //!
 //! The session is kept as `json`, not `jsonb`: it is stored verbatim (what is read back is
@@ -65,8 +65,9 @@
 //! [`SessionStore::revocation_feed`] reads the table: `read(after, wait)` returns up to 1000
 //! events after the cursor (`<epoch>:<id>`) in one statement, which also reads the trim state in
 //! the same snapshot. `caught_up` is true when nothing follows the batch; the `horizon` is the
-//! later of now minus the retention and the trim edge (the newest event ever trimmed, which
-//! another instance with a shorter retention may have moved forward).
+//! latest of now minus the retention, the trim edge (just after the newest event ever trimmed,
+//! which another instance with a shorter retention may have moved forward) and when the log was
+//! made (a recreated schema knows nothing of revocations before it).
 //!
 //! Waiting readers are woken by `LISTEN` / `NOTIFY`: a dedicated connection listens on the feed's
 //! channel, and the revoking transaction sends the notification, delivered when it commits.
@@ -92,12 +93,16 @@
 //! Queries go through a [`PgPool`] (yours with [`PostgresStore::from_pool`], or one the store
 //! opens with [`PostgresStoreBuilder::pool_size`] connections). The feed has connections of its
 //! own, opened with the same settings: one that listens, and up to two that read, so that a pool
-//! exhausted by the application, or by revocations queued behind a slow one, does not stall it. Pools the store opens do not test connections before handing them out
-//! (that would cost a round trip per lookup): a read that meets a connection broken since its
-//! last use (the server restarted) retries on another one; a write reports
-//! [`StoreError::Unavailable`] and the next one gets a fresh connection. Their connections also
-//! carry the [statement timeout](PostgresStoreBuilder::statement_timeout) and an
-//! `idle_in_transaction_session_timeout`, so no stalled client can hold the feed lock for long.
+//! exhausted by the application, or by revocations queued behind a slow one, does not stall it.
+//!
+//! Pools the store opens do not test connections before handing them out (that would cost a
+//! round trip per lookup): a read that meets a connection broken since its last use (the server
+//! restarted) retries on another one; a write reports [`StoreError::Unavailable`] and the next
+//! one gets a fresh connection. Their connections carry the
+//! [statement timeout](PostgresStoreBuilder::statement_timeout), which also bounds how long a
+//! revocation waits for the feed lock. Since appends are serialised, the cluster appends one
+//! revocation per commit (per WAL flush) at a time: several hundred per second on an ordinary
+//! disk, plenty for logouts, slow for revoking a hundred thousand sessions at once.
 //!
 //! Every call is bounded as a whole by the connect timeout plus the statement timeout (3 s by
 //! default), so an unreachable or stalled server yields an error, never a hang. Pool timeouts,
@@ -106,38 +111,29 @@
 //! [`StoreError::Backend`]; a row that cannot be decoded, or that does not match its columns, is
 //! [`StoreError::Corrupt`].
 
+mod builder;
+mod error;
 mod feed;
 mod schema;
 
 use std::fmt;
 use std::future::Future;
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 use time::OffsetDateTime;
 
-use self::feed::{FeedConfig, PostgresFeed};
-use self::schema::{DEFAULT_SCHEMA, Sql, valid_schema_name};
+pub use self::builder::PostgresStoreBuilder;
+use self::builder::Source;
+use self::error::{bounded, connection_broke, corrupt, map_err};
+use self::feed::PostgresFeed;
+use self::schema::Sql;
 use super::{RevocationFeed, SessionRecord, SessionStore, StoreError};
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
-
-/// Default retention of the revocation feed.
-const DEFAULT_FEED_RETENTION: Duration = Duration::from_secs(15 * 60);
-/// Default bound on opening a connection or waiting for a free one.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Default server-side bound on one statement.
-const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default floor of the feed: a waiting reader reads the table at least this often.
-const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Shortest poll interval accepted; shorter ones are raised to it.
-const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
-/// Default size of a pool the store opens.
-const DEFAULT_POOL_SIZE: u32 = 10;
 
 /// A [`SessionStore`] in PostgreSQL, shared by every instance of a service, with a revocation
 /// feed. See the [module docs](self) for the schema, the commit-order guarantee and the feed.
@@ -181,204 +177,6 @@ struct Inner {
     /// How many times a read may retry after meeting a broken connection.
     read_retries: u32,
     feed: Arc<PostgresFeed>,
-}
-
-enum Source {
-    Url(String),
-    Pool(PgPool),
-}
-
-/// Configures a [`PostgresStore`]; from [`PostgresStore::builder`] or
-/// [`PostgresStore::builder_with_pool`].
-///
-/// # Example
-///
-/// ```no_run
-/// # async fn run() -> Result<(), tower_session_jwt::store::StoreError> {
-/// use std::time::Duration;
-/// use tower_session_jwt::PostgresStore;
-///
-/// let store = PostgresStore::builder("postgres://app@127.0.0.1/app")
-///     .connect_timeout(Duration::from_millis(500))
-///     .statement_timeout(Duration::from_secs(1))
-///     .poll_interval(Duration::from_millis(500))
-///     .build()
-///     .await?;
-/// # let _ = store;
-/// # Ok(())
-/// # }
-/// ```
-#[must_use = "a builder does nothing until `build` is awaited"]
-pub struct PostgresStoreBuilder {
-    source: Source,
-    pool_size: u32,
-    connect_timeout: Duration,
-    statement_timeout: Duration,
-    schema: String,
-    retention: Duration,
-    poll_interval: Duration,
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match self.source {
-            Source::Url(_) => "url <redacted>",
-            Source::Pool(_) => "pool",
-        };
-        f.debug_struct("PostgresStoreBuilder")
-            .field("source", &source)
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("statement_timeout", &self.statement_timeout)
-            .field("schema", &self.schema)
-            .field("feed_retention", &self.retention)
-            .field("poll_interval", &self.poll_interval)
-            .finish()
-    }
-}
-
-impl PostgresStoreBuilder {
-    fn new(source: Source) -> Self {
-        Self {
-            source,
-            pool_size: DEFAULT_POOL_SIZE,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
-            schema: DEFAULT_SCHEMA.to_owned(),
-            retention: DEFAULT_FEED_RETENTION,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-        }
-    }
-
-    /// Most connections of the pool the store opens (default 10; at least 1). The feed's
-    /// listener has one more of its own. Ignored with a pool of yours.
-    pub fn pool_size(mut self, size: u32) -> Self {
-        self.pool_size = size.max(1);
-        self
-    }
-
-    /// How long opening a connection, or waiting for a free one, may take (default 1 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long one statement may run on the server (default 2 s), set as `statement_timeout`
-    /// on the connections the store opens (a pool of yours keeps its own settings). Every call
-    /// is also bounded on the client by the connect timeout plus this.
-    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
-        self.statement_timeout = timeout;
-        self
-    }
-
-    /// The schema of the store's tables (default `tower_session_jwt`): a lowercase identifier
-    /// (`[a-z_][a-z0-9_]*`, at most 63 bytes). Stores with different schemas are independent,
-    /// feeds included.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// How long revocation events stay in the feed (default 15 minutes). It must be at least the
-    /// session JWT lifetime plus leeway, or [`Sessions`](crate::Sessions) refuses the store.
-    pub fn feed_retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
-    }
-
-    /// How often a waiting feed reader reads the table even without a notification (default
-    /// 1 s; at least 10 ms): the feed's latency bound when notifications are lost.
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval.max(MIN_POLL_INTERVAL);
-        self
-    }
-
-    /// Connects, migrates the schema, and starts the feed's listener and the background
-    /// trimming (stopped when the store and its feed are dropped). Needs a Tokio runtime.
-    ///
-    /// Fails with [`StoreError::Unavailable`] when the server cannot be reached in time, and with
-    /// [`StoreError::Backend`] for a malformed URL, schema name or retention, or a migration the
-    /// database refuses.
-    pub async fn build(self) -> Result<PostgresStore, StoreError> {
-        if !valid_schema_name(&self.schema) {
-            return Err(StoreError::Backend(
-                format!(
-                    "invalid schema name {:?}: use [a-z_][a-z0-9_]*, at most 63 bytes",
-                    self.schema
-                )
-                .into(),
-            ));
-        }
-        if self.retention.is_zero() {
-            return Err(StoreError::Backend(
-                "the feed retention must be positive".into(),
-            ));
-        }
-        let op_timeout = self.connect_timeout + self.statement_timeout;
-        let pool = match self.source {
-            Source::Url(url) => {
-                let options = PgConnectOptions::from_str(&url).map_err(|e| {
-                    StoreError::Backend(format!("invalid PostgreSQL URL: {e}").into())
-                })?;
-                let idle_in_transaction = (self.statement_timeout * 2).max(Duration::from_secs(5));
-                let options = options.options([
-                    ("statement_timeout", millis(self.statement_timeout)),
-                    (
-                        "idle_in_transaction_session_timeout",
-                        millis(idle_in_transaction),
-                    ),
-                ]);
-                PgPoolOptions::new()
-                    .max_connections(self.pool_size)
-                    .acquire_timeout(self.connect_timeout)
-                    .test_before_acquire(false)
-                    .connect_lazy_with(options)
-            }
-            Source::Pool(pool) => pool,
-        };
-        // The feed's connections, apart from the store's pool: one that listens, and a small
-        // pool for reads.
-        let side_pool = |size: u32| {
-            PgPoolOptions::new()
-                .max_connections(size)
-                .acquire_timeout(self.connect_timeout)
-                .test_before_acquire(false)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_lazy_with((*pool.connect_options()).clone())
-        };
-        let listener_pool = side_pool(1);
-        let reader_pool = side_pool(feed::READ_RETRIES);
-        let sql = Arc::new(Sql::new(&self.schema));
-        schema::migrate(&pool, &sql, op_timeout)
-            .await
-            .map_err(|e| match e {
-                StoreError::Unavailable(e) => {
-                    StoreError::Unavailable(format!("could not connect to PostgreSQL: {e}").into())
-                }
-                other => other,
-            })?;
-        let feed = PostgresFeed::start(FeedConfig {
-            pool: pool.clone(),
-            reader_pool,
-            listener_pool,
-            sql: sql.clone(),
-            retention: self.retention,
-            poll_interval: self.poll_interval,
-            op_timeout,
-            maintenance_every: (self.retention / 4)
-                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-        });
-        Ok(PostgresStore {
-            inner: Arc::new(Inner {
-                read_retries: pool.options().get_max_connections(),
-                pool,
-                sql,
-                op_timeout,
-                feed: Arc::new(feed),
-            }),
-        })
-    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -482,76 +280,6 @@ pub(super) fn micros(t: OffsetDateTime) -> i64 {
     } else {
         i64::MIN
     })
-}
-
-fn millis(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
-}
-
-/// Runs `fut`, turning a timeout into [`StoreError::Unavailable`].
-pub(super) async fn bounded<T>(
-    limit: Duration,
-    fut: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Unavailable(
-            format!("PostgreSQL did not answer within {limit:?}").into(),
-        )),
-    }
-}
-
-/// SQLSTATEs that mean "not now" rather than "no": the server is unreachable, shutting down,
-/// starting, out of resources, read-only (a standby), or gave up on a timeout or a conflict.
-fn transient_sqlstate(code: &str) -> bool {
-    code.starts_with("08") // connection exception
-        || code.starts_with("53") // insufficient resources (too many connections, disk full)
-        || code.starts_with("57P") // admin / crash shutdown, cannot connect now, …
-        || code.starts_with("58") // system error (I/O) on the server
-        || matches!(
-            code,
-            "57014" // query_canceled (statement timeout)
-                | "55P03" // lock_not_available
-                | "40001" // serialization_failure
-                | "40P01" // deadlock_detected
-                | "25006" // read_only_sql_transaction (a standby after failover)
-                | "25P03" // idle_in_transaction_session_timeout
-        )
-}
-
-/// Whether `error` means the connection it ran on is gone (so a read may retry on another).
-pub(super) fn connection_broke(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(e) => e
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02")),
-        _ => false,
-    }
-}
-
-/// Sorts an `sqlx` error into the store's error kinds.
-pub(super) fn map_err(error: sqlx::Error) -> StoreError {
-    let unavailable = match &error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(e) => e.code().is_some_and(|c| transient_sqlstate(&c)),
-        _ => false,
-    };
-    match error {
-        _ if unavailable => StoreError::Unavailable(Box::new(error)),
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::Corrupt(Box::new(error))
-        }
-        _ => StoreError::Backend(Box::new(error)),
-    }
-}
-
-pub(super) fn corrupt(what: impl fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string().into())
 }
 
 fn encode_event(event: &RevocationEvent) -> Result<String, StoreError> {
@@ -774,29 +502,5 @@ mod tests {
         assert_eq!(micros(t), 1_700_000_000_123_456);
         let before = OffsetDateTime::from_unix_timestamp_nanos(-1).unwrap();
         assert_eq!(micros(before), -1);
-    }
-
-    #[test]
-    fn sqlstates_are_sorted() {
-        for code in [
-            "08006", "57P01", "57P03", "53300", "57014", "40001", "25006",
-        ] {
-            assert!(transient_sqlstate(code), "{code}");
-        }
-        for code in ["23505", "42P01", "22P02", "42501"] {
-            assert!(!transient_sqlstate(code), "{code}");
-        }
-        assert!(matches!(
-            map_err(sqlx::Error::PoolTimedOut),
-            StoreError::Unavailable(_)
-        ));
-        assert!(matches!(
-            map_err(sqlx::Error::RowNotFound),
-            StoreError::Backend(_)
-        ));
-        assert!(matches!(
-            map_err(sqlx::Error::Decode("bad".into())),
-            StoreError::Corrupt(_)
-        ));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::{Connection as _, Executor as _, PgPool};
 
-use super::{bounded, map_err};
+use super::error::{bounded, map_err};
 use crate::store::StoreError;
 
 /// The schema the store uses unless told otherwise.
@@ -47,7 +47,8 @@ CREATE TABLE {schema}.feed_state (
     singleton        boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     epoch            bigint      NOT NULL,
     trimmed_through  bigint      NOT NULL DEFAULT 0,
-    trimmed_until    timestamptz
+    trimmed_until    timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO {schema}.feed_state (epoch)
     VALUES (floor(random() * 9007199254740991)::bigint + 1);
@@ -185,10 +186,14 @@ impl Sql {
                    coalesce(array_agg(id) FILTER (WHERE live), '{{}}') FROM gone",
                 now = ts!("2")
             ),
-            // One snapshot: the trim state, the highest id ever handed out, and the batch.
+            // One snapshot: the trim state, the instant from which the log is complete (it was
+            // made, or its newest trimmed event, whichever is later), the highest id ever handed
+            // out, and the batch.
             read_feed: format!(
                 "SELECT st.epoch, st.trimmed_through, \
-                   (extract(epoch FROM st.trimmed_until) * 1000000)::bigint, \
+                   (extract(epoch FROM greatest( \
+                      st.created_at, st.trimmed_until + interval '1 microsecond')) \
+                    * 1000000)::bigint, \
                    (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END \
                       FROM {s}.revocations_id_seq), \
                    r.id, r.event::text \
