@@ -831,20 +831,30 @@ async fn expired_rows_are_purged() {
     assert_eq!(ids, vec![live.session.session_id.to_string()]);
 }
 
-/// A TCP proxy in front of the server that counts request turns: every time the client sends
-/// after the server has spoken (or first), one round trip has begun.
-struct TurnCounter {
+/// A TCP proxy in front of the server that counts request turns (every time the client sends
+/// after the server has spoken, or first, one round trip has begun) and can stall: hold every
+/// byte, both ways, as a frozen server would.
+struct Proxy {
     port: u16,
     turns: Arc<AtomicU64>,
+    stalled: Arc<AtomicBool>,
 }
 
-impl TurnCounter {
+/// Waits while `stalled` is set.
+async fn unless_stalled(stalled: &AtomicBool) {
+    while stalled.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl Proxy {
     fn start(target: std::net::SocketAddr) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         let turns = Arc::new(AtomicU64::new(0));
-        let counted = turns.clone();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let (counted, stall) = (turns.clone(), stalled.clone());
         // Its own thread and runtime, so that it keeps forwarding whatever the test's runtime
         // is doing.
         std::thread::spawn(move || {
@@ -870,9 +880,11 @@ impl TurnCounter {
                     let (mut client_r, mut client_w) = client.into_split();
                     let (mut server_r, mut server_w) = server.into_split();
                     let up = client_last.clone();
+                    let (stall_up, stall_down) = (stall.clone(), stall.clone());
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 64 * 1024];
                         while let Ok(n @ 1..) = client_r.read(&mut buf).await {
+                            unless_stalled(&stall_up).await;
                             if !up.swap(true, Ordering::AcqRel) {
                                 turns.fetch_add(1, Ordering::AcqRel);
                             }
@@ -884,6 +896,7 @@ impl TurnCounter {
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 64 * 1024];
                         while let Ok(n @ 1..) = server_r.read(&mut buf).await {
+                            unless_stalled(&stall_down).await;
                             client_last.store(false, Ordering::Release);
                             if client_w.write_all(&buf[..n]).await.is_err() {
                                 break;
@@ -893,12 +906,31 @@ impl TurnCounter {
                 }
             });
         });
-        Self { port, turns }
+        Self {
+            port,
+            turns,
+            stalled,
+        }
     }
 
     fn turns(&self) -> u64 {
         self.turns.load(Ordering::Acquire)
     }
+
+    fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::Release);
+    }
+}
+
+/// The address of the server behind `url`, and `url`'s options pointed at `port` on loopback.
+async fn through(url: &str, port: u16) -> (std::net::SocketAddr, sqlx::postgres::PgConnectOptions) {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    (target, options.host("127.0.0.1").port(port))
 }
 
 /// Counts the round trips of an opaque-token lookup (through a counting proxy) and times it
@@ -908,17 +940,13 @@ async fn opaque_token_lookup_takes_one_round_trip() {
     let Some(t) = TestStore::new("roundtrip").await else {
         return;
     };
-    let options: sqlx::postgres::PgConnectOptions = t.url.parse().unwrap();
-    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = TurnCounter::start(target);
+    let (target, _) = through(&t.url, 0).await;
+    let proxy = Proxy::start(target);
+    let (_, options) = through(&t.url, proxy.port).await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .test_before_acquire(false)
-        .connect_lazy_with(options.clone().host("127.0.0.1").port(proxy.port));
+        .connect_lazy_with(options);
     let counted = PostgresStore::builder_with_pool(pool)
         .schema(&t.schema)
         .build()
@@ -1090,4 +1118,81 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
         "{:?}",
         batch.events
     );
+}
+
+/// A server that stops answering (its connections open, nothing coming back) makes every call
+/// fail as unavailable within the bound, never hang; once it answers again, the same store
+/// works, and late answers to abandoned calls are not taken for answers to new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_server_times_out_then_recovers() {
+    let Some(t) = TestStore::new("stall").await else {
+        return;
+    };
+    let (target, _) = through(&t.url, 0).await;
+    let proxy = Proxy::start(target);
+    let (_, options) = through(&t.url, proxy.port).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(500))
+        .test_before_acquire(false)
+        .connect_lazy_with(options);
+    let store = PostgresStore::builder_with_pool(pool)
+        .schema(&t.schema)
+        .connect_timeout(Duration::from_millis(500))
+        .statement_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let feed = feed_of(&store);
+    let rec = created(&store, "stall-user", HOUR).await;
+    let other = created(&store, "stall-user", HOUR).await;
+    let cursor = feed
+        .read(None, Duration::ZERO)
+        .await
+        .unwrap()
+        .events
+        .last()
+        .map(|e| e.0.clone());
+
+    proxy.stall(true);
+    fails_fast("get (stalled)", store.get(&rec.session.session_id)).await;
+    fails_fast(
+        "find_by_token (stalled)",
+        store.find_by_token(&rec.token_hash),
+    )
+    .await;
+    fails_fast("revoke (stalled)", store.revoke(&rec.session.session_id)).await;
+    fails_fast(
+        "feed read (stalled)",
+        feed.read(cursor.as_ref(), Duration::from_millis(500)),
+    )
+    .await;
+    proxy.stall(false);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.get(&other.session.session_id).await {
+            Ok(found) => {
+                assert_eq!(found, Some(other.session.clone()));
+                break;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "store never recovered: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // The stalled revoke may or may not have run once the server answered again.
+    let found = store.get(&rec.session.session_id).await.unwrap();
+    assert!(found.is_none() || found == Some(rec.session.clone()));
+    for _ in 0..20 {
+        assert_eq!(
+            store.find_by_token(&other.token_hash).await.unwrap(),
+            Some(other.session.clone())
+        );
+        assert_eq!(
+            store.list_by_user("stall-user").await.unwrap().len(),
+            usize::from(found.is_some()) + 1
+        );
+    }
 }
