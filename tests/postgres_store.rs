@@ -823,7 +823,9 @@ async fn expired_rows_are_purged() {
     dead.session.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(1);
     t.store.create(dead.clone()).await.unwrap();
     let live = created(&t.store, "purge-user", HOUR).await;
-    assert!(t.store.purge_expired().await.unwrap() >= 1);
+    // The store's background round, starting with the store, may have been first.
+    let purged = t.store.purge_expired().await.unwrap();
+    assert!(purged <= 1, "purged {purged}");
     let ids: Vec<String> = sqlx::query_scalar(&format!("SELECT id FROM {}.sessions", t.schema))
         .fetch_all(&raw)
         .await
