@@ -110,6 +110,8 @@ pub use manager::{
 pub use revocation::{RevocationEvent, RevocationList};
 pub use session::{NewSession, Session, SessionAttributes, SessionId};
 pub use store::{MemoryStore, SessionStore, StoreError};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
