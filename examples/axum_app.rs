@@ -19,7 +19,9 @@
 //! cargo run --example axum_app                                 # http://127.0.0.1:3000
 //! ADDR=0.0.0.0:8080 JWT_TTL_SECS=60 cargo run --example axum_app
 //! SIGNING_KEY_FILE=key.pem cargo run --example axum_app        # share the key between instances
+//! STORE=memory cargo run --example axum_app                     # sessions in memory only
 //! REDIS_URL=redis://127.0.0.1/ cargo run --example axum_app --features redis
+//! DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --example axum_app --features postgres
 //! ```
 //!
 //! | variable | effect |
@@ -29,7 +31,10 @@
 //! | `SESSION_TTL_SECS` | session lifetime, extended by activity (sliding; default 604800, 7 days) |
 //! | `TRUSTED_ORIGINS` | comma-separated origins (`https://app.example`) allowed to post to `/login` and the logout routes besides the app's own |
 //! | `SIGNING_KEY_FILE` | an Ed25519 `PRIVATE KEY` PEM; without it a key is generated at start, so JWTs from an earlier run (or another instance) fail over to the opaque token |
-//! | `REDIS_URL` | keep sessions in Redis (needs `--features redis`), else in memory |
+//! | `SESSIONS_DB` | the SQLite file sessions are kept in (default `sessions.db` in the working directory): the default store, so a restart keeps everyone signed in |
+//! | `DATABASE_URL` | keep sessions in PostgreSQL instead (`postgres://…`, needs `--features postgres`) |
+//! | `REDIS_URL` | keep sessions in Redis instead (needs `--features redis`) |
+//! | `STORE=memory` | keep sessions in memory (lost on restart) |
 //! | `INSECURE_COOKIES=1` | drop the `Secure` cookie attribute |
 //!
 //! ## Cookies and plain HTTP
@@ -210,27 +215,67 @@ fn seconds(name: &str, default: u64) -> Duration {
     }
 }
 
-/// `RedisStore` when `$REDIS_URL` is set, else `MemoryStore`.
+/// The store the environment names: `STORE=memory`, `REDIS_URL` (Redis), `DATABASE_URL`
+/// (PostgreSQL), else an SQLite file (`SESSIONS_DB`, default `sessions.db` in the working
+/// directory), so that a restart keeps everyone signed in.
 async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
-    let Ok(url) = std::env::var("REDIS_URL") else {
-        return builder.store(MemoryStore::new());
-    };
-    #[cfg(feature = "redis")]
-    {
-        let store = tower_session_jwt::RedisStore::connect(&url)
-            .await
-            .unwrap_or_else(|e| fail(format!("REDIS_URL: {e}")));
-        builder.store(store)
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(store) = var("STORE") {
+        return match store.as_str() {
+            "memory" => {
+                println!("sessions: in memory (lost on restart)");
+                builder.store(MemoryStore::new())
+            }
+            other => fail(format!(
+                "STORE={other:?}: only \"memory\" is a store name; the others are chosen by \
+                 REDIS_URL, DATABASE_URL or SESSIONS_DB"
+            )),
+        };
     }
-    #[cfg(not(feature = "redis"))]
-    {
-        let _ = url;
-        fail(
-            "REDIS_URL is set but this build has no Redis support: \
-             run `cargo run --example axum_app --features redis`"
-                .into(),
-        )
+    if let Some(url) = var("REDIS_URL") {
+        #[cfg(feature = "redis")]
+        {
+            let store = tower_session_jwt::RedisStore::connect(&url)
+                .await
+                .unwrap_or_else(|e| fail(format!("REDIS_URL: {e}")));
+            println!("sessions: in Redis");
+            return builder.store(store);
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = url;
+            fail(
+                "REDIS_URL is set but this build has no Redis support: \
+                 run `cargo run --example axum_app --features redis`"
+                    .into(),
+            )
+        }
     }
+    if let Some(url) = var("DATABASE_URL") {
+        #[cfg(feature = "postgres")]
+        {
+            let store = tower_session_jwt::PostgresStore::connect(&url)
+                .await
+                .unwrap_or_else(|e| fail(format!("DATABASE_URL: {e}")));
+            println!("sessions: in PostgreSQL");
+            return builder.store(store);
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            fail(
+                "DATABASE_URL is set but this build has no PostgreSQL support: \
+                 run `cargo run --example axum_app --features postgres`"
+                    .into(),
+            )
+        }
+    }
+    let path = var("SESSIONS_DB").unwrap_or_else(|| "sessions.db".into());
+    let store = tower_session_jwt::SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|e| fail(format!("SESSIONS_DB={path:?}: {e}")));
+    println!("sessions: in the SQLite file {path} (kept across restarts)");
+    builder.store(store)
 }
 
 // ---------------------------------------------------------------------------------------------
