@@ -420,6 +420,8 @@ fn bench(c: &mut Criterion) {
     }
 
     redis_group(&mut g, &rt);
+    sqlite_group(&mut g, &rt);
+    postgres_group(&mut g, &rt);
 
     // ---- logout: a fresh session per request ----
     {
@@ -596,6 +598,80 @@ fn redis_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
 #[cfg(not(feature = "redis"))]
 fn redis_group(_: &mut BenchmarkGroup<'_, WallTime>, _: &Runtime) {
     println!("NOTE: built without the `redis` feature; skipping layer/ours/opaque_redis");
+}
+
+/// The opaque path against a store that answers through its own engine (token cache off): one
+/// store lookup per request, and the JWT it mints.
+fn bench_opaque_store(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    store: impl tower_session_jwt::store::SessionStore,
+) {
+    let sessions = builder(store, "EdDSA")
+        .token_cache_capacity(0)
+        .build()
+        .unwrap();
+    if rt
+        .block_on(tokio::time::timeout(
+            Duration::from_secs(5),
+            sessions.ready(),
+        ))
+        .is_err()
+    {
+        println!("NOTE: the {name} revocation feed did not sync; skipping it");
+        return;
+    }
+    let created = rt
+        .block_on(sessions.create("user-1", NewSession::new()))
+        .unwrap();
+    bench_service(
+        g,
+        rt,
+        &format!("ours/opaque_{name}/EdDSA"),
+        app().layer(SessionLayer::new(sessions.clone())),
+        Spec::bearer(created.token.expose()),
+        StatusCode::OK,
+    );
+    rt.block_on(sessions.revoke(&created.session.session_id))
+        .unwrap();
+}
+
+fn sqlite_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
+    let path = std::env::temp_dir().join(format!("bench-layer-{}.db", std::process::id()));
+    let store = rt
+        .block_on(tower_session_jwt::SqliteStore::open(&path))
+        .unwrap();
+    bench_opaque_store(g, rt, "sqlite", store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("bench_layer_{}", std::process::id());
+    let store = rt.block_on(
+        tower_session_jwt::PostgresStore::builder(&url)
+            .schema(schema.clone())
+            .build(),
+    );
+    match store {
+        Ok(store) => {
+            let pool = store.pool().clone();
+            bench_opaque_store(g, rt, "postgres", store);
+            let drop_schema = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            let _ = rt.block_on(sqlx::query(&drop_schema).execute(&pool));
+        }
+        Err(e) => println!("NOTE: PostgreSQL unreachable at {url} ({e}); skipping it"),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_group(_: &mut BenchmarkGroup<'_, WallTime>, _: &Runtime) {
+    println!("NOTE: built without the `postgres` feature; skipping layer/ours/opaque_postgres");
 }
 
 /// Per-request cost of the warm JWT path and the opaque MemoryStore path as the store and the
