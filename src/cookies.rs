@@ -212,13 +212,12 @@ pub(crate) fn each_presented<'a>(
 }
 
 /// Marks the request's credential headers sensitive, so that `Debug` output and tracing layers
-/// downstream print `Sensitive` instead of the session's credentials.
+/// downstream print `Sensitive` instead of the session's credentials. One pass over the headers:
+/// `HeaderMap::entry` would reserve room (and may reallocate) on every request.
 pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
-    for name in [AUTHORIZATION, COOKIE] {
-        if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
-            for value in entry.iter_mut() {
-                value.set_sensitive(true);
-            }
+    for (name, value) in headers.iter_mut() {
+        if name == AUTHORIZATION || name == COOKIE {
+            value.set_sensitive(true);
         }
     }
 }

@@ -57,7 +57,9 @@ pub struct Authenticated {
     pub session: Arc<Session>,
     /// How it was authenticated.
     pub path: AuthPath,
-    /// The JWT the client should use from now on, when the store path minted (or reused) one.
+    /// The JWT a cookie client gets back when the store path minted (or reused) one. `None` on
+    /// the JWT paths and for `Authorization` clients, who get nothing back (call
+    /// [`Sessions::authenticate_token`] for a JWT).
     pub jwt: Option<SessionJwt>,
     set_cookies: Vec<HeaderValue>,
 }
@@ -179,11 +181,11 @@ impl Sessions {
     /// let outcome = sessions.authenticate(&cookies).await.unwrap();
     /// assert_eq!(outcome.path, AuthPath::Jwt);
     ///
-    /// // An API client with the opaque token: the store, a fresh JWT, and no cookies.
+    /// // An API client with the opaque token: the store, and nothing handed back.
     /// let bearer = Credentials::new().with_token(created.token.expose(), CredentialSource::Header);
     /// let outcome = sessions.authenticate(&bearer).await.unwrap();
     /// assert_eq!(outcome.path, AuthPath::Store);
-    /// assert!(outcome.jwt.is_some() && outcome.set_cookies().is_empty());
+    /// assert!(outcome.jwt.is_none() && outcome.set_cookies().is_empty()); // no JWT minted for nothing
     /// # });
     /// ```
     pub async fn authenticate(
@@ -211,7 +213,16 @@ impl Sessions {
     /// At most once per JWT lifetime per session this also writes `last_accessed_at` (and, with
     /// sliding expiry, the new `expires_at`) to the store.
     pub async fn authenticate_token(&self, token: &str) -> Result<RefreshedSession, AuthError> {
-        self.refresh_by_token(token).await
+        let (session, jwt, extended) = self.refresh_by_token(token, true).await?;
+        let jwt = match jwt {
+            Some(jwt) => jwt,
+            None => self.mint(&session, self.now())?,
+        };
+        Ok(RefreshedSession {
+            session,
+            jwt,
+            extended,
+        })
     }
 
     /// The first step of [`authenticate`](Self::authenticate), taken synchronously so that the
@@ -277,33 +288,37 @@ impl Sessions {
         let token = token.to_owned();
         let other = other.filter(|t| is_token_shaped(t)).map(TokenHash::of);
         let sessions = self.clone();
+        // Only a cookie client gets a JWT back; minting one for a header client would be a
+        // signature for nothing.
+        let want_jwt = source == CredentialSource::Cookie;
         Step::Store(Box::pin(async move {
-            let refreshed = sessions.refresh_by_token(&token).await?;
-            if named.is_some_and(|id| id != refreshed.session.session_id) {
+            let (session, jwt, extended) = sessions.refresh_by_token(&token, want_jwt).await?;
+            let jwt = jwt.filter(|_| want_jwt);
+            if named.is_some_and(|id| id != session.session_id) {
                 return Err(AuthError::ConflictingCredentials);
             }
             if let Some(other) = other
                 && let Some(found) = sessions.inner.store.find_by_token(&other).await?
-                && found.session_id != refreshed.session.session_id
+                && found.session_id != session.session_id
             {
                 return Err(AuthError::ConflictingCredentials);
             }
-            let set_cookies = match source {
-                // The token cookie goes again only when the session's expiry moved, so that
-                // its Max-Age follows it; the fresh JWT always.
-                CredentialSource::Cookie => session_cookies(
+            // The token cookie goes again only when the session's expiry moved, so that its
+            // Max-Age follows it; the fresh JWT always.
+            let set_cookies = match &jwt {
+                Some(jwt) => session_cookies(
                     &sessions.inner.settings,
-                    refreshed.extended.then_some(token.as_str()),
-                    &refreshed.jwt,
-                    refreshed.session.expires_at,
+                    extended.then_some(token.as_str()),
+                    jwt,
+                    session.expires_at,
                     sessions.now(),
                 ),
-                CredentialSource::Header => Vec::new(),
+                None => Vec::new(),
             };
             Ok(Authenticated {
-                session: refreshed.session,
+                session,
                 path: AuthPath::Store,
-                jwt: Some(refreshed.jwt),
+                jwt,
                 set_cookies,
             })
         }))
@@ -402,20 +417,27 @@ impl Sessions {
     }
 
     /// The opaque-token path: the token cache or the store, the revocation list, sliding
-    /// expiry, and a JWT.
-    async fn refresh_by_token(&self, token: &str) -> Result<RefreshedSession, AuthError> {
+    /// expiry, and (with `want_jwt`) a JWT. Returns the session, the JWT, and whether the
+    /// session's expiry moved.
+    async fn refresh_by_token(
+        &self,
+        token: &str,
+        want_jwt: bool,
+    ) -> Result<(Arc<Session>, Option<SessionJwt>, bool), AuthError> {
         if !is_token_shaped(token) {
             return Err(AuthError::MalformedToken);
         }
         let hash = TokenHash::of(token);
         let now = self.now();
-        let (mut session, mut fetched_at, cached_jwt) = match self.cache_get(&hash, now) {
-            Some(hit) => (hit.session, hit.fetched_at, hit.jwt),
-            None => {
-                let found = self.inner.store.find_by_token(&hash).await?;
-                (Arc::new(found.ok_or(AuthError::UnknownSession)?), now, None)
-            }
-        };
+        let (mut session, mut fetched_at, cached_jwt, mut fetched) =
+            match self.cache_get(&hash, now) {
+                Some(hit) => (hit.session, hit.fetched_at, hit.jwt, false),
+                None => {
+                    let found = self.inner.store.find_by_token(&hash).await?;
+                    let found = found.ok_or(AuthError::UnknownSession)?;
+                    (Arc::new(found), now, None, true)
+                }
+            };
         if !session.is_live_at(now) {
             self.cache_invalidate(&hash);
             return Err(AuthError::UnknownSession);
@@ -438,6 +460,7 @@ impl Sessions {
                     extended = updated.expires_at != session.expires_at;
                     session = Arc::new(updated);
                     fetched_at = now;
+                    fetched = true;
                     reusable = None;
                 }
                 None => {
@@ -452,18 +475,20 @@ impl Sessions {
             jwt.expires_at() - now >= half_life && !list.refuses_jwt(&session, jwt.issued_at())
         });
         let jwt = match reusable {
-            Some(jwt) => jwt,
-            None => {
+            Some(jwt) => Some(jwt),
+            None if want_jwt => {
                 let jwt = self.mint(&session, now)?;
                 self.cache_insert(hash, session.clone(), fetched_at, Some(jwt.clone()));
-                jwt
+                Some(jwt)
+            }
+            None => {
+                if fetched {
+                    self.cache_insert(hash, session.clone(), fetched_at, None);
+                }
+                None
             }
         };
-        Ok(RefreshedSession {
-            session,
-            jwt,
-            extended,
-        })
+        Ok((session, jwt, extended))
     }
 
     /// Mints a JWT for `session` and remembers it as verified and minted here, so that its first
