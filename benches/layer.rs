@@ -550,34 +550,9 @@ fn redis_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
         }
     };
     let key_base = store.key_base().to_owned();
-    let sessions = builder(store, "EdDSA")
-        .token_cache_capacity(0)
-        .build()
-        .unwrap();
-    if rt
-        .block_on(tokio::time::timeout(
-            Duration::from_secs(5),
-            sessions.ready(),
-        ))
-        .is_err()
-    {
-        println!("NOTE: the Redis revocation feed did not sync; skipping layer/ours/opaque_redis");
-        return;
-    }
-    let created = rt
-        .block_on(sessions.create("user-1", NewSession::new()))
-        .unwrap();
-    bench_service(
-        g,
-        rt,
-        "ours/opaque_redis/EdDSA",
-        app().layer(SessionLayer::new(sessions.clone())),
-        Spec::bearer(created.token.expose()),
-        StatusCode::OK,
-    );
+    bench_opaque_store(g, rt, "redis", store);
     // Leave nothing behind.
     rt.block_on(async {
-        sessions.revoke(&created.session.session_id).await.unwrap();
         let client = redis::Client::open(URL).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
