@@ -306,7 +306,7 @@ async fn home(sessions: Sessions, current: Option<CurrentSession>) -> Response {
 }
 
 /// The page's security headers: no framing (clickjacking on the revoke buttons), nothing but
-/// its own inline style and same-origin form posts, no MIME sniffing, no referrer.
+/// its own inline style and same-origin form posts, no MIME sniffing, no referrer to other sites.
 const PAGE_HEADERS: &[(&str, &str)] = &[
     (
         "content-security-policy",
@@ -315,7 +315,8 @@ const PAGE_HEADERS: &[(&str, &str)] = &[
     ),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    // Not `no-referrer`: with it, browsers send `Origin: null` on the page's own form posts.
+    ("referrer-policy", "same-origin"),
 ];
 
 fn devices(current: &Session, list: &[Session]) -> String {

@@ -12,12 +12,13 @@ impl Sessions {
     ///
     /// 1. an `Origin` among the [trusted origins](crate::SessionsBuilder::trusted_origins) is
     ///    allowed;
-    /// 2. `Sec-Fetch-Site` other than `same-origin` or `none` is refused (`cross-site`, and
-    ///    `same-site`: a sibling subdomain is another party);
-    /// 3. any other `Origin` (including `null`) must be the request's own: the same host and
-    ///    port as `Host` (or, over HTTP/2, `:authority`), and the scheme `https`, or `http` when
-    ///    the request is known to be plain HTTP, the cookies are not `Secure`, or the host is a
-    ///    loopback name;
+    /// 2. otherwise `Sec-Fetch-Site`, where the browser sent it, decides: `same-origin` and
+    ///    `none` pass, anything else is refused (`cross-site`, and `same-site`: a sibling
+    ///    subdomain is another party);
+    /// 3. without it (older browsers), an `Origin` (including `null`) must be the request's own:
+    ///    the same host and port as `Host` (or, over HTTP/2, `:authority`), default ports
+    ///    aside, and the scheme `https`, or `http` when the request is known to be plain HTTP,
+    ///    the cookies are not `Secure`, or the host is a loopback name;
     /// 4. a request with neither header (not a browser) is not cross-site.
     ///
     /// # Example
@@ -32,6 +33,7 @@ impl Sessions {
     ///     .trusted_origins(["https://front.example"])
     ///     .build()
     ///     .unwrap();
+    /// // An older browser, with `Origin` but no `Sec-Fetch-Site`.
     /// let parts = |origin: &str| {
     ///     let request = http::Request::post("/login")
     ///         .header("host", "app.example")
@@ -62,11 +64,12 @@ pub(crate) fn is_cross_site(request: &Parts, settings: &Settings) -> bool {
     {
         return false;
     }
+    // Fetch Metadata is set by the browser and cannot be forged by a page: when present it
+    // decides. (A page with `Referrer-Policy: no-referrer` makes Chromium send `Origin: null`
+    // even on same-origin form posts, so the origin alone would refuse those.)
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.as_bytes();
-        if !site.eq_ignore_ascii_case(b"same-origin") && !site.eq_ignore_ascii_case(b"none") {
-            return true;
-        }
+        return !site.eq_ignore_ascii_case(b"same-origin") && !site.eq_ignore_ascii_case(b"none");
     }
     match origin {
         Some(origin) => !is_own_origin(&origin, request, settings),
