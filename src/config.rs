@@ -229,6 +229,8 @@ pub struct SessionsBuilder {
     pub(crate) session_ttl: Duration,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) sliding: bool,
+    pub(crate) session_limit: crate::store::SessionLimit,
+    pub(crate) events: Option<crate::events::EventHook>,
     pub(crate) leeway: Duration,
     pub(crate) max_token_len: usize,
     pub(crate) token_cache_capacity: Option<u64>,
@@ -252,6 +254,8 @@ impl Default for SessionsBuilder {
             session_ttl: DEFAULT_SESSION_TTL,
             max_lifetime: None,
             sliding: false,
+            session_limit: Default::default(),
+            events: None,
             leeway: DEFAULT_LEEWAY,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             token_cache_capacity: None,
@@ -272,6 +276,7 @@ pub(crate) struct Settings {
     pub(crate) session_ttl: Duration,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) sliding: bool,
+    pub(crate) session_limit: crate::store::SessionLimit,
     pub(crate) leeway: Duration,
     pub(crate) token_cache_capacity: u64,
     pub(crate) verification_cache_capacity: u64,
@@ -338,6 +343,43 @@ impl SessionsBuilder {
     /// written at most once per JWT lifetime per session.
     pub fn sliding(mut self, sliding: bool) -> Self {
         self.sliding = sliding;
+        self
+    }
+
+    /// How many live sessions one user may hold, and what a login beyond that does (default
+    /// 100, the oldest revoked: [`SessionLimit::default`](crate::store::SessionLimit)). The
+    /// store enforces it atomically with each creation, across instances.
+    ///
+    /// ```
+    /// use tower_session_jwt::store::{SessionLimit, WhenFull};
+    /// # use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     # .store(MemoryStore::new()).signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .session_limit(SessionLimit::new(5, WhenFull::Refuse))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn session_limit(mut self, limit: crate::store::SessionLimit) -> Self {
+        self.session_limit = limit;
+        self
+    }
+
+    /// Calls `hook` with every [`SessionEvent`](crate::SessionEvent) this instance causes
+    /// (created, refreshed, extended, claims changed, factor added, rotated, revoked), for an
+    /// audit log. Events carry ids, names and reasons, never a credential. The hook runs on the
+    /// request's task: keep it quick (hand the event to a channel for slow work).
+    ///
+    /// ```
+    /// # use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    /// let sessions = Sessions::builder()
+    ///     # .store(MemoryStore::new()).signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .on_event(|event| eprintln!("{}", serde_json::to_string(event).unwrap()))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&crate::SessionEvent) + Send + Sync + 'static) -> Self {
+        self.events = Some(std::sync::Arc::new(hook));
         self
     }
 
@@ -476,6 +518,7 @@ impl SessionsBuilder {
             session_ttl: self.session_ttl,
             max_lifetime: self.max_lifetime,
             sliding: self.sliding,
+            session_limit: self.session_limit,
             leeway: self.leeway,
             token_cache_capacity: self.token_cache_capacity.unwrap_or(if shared_store {
                 0

@@ -61,7 +61,7 @@ impl AuthError {
     }
 }
 
-/// Why a session could not be created.
+/// Why a session could not be created or changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
@@ -87,6 +87,17 @@ pub enum SessionError {
         /// The limit.
         max: usize,
     },
+    /// An authentication factor was refused: a malformed type or delivery method, or more
+    /// distinct factors than a session records. `400`.
+    #[error(transparent)]
+    InvalidFactor(#[from] crate::session::InvalidFactor),
+    /// The user already holds as many live sessions as the
+    /// [session limit](crate::store::SessionLimit) allows, and it refuses new ones. `409`.
+    #[error("too many active sessions: sign out of another device first")]
+    SessionLimitReached,
+    /// The session to change is gone (revoked or expired). `401`.
+    #[error("the session does not exist or has ended")]
+    UnknownSession,
     /// A browser sent the request from another site (login CSRF): `Sec-Fetch-Site:
     /// cross-site`, or an `Origin` that is neither the request's own nor a trusted one. `403`.
     #[error("cross-site request refused")]
@@ -167,7 +178,10 @@ impl SessionError {
             SessionError::InvalidUserId(_)
             | SessionError::InvalidCustomClaims(_)
             | SessionError::InvalidTtl
-            | SessionError::JwtTooLarge { .. } => StatusCode::BAD_REQUEST,
+            | SessionError::JwtTooLarge { .. }
+            | SessionError::InvalidFactor(_) => StatusCode::BAD_REQUEST,
+            SessionError::SessionLimitReached => StatusCode::CONFLICT,
+            SessionError::UnknownSession => StatusCode::UNAUTHORIZED,
             SessionError::CrossSiteRequest => StatusCode::FORBIDDEN,
             SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             SessionError::Random(_) | SessionError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -82,6 +82,7 @@ pub mod config;
 mod cookies;
 mod csrf;
 mod error;
+mod events;
 pub mod extract;
 pub mod jwt;
 mod layer;
@@ -99,16 +100,18 @@ pub use cookies::{
     CredentialSource, Credentials, MAX_COOKIE_LEN, MAX_CREDENTIAL_HEADER_LEN, strip_session_cookies,
 };
 pub use error::{AuthError, SessionError};
+pub use events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
 pub use jwt::{Algorithm, JwtError, KeyError, SessionJwt, SigningKey, VerificationKey};
 pub use layer::{
     CurrentSession, ErrorHandler, RefusedCredential, ResponseFuture, SessionLayer, SessionService,
 };
 pub use login::{Login, PeerAddr};
 pub use manager::{
-    AuthPath, Authenticated, CacheSizes, CreatedSession, RefreshedSession, Sessions,
+    AuthPath, Authenticated, CacheSizes, Changed, CreatedSession, RefreshedSession, SessionChange,
+    Sessions,
 };
 pub use revocation::{RevocationEvent, RevocationList};
-pub use session::{NewSession, Session, SessionAttributes, SessionId};
+pub use session::{AuthenticationFactor, NewSession, Session, SessionAttributes, SessionId};
 pub use store::{MemoryStore, SessionStore, StoreError};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};

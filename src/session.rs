@@ -234,12 +234,189 @@ pub struct Session {
     /// Application claims copied into every session JWT.
     #[serde(default)]
     pub custom_claims: Map<String, Value>,
+    /// How the user proved who they are in this session, one entry per factor (Stytch's
+    /// `authentication_factors`): recorded at login, added to by step-up.
+    #[serde(default)]
+    pub authentication_factors: Vec<AuthenticationFactor>,
+    /// Counts changes to the record: every store update writes `version + 1`, and a store
+    /// refuses an update whose base version is not the stored one, so two instances changing
+    /// one session cannot overwrite each other. JWTs carry the version they were minted for,
+    /// which is how a claims change or a token rotation refuses older JWTs.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Session {
     /// Whether the session is still valid at `now`.
     pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
         now < self.expires_at
+    }
+
+    /// When the user last authenticated in this session with any factor (the JWT's
+    /// `auth_time`), or `None` if no factor was recorded.
+    pub fn auth_time(&self) -> Option<OffsetDateTime> {
+        self.authentication_factors
+            .iter()
+            .map(|f| f.last_authenticated_at)
+            .max()
+    }
+
+    /// The session's authentication methods as RFC 8176 `amr` values, without repeats:
+    /// `pwd` for a password, `otp` for one-time codes, `sms`/`tel` by delivery, `hwk` for
+    /// WebAuthn and passkeys, the factor's own type otherwise, and `mfa` once two kinds of
+    /// factor were used.
+    pub fn amr(&self) -> Vec<String> {
+        let mut amr: Vec<String> = Vec::new();
+        for factor in &self.authentication_factors {
+            for value in factor.amr_values() {
+                if !amr.iter().any(|v| v == value) {
+                    amr.push(value.to_owned());
+                }
+            }
+        }
+        let kinds = {
+            let mut types: Vec<&str> = self
+                .authentication_factors
+                .iter()
+                .map(|f| f.factor_type.as_str())
+                .collect();
+            types.sort_unstable();
+            types.dedup();
+            types.len()
+        };
+        if kinds >= 2 {
+            amr.push("mfa".to_owned());
+        }
+        amr
+    }
+
+    /// Records that the user just authenticated with `factor` (at `factor.last_authenticated_at`):
+    /// an entry of the same type and delivery method is refreshed, otherwise it is added. Refuses
+    /// more than [`MAX_FACTORS`] distinct factors.
+    pub fn record_factor(&mut self, factor: AuthenticationFactor) -> Result<(), InvalidFactor> {
+        factor.validate()?;
+        let held = self.authentication_factors.len();
+        match self.authentication_factors.iter_mut().find(|f| {
+            f.factor_type == factor.factor_type && f.delivery_method == factor.delivery_method
+        }) {
+            Some(existing) => {
+                existing.last_authenticated_at = existing
+                    .last_authenticated_at
+                    .max(factor.last_authenticated_at);
+            }
+            None if held >= MAX_FACTORS => return Err(InvalidFactor::TooMany),
+            None => self.authentication_factors.push(factor),
+        }
+        Ok(())
+    }
+}
+
+/// Most distinct authentication factors one session records.
+pub const MAX_FACTORS: usize = 8;
+/// Longest factor type or delivery method, in bytes.
+pub const MAX_FACTOR_NAME_LEN: usize = 32;
+
+/// One way the user proved who they are in a session (Stytch's authentication factor).
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::AuthenticationFactor;
+///
+/// let otp = AuthenticationFactor::new("otp", "sms", time::OffsetDateTime::now_utc()).unwrap();
+/// assert_eq!(otp.factor_type, "otp");
+/// assert!(AuthenticationFactor::new("pass word", "x", time::OffsetDateTime::now_utc()).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticationFactor {
+    /// What kind of factor: `password`, `otp`, `totp`, `magic_link`, `webauthn`, `oauth`, …
+    #[serde(rename = "type")]
+    pub factor_type: String,
+    /// How it was delivered or held: `knowledge`, `sms`, `email`, `authenticator_app`, …
+    pub delivery_method: String,
+    /// When the user last authenticated with it (RFC 3339 in JSON).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_authenticated_at: OffsetDateTime,
+}
+
+/// Why an authentication factor was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidFactor {
+    /// The type or the delivery method is empty, longer than [`MAX_FACTOR_NAME_LEN`] bytes, or
+    /// not made of lowercase ASCII letters, digits and `_`.
+    #[error(
+        "a factor's type and delivery method are 1 to {MAX_FACTOR_NAME_LEN} characters of a-z, 0-9 and _"
+    )]
+    Name,
+    /// The session already records [`MAX_FACTORS`] distinct factors.
+    #[error("a session records at most {MAX_FACTORS} distinct authentication factors")]
+    TooMany,
+}
+
+impl AuthenticationFactor {
+    /// A factor authenticated at `at`. Both names are 1 to 32 characters of `a-z`, `0-9`, `_`.
+    pub fn new(
+        factor_type: impl Into<String>,
+        delivery_method: impl Into<String>,
+        at: OffsetDateTime,
+    ) -> Result<Self, InvalidFactor> {
+        let factor = Self {
+            factor_type: factor_type.into(),
+            delivery_method: delivery_method.into(),
+            last_authenticated_at: at,
+        };
+        factor.validate()?;
+        Ok(factor)
+    }
+
+    /// A factor of `factor_type` with the delivery method usual for it (`password` →
+    /// `knowledge`, `otp`/`totp` → `authenticator_app`, `sms_otp` → `sms`, `email_otp` and
+    /// `magic_link` → `email`, `webauthn`/`passkey` → `webauthn_registration`, `oauth` →
+    /// `oauth`, anything else → its own type), authenticated at `at`.
+    pub fn of_type(factor_type: &str, at: OffsetDateTime) -> Result<Self, InvalidFactor> {
+        let delivery = match factor_type {
+            "password" => "knowledge",
+            "otp" | "totp" => "authenticator_app",
+            "sms_otp" => "sms",
+            "email_otp" | "magic_link" => "email",
+            "webauthn" | "passkey" => "webauthn_registration",
+            other => other,
+        };
+        Self::new(factor_type, delivery, at)
+    }
+
+    /// Checks the names (see [`InvalidFactor::Name`]).
+    pub fn validate(&self) -> Result<(), InvalidFactor> {
+        let ok = |name: &str| {
+            !name.is_empty()
+                && name.len() <= MAX_FACTOR_NAME_LEN
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if ok(&self.factor_type) && ok(&self.delivery_method) {
+            Ok(())
+        } else {
+            Err(InvalidFactor::Name)
+        }
+    }
+
+    /// RFC 8176 values for this factor.
+    fn amr_values(&self) -> Vec<&str> {
+        let by_type = match self.factor_type.as_str() {
+            "password" => "pwd",
+            "otp" | "totp" | "sms_otp" | "email_otp" => "otp",
+            "webauthn" | "passkey" => "hwk",
+            other => other,
+        };
+        let mut values = vec![by_type];
+        match self.delivery_method.as_str() {
+            "sms" => values.push("sms"),
+            "voice" => values.push("tel"),
+            _ => {}
+        }
+        values
     }
 }
 
@@ -294,6 +471,7 @@ pub fn validate_custom_claims(claims: &Map<String, Value>) -> Result<(), CustomC
 #[derive(Debug, Clone, Default)]
 pub struct NewSession {
     pub(crate) attributes: SessionAttributes,
+    pub(crate) factor: Option<AuthenticationFactor>,
     pub(crate) custom_claims: Map<String, Value>,
     pub(crate) ttl: Option<std::time::Duration>,
     pub(crate) peer_addr: Option<std::net::SocketAddr>,
@@ -308,6 +486,21 @@ impl NewSession {
     /// Records where the session was created from.
     pub fn attributes(mut self, attributes: SessionAttributes) -> Self {
         self.attributes = attributes;
+        self
+    }
+
+    /// The factor the user signed in with, recorded as the session's first authentication
+    /// factor (its `last_authenticated_at` is set to the creation time).
+    ///
+    /// ```
+    /// use tower_session_jwt::{AuthenticationFactor, NewSession};
+    ///
+    /// let factor = AuthenticationFactor::of_type("password", time::OffsetDateTime::now_utc()).unwrap();
+    /// let new = NewSession::new().factor(factor);
+    /// # let _ = new;
+    /// ```
+    pub fn factor(mut self, factor: AuthenticationFactor) -> Self {
+        self.factor = Some(factor);
         self
     }
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::JwtError;
-use crate::session::{Session, SessionAttributes, SessionId};
+use crate::session::{AuthenticationFactor, Session, SessionAttributes, SessionId};
 
 /// Latest accepted NumericDate: 9999-12-31T23:59:59Z.
 const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
@@ -20,13 +20,23 @@ const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 /// The session's attributes (the client's IP address and user agent) are not minted: a JWT is
 /// readable by anyone who sees it, and they would only make the cookie larger.
 #[derive(Serialize)]
-pub(crate) struct SessionClaimRef {
+pub(crate) struct SessionClaimRef<'a> {
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) last_accessed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) expires_at: OffsetDateTime,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub(crate) authentication_factors: &'a [AuthenticationFactor],
+    /// The session version the JWT was minted for: a change that refuses older JWTs names the
+    /// version from which JWTs are accepted again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) version: u64,
+}
+
+fn is_zero(version: &u64) -> bool {
+    *version == 0
 }
 
 /// The nested `session` claim as read; unknown fields are refused.
@@ -39,6 +49,10 @@ struct SessionClaim {
     last_accessed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
+    #[serde(default)]
+    authentication_factors: Vec<AuthenticationFactor>,
+    #[serde(default)]
+    version: u64,
     /// Minted by earlier versions only.
     #[serde(default)]
     attributes: SessionAttributes,
@@ -54,7 +68,13 @@ pub(crate) struct MintClaims<'a> {
     pub(crate) iat: i64,
     pub(crate) nbf: i64,
     pub(crate) exp: i64,
-    pub(crate) session: SessionClaimRef,
+    /// RFC 8176 authentication methods (absent when the session records no factor).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) amr: Vec<String>,
+    /// OpenID Connect `auth_time`: when the user last authenticated, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_time: Option<i64>,
+    pub(crate) session: SessionClaimRef<'a>,
     #[serde(flatten)]
     pub(crate) custom: &'a Map<String, Value>,
 }
@@ -106,6 +126,8 @@ pub(crate) fn parse(payload: &[u8]) -> Result<ParsedClaims<'_>, JwtError> {
             expires_at: claim.expires_at,
             attributes: claim.attributes,
             custom_claims: raw.custom,
+            authentication_factors: claim.authentication_factors,
+            version: claim.version,
         },
     })
 }
@@ -120,6 +142,8 @@ struct RawClaims<'a> {
     nbf: Option<i64>,
     exp: Option<i64>,
     session: Option<SessionClaim>,
+    amr: Option<Vec<String>>,
+    auth_time: Option<i64>,
     custom: Map<String, Value>,
 }
 
@@ -177,6 +201,10 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 "nbf" => take_date!(nbf, "nbf"),
                 "exp" => take_date!(exp, "exp"),
                 "session" => take!(session, "session", SessionClaim),
+                // Derived from the session's factors, which the `session` claim carries: read
+                // (so they are typed and never taken for custom claims) and not used.
+                "amr" => take!(amr, "amr", Vec<String>),
+                "auth_time" => take_date!(auth_time, "auth_time"),
                 _ => {
                     let value: Value = map.next_value()?;
                     let name = key.into_owned();

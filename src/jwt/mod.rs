@@ -35,7 +35,6 @@ const MAX_SIGNATURE_BYTES: usize = 1024;
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionJwt {
     token: std::sync::Arc<str>,
-    issued_at: i64,
     expires_at: OffsetDateTime,
 }
 
@@ -48,11 +47,6 @@ impl SessionJwt {
     /// When the JWT expires (`exp`).
     pub fn expires_at(&self) -> OffsetDateTime {
         self.expires_at
-    }
-
-    /// Its `iat`, Unix seconds.
-    pub(crate) fn issued_at(&self) -> i64 {
-        self.issued_at
     }
 }
 
@@ -178,10 +172,14 @@ impl JwtCodec {
             iat,
             nbf: iat,
             exp,
+            amr: session.amr(),
+            auth_time: session.auth_time().map(OffsetDateTime::unix_timestamp),
             session: SessionClaimRef {
                 started_at: session.started_at,
                 last_accessed_at: session.last_accessed_at,
                 expires_at: session.expires_at,
+                authentication_factors: &session.authentication_factors,
+                version: session.version,
             },
             custom: &session.custom_claims,
         };
@@ -197,7 +195,6 @@ impl JwtCodec {
         let expires_at = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| SignError)?;
         Ok(SessionJwt {
             token: token.into(),
-            issued_at: iat,
             expires_at,
         })
     }

@@ -376,10 +376,7 @@ impl Sessions {
             return refused(AuthError::InvalidJwt(JwtError::Expired));
         }
         let revocations = &inner.revocations;
-        if revocations
-            .list
-            .refuses_jwt(&entry.session, entry.issued_at)
-        {
+        if revocations.list.refuses_jwt(&entry.session) {
             return refused(AuthError::Revoked);
         }
         let trust = &revocations.trust;
@@ -471,9 +468,8 @@ impl Sessions {
         }
         let half_life = self.inner.settings.jwt_ttl / 2;
         let list = self.revocation_list();
-        let reusable = reusable.filter(|jwt| {
-            jwt.expires_at() - now >= half_life && !list.refuses_jwt(&session, jwt.issued_at())
-        });
+        let reusable = reusable
+            .filter(|jwt| jwt.expires_at() - now >= half_life && !list.refuses_jwt(&session));
         let jwt = match reusable {
             Some(jwt) => Some(jwt),
             None if want_jwt => {
@@ -529,8 +525,7 @@ impl Sessions {
         // session whose JWTs were refused after it was fetched has changed: fetch it again.
         let list = self.revocation_list();
         let stale = now - hit.fetched_at >= self.inner.settings.jwt_ttl
-            || (!list.is_revoked(&hit.session)
-                && list.refuses_jwt(&hit.session, hit.fetched_at.unix_timestamp()));
+            || (!list.is_revoked(&hit.session) && list.refuses_jwt(&hit.session));
         (!stale).then_some(hit)
     }
 

@@ -56,6 +56,8 @@ impl SessionsBuilder {
                 expires_at: now + settings.session_ttl,
                 attributes: Default::default(),
                 custom_claims: Default::default(),
+                authentication_factors: Vec::new(),
+                version: 0,
             })
             .and_then(|session| codec.mint(&session, now).ok())
             .map_or(0, |jwt| jwt.expose().len());
@@ -75,7 +77,13 @@ impl SessionsBuilder {
             }
         }
         Ok(super::Sessions::start(
-            store, codec, settings, self.clock, feed, retention,
+            store,
+            codec,
+            settings,
+            self.clock,
+            feed,
+            retention,
+            self.events,
         ))
     }
 }

@@ -5,9 +5,11 @@
 //! | `mod.rs` | the manager, creating, listing and revoking sessions |
 //! | `authenticate.rs` | the one authentication path: credentials in, an outcome out |
 //! | `build.rs` | [`SessionsBuilder::build`](crate::SessionsBuilder::build) |
+//! | `lifecycle.rs` | changing a live session: claims, factors, rotation, extension |
 
 mod authenticate;
 mod build;
+mod lifecycle;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,15 +22,20 @@ use crate::clock::SharedClock;
 use crate::config::{SessionsBuilder, Settings};
 use crate::cookies::{MAX_COOKIE_LEN, jwt_cookie};
 use crate::error::{AuthError, SessionError};
+use crate::events::{EventHook, RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
 use crate::jwt::{JwtCodec, SessionJwt};
 use crate::revocation::{RevocationEvent, RevocationList, Revocations, Trust, follow};
 use crate::session::{NewSession, Session, SessionId, validate_custom_claims, validate_user_id};
-use crate::store::{DynStore, RevocationFeed, SessionRecord, StoreError};
+use crate::store::{
+    CreateOutcome, DynStore, PageRequest, RevocationFeed, SessionPage, SessionRecord,
+    SessionUpdate, StoreError, UpdateOutcome,
+};
 use crate::token::{SessionToken, TokenHash, is_token_shaped};
 
 pub(crate) use authenticate::Step;
 pub use authenticate::{AuthPath, Authenticated, RefreshedSession};
 use authenticate::{CachedJwt, CachedLookup};
+pub use lifecycle::{Changed, SessionChange};
 
 /// The session manager: one per application, cheap to clone (an `Arc`).
 ///
@@ -90,7 +97,13 @@ struct Inner {
     /// Verified JWTs: the whole token string (compared in full on a hit, so no collision can
     /// stand in for verification) → the session it carries and its `iat` and `exp`.
     jwt_cache: Option<moka::sync::Cache<Arc<str>, CachedJwt>>,
+    /// Where [`SessionEvent`]s go.
+    events: Option<EventHook>,
 }
+
+/// How often a change is retried when another instance changed the session in between.
+const MAX_UPDATE_ATTEMPTS: usize = 8;
+const CONTENDED: &str = "the session kept changing under concurrent updates";
 
 /// Room left in a JWT cookie for what changes between mints (fractional seconds of the
 /// timestamps, a longer `Max-Age`).
@@ -139,6 +152,7 @@ impl Sessions {
         clock: SharedClock,
         feed: Option<Arc<dyn RevocationFeed>>,
         retention: Duration,
+        events: Option<EventHook>,
     ) -> Self {
         let token_cache = (settings.token_cache_capacity > 0).then(|| {
             moka::sync::Cache::builder()
@@ -173,6 +187,7 @@ impl Sessions {
                 clock,
                 token_cache,
                 jwt_cache,
+                events,
             }),
         }
     }
@@ -199,7 +214,9 @@ impl Sessions {
     /// Creates a session for `user_id` and returns it with its token and a JWT.
     ///
     /// The session is stored before anything is returned: if the store fails, no credential is
-    /// handed out.
+    /// handed out. The user is kept within the [session limit](SessionsBuilder::session_limit):
+    /// the oldest sessions are revoked to make room, or the login is refused with
+    /// [`SessionError::SessionLimitReached`], as configured.
     pub async fn create(
         &self,
         user_id: impl Into<String>,
@@ -219,7 +236,7 @@ impl Sessions {
             return Err(SessionError::InvalidTtl);
         }
         let now = self.now();
-        let session = Session {
+        let mut session = Session {
             session_id: SessionId::generate()?,
             user_id,
             started_at: now,
@@ -227,6 +244,18 @@ impl Sessions {
             expires_at: now + ttl,
             attributes: new.attributes,
             custom_claims: new.custom_claims,
+            authentication_factors: Vec::new(),
+            version: 0,
+        };
+        let factor = match new.factor {
+            Some(mut factor) => {
+                factor.validate()?;
+                factor.last_authenticated_at = now;
+                let name = factor.factor_type.clone();
+                session.record_factor(factor)?;
+                Some(name)
+            }
+            None => None,
         };
         // Minted and measured before anything is stored: a session whose JWT no browser would
         // keep is refused rather than left to the store path on every request.
@@ -234,13 +263,34 @@ impl Sessions {
         self.check_jwt_size(&jwt, ttl)?;
         let token = SessionToken::generate()?;
         let token_hash = token.hash();
-        self.inner
+        let outcome = self
+            .inner
             .store
-            .create(SessionRecord {
-                session: session.clone(),
-                token_hash,
-            })
+            .create(
+                SessionRecord {
+                    session: session.clone(),
+                    token_hash,
+                },
+                self.inner.settings.session_limit,
+            )
             .await?;
+        let evicted = match outcome {
+            CreateOutcome::Created { evicted } => evicted,
+            CreateOutcome::LimitReached => return Err(SessionError::SessionLimitReached),
+        };
+        self.emit(&session, SessionEventKind::Created { factor });
+        for gone in evicted {
+            self.revocation_list()
+                .apply(&RevocationEvent::session_revoked(gone.clone(), now));
+            self.emit_for(
+                gone,
+                &session.user_id,
+                SessionEventKind::Revoked {
+                    by: RevokedBy::Limit,
+                    reason: RevokeReason::SessionLimit,
+                },
+            );
+        }
         self.cache_insert(
             token_hash,
             Arc::new(session.clone()),
@@ -252,6 +302,23 @@ impl Sessions {
             token,
             jwt,
         })
+    }
+
+    pub(crate) fn emit(&self, session: &Session, kind: SessionEventKind) {
+        if self.inner.events.is_some() {
+            self.emit_for(session.session_id.clone(), &session.user_id, kind);
+        }
+    }
+
+    pub(crate) fn emit_for(&self, session_id: SessionId, user_id: &str, kind: SessionEventKind) {
+        if let Some(hook) = &self.inner.events {
+            hook(&SessionEvent {
+                at: self.now(),
+                session_id,
+                user_id: user_id.to_owned(),
+                kind,
+            });
+        }
     }
 
     /// Refuses a JWT longer than `max_token_len` (it would not verify) or whose cookie would not
@@ -281,7 +348,8 @@ impl Sessions {
     }
 
     /// Extends a live session to `now + session_ttl` (capped by the maximum lifetime), whether
-    /// or not sliding expiry is on. Returns `None` if the session does not exist.
+    /// or not sliding expiry is on. Returns `None` if the session does not exist. See
+    /// [`extend_for`](Self::extend_for) for another duration.
     pub async fn extend(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
         let now = self.now();
         let Some(session) = self.inner.store.get(session_id).await? else {
@@ -290,7 +358,19 @@ impl Sessions {
         if self.revocation_list().is_revoked(&session) {
             return Ok(None);
         }
-        self.touch(&session, now, true).await
+        let before = session.expires_at;
+        let updated = self.touch(&session, now, true).await?;
+        if let Some(updated) = &updated
+            && updated.expires_at != before
+        {
+            self.emit(
+                updated,
+                SessionEventKind::Extended {
+                    expires_at: updated.expires_at,
+                },
+            );
+        }
+        Ok(updated)
     }
 
     fn touch_due(&self, session: &Session, now: OffsetDateTime) -> bool {
@@ -298,23 +378,42 @@ impl Sessions {
     }
 
     /// Writes `last_accessed_at = now` and, when `slide`, the extended expiry. `None` when the
-    /// session is gone (the store refuses to recreate it).
+    /// session is gone (the store refuses to recreate it). When the record changed since
+    /// `session` was read (a claims change on another instance, say), the stored record is read
+    /// again and touched instead, so a touch never overwrites a newer change.
     async fn touch(
         &self,
         session: &Session,
         now: OffsetDateTime,
         slide: bool,
     ) -> Result<Option<Session>, StoreError> {
-        let mut updated = session.clone();
-        updated.last_accessed_at = now;
-        if slide {
-            let mut expires_at = now + self.inner.settings.session_ttl;
-            if let Some(max) = self.inner.settings.max_lifetime {
-                expires_at = expires_at.min(session.started_at + max);
+        let mut base = session.clone();
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let mut updated = base.clone();
+            updated.last_accessed_at = now;
+            updated.version += 1;
+            if slide {
+                let mut expires_at = now + self.inner.settings.session_ttl;
+                if let Some(max) = self.inner.settings.max_lifetime {
+                    expires_at = expires_at.min(base.started_at + max);
+                }
+                updated.expires_at = updated.expires_at.max(expires_at);
             }
-            updated.expires_at = updated.expires_at.max(expires_at);
+            let update = SessionUpdate {
+                session: updated,
+                token_hash: None,
+                refuse_older_jwts: false,
+            };
+            match self.inner.store.update(&update).await? {
+                UpdateOutcome::Updated => return Ok(Some(update.session)),
+                UpdateOutcome::Stale => match self.inner.store.get(&session.session_id).await? {
+                    Some(current) => base = current,
+                    None => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
         }
-        Ok(self.inner.store.update(&updated).await?.then_some(updated))
+        Err(StoreError::Backend(CONTENDED.into()))
     }
 
     /// The live session with this id, if it exists and is not revoked.
@@ -327,42 +426,97 @@ impl Sessions {
             .filter(|s| s.is_live_at(self.now()) && !self.revocation_list().is_revoked(s)))
     }
 
-    /// A user's live sessions, newest first.
+    /// A user's newest live sessions: the first page of [`list_page`](Self::list_page), at
+    /// most [`PageRequest::DEFAULT_LIMIT`] (50).
     pub async fn list(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        let now = self.now();
-        let mut sessions: Vec<Session> = self
-            .inner
-            .store
-            .list_by_user(user_id)
+        Ok(self
+            .list_page(user_id, &PageRequest::default())
             .await?
-            .into_iter()
-            .filter(|s| s.is_live_at(now) && !self.revocation_list().is_revoked(s))
-            .collect();
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
-        Ok(sessions)
+            .sessions)
+    }
+
+    /// A page of a user's live sessions, newest first, with the cursor of the next page. The
+    /// page length is capped at [`PageRequest::MAX_LIMIT`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use tower_session_jwt::store::PageRequest;
+    /// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// for _ in 0..3 {
+    ///     sessions.create("alice", NewSession::new()).await.unwrap();
+    /// }
+    /// let first = sessions.list_page("alice", &PageRequest::first(2)).await.unwrap();
+    /// assert_eq!(first.sessions.len(), 2);
+    /// let cursor = first.next.expect("a second page");
+    /// let rest = sessions.list_page("alice", &PageRequest::after(cursor, 2)).await.unwrap();
+    /// assert_eq!(rest.sessions.len(), 1);
+    /// assert!(rest.next.is_none());
+    /// # });
+    /// ```
+    pub async fn list_page(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        let page = PageRequest {
+            limit: page.limit.clamp(1, PageRequest::MAX_LIMIT),
+            after: page.after.clone(),
+        };
+        let now = self.now();
+        let mut found = self.inner.store.list_by_user(user_id, &page).await?;
+        found
+            .sessions
+            .retain(|s| s.is_live_at(now) && !self.revocation_list().is_revoked(s));
+        Ok(found)
     }
 
     /// Revokes a session by id. Its token fails at once, and so does every JWT minted for it.
     /// Returns the session if it was live.
     pub async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.revoke_by(session_id, RevokedBy::Application, RevokeReason::Revoked)
+            .await
+    }
+
+    pub(crate) async fn revoke_by(
+        &self,
+        session_id: &SessionId,
+        by: RevokedBy,
+        reason: RevokeReason,
+    ) -> Result<Option<Session>, StoreError> {
         // Locally first: even if the store call fails, this instance already refuses the JWT.
         self.revocation_list()
             .apply(&RevocationEvent::session_revoked(
                 session_id.clone(),
                 self.now(),
             ));
-        self.inner.store.revoke(session_id).await
+        let revoked = self.inner.store.revoke(session_id).await?;
+        if let Some(session) = &revoked {
+            self.emit(session, SessionEventKind::Revoked { by, reason });
+        }
+        Ok(revoked)
     }
 
-    /// Revokes `session_id` only if it belongs to `user_id`. Returns `None`, revoking nothing,
-    /// when it does not exist or belongs to someone else (answer both with `404`).
+    /// Revokes `session_id` only if it belongs to `user_id` (a user revoking one of their
+    /// sessions from another). Returns `None`, revoking nothing, when it does not exist or
+    /// belongs to someone else (answer both with `404`).
     pub async fn revoke_for_user(
         &self,
         user_id: &str,
         session_id: &SessionId,
     ) -> Result<Option<Session>, StoreError> {
         match self.inner.store.get(session_id).await? {
-            Some(s) if s.user_id == user_id => self.revoke(session_id).await,
+            Some(s) if s.user_id == user_id => {
+                self.revoke_by(session_id, RevokedBy::User, RevokeReason::RevokedByUser)
+                    .await
+            }
             _ => Ok(None),
         }
     }
@@ -370,13 +524,23 @@ impl Sessions {
     /// Revokes the session an opaque token belongs to. A malformed or unknown token revokes
     /// nothing and returns `None`.
     pub async fn revoke_token(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        self.revoke_token_by(token, RevokedBy::Application, RevokeReason::Revoked)
+            .await
+    }
+
+    pub(crate) async fn revoke_token_by(
+        &self,
+        token: &str,
+        by: RevokedBy,
+        reason: RevokeReason,
+    ) -> Result<Option<Session>, StoreError> {
         if !is_token_shaped(token) {
             return Ok(None);
         }
         let hash = TokenHash::of(token);
         self.cache_invalidate(&hash);
         match self.inner.store.find_by_token(&hash).await? {
-            Some(session) => self.revoke(&session.session_id).await,
+            Some(session) => self.revoke_by(&session.session_id, by, reason).await,
             None => Ok(None),
         }
     }
@@ -384,26 +548,91 @@ impl Sessions {
     /// Revokes the session a JWT names. The JWT must be genuine (signature, header, issuer,
     /// audience) but may have expired: an expired JWT still names its session.
     pub async fn revoke_jwt(&self, jwt: &str) -> Result<Option<Session>, AuthError> {
+        self.revoke_jwt_by(jwt, RevokedBy::Application, RevokeReason::Revoked)
+            .await
+    }
+
+    pub(crate) async fn revoke_jwt_by(
+        &self,
+        jwt: &str,
+        by: RevokedBy,
+        reason: RevokeReason,
+    ) -> Result<Option<Session>, AuthError> {
         let verified = self
             .inner
             .codec
             .verify(jwt, self.now(), crate::jwt::Expiry::Ignore)?;
-        Ok(self.revoke(&verified.session.session_id).await?)
+        Ok(self
+            .revoke_by(&verified.session.session_id, by, reason)
+            .await?)
     }
 
     /// Revokes every session of a user ("sign out everywhere"); returns how many were live.
     pub async fn revoke_all(&self, user_id: &str) -> Result<usize, StoreError> {
         self.revocation_list()
             .apply(&RevocationEvent::user_revoked(user_id, self.now()));
-        let revoked = self.inner.store.revoke_all(user_id).await?;
+        let revoked = self.inner.store.revoke_all(user_id, None).await?;
         // The cutoff covers sessions created concurrently; the ids make the revocation exact
         // even for sessions started in the same clock tick as the cutoff.
         let at = self.now();
         for session_id in &revoked {
             self.revocation_list()
                 .apply(&RevocationEvent::session_revoked(session_id.clone(), at));
+            self.emit_for(
+                session_id.clone(),
+                user_id,
+                SessionEventKind::Revoked {
+                    by: RevokedBy::Application,
+                    reason: RevokeReason::SignedOutEverywhere,
+                },
+            );
         }
         Ok(revoked.len())
+    }
+
+    /// Revokes every session of `current`'s user except `current` itself ("sign out my other
+    /// devices"); returns the ids revoked. Their tokens fail at once and their JWTs as soon as
+    /// each instance reads the revocation feed; `current` stays signed in.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let laptop = sessions.create("alice", NewSession::new()).await.unwrap();
+    /// let phone = sessions.create("alice", NewSession::new()).await.unwrap();
+    /// let gone = sessions.revoke_others(&laptop.session).await.unwrap();
+    /// assert_eq!(gone, vec![phone.session.session_id.clone()]);
+    /// assert!(sessions.authenticate_jwt(phone.jwt.expose()).await.is_err());
+    /// assert!(sessions.authenticate_jwt(laptop.jwt.expose()).await.is_ok());
+    /// # });
+    /// ```
+    pub async fn revoke_others(&self, current: &Session) -> Result<Vec<SessionId>, StoreError> {
+        let revoked = self
+            .inner
+            .store
+            .revoke_all(&current.user_id, Some(&current.session_id))
+            .await?;
+        let at = self.now();
+        for session_id in &revoked {
+            self.revocation_list()
+                .apply(&RevocationEvent::session_revoked(session_id.clone(), at));
+            self.emit_for(
+                session_id.clone(),
+                &current.user_id,
+                SessionEventKind::Revoked {
+                    by: RevokedBy::User,
+                    reason: RevokeReason::SignedOutOthers,
+                },
+            );
+        }
+        Ok(revoked)
     }
 
     /// The public keys that verify session JWTs, as a JWKS document

@@ -27,22 +27,26 @@ use crate::session::{Session, SessionId};
 
 /// One revocation, as applied locally and carried by a store's revocation feed.
 ///
-/// One general event per scope: "JWTs of this session issued up to `before` are refused" (a
-/// claims change or a token rotation, once the lifecycle needs it) and, with `ended`, "this
-/// session is gone" (a revocation: every JWT of it is refused, whenever issued); and "every
-/// session of this user started up to `before` is revoked".
+/// One general event per scope: "JWTs of this session minted for a version below `version`
+/// are refused" (a claims change, a new factor or a token rotation: the session lives on, its
+/// newer JWTs are accepted) and, with `ended`, "this session is gone" (a revocation: every JWT
+/// of it is refused, whatever its version); and "every session of this user started up to
+/// `before` is revoked".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RevocationEvent {
-    /// JWTs of one session issued at or before `before` (whole seconds, as `iat`) are refused;
-    /// with `ended`, the session was deleted and all of its JWTs are refused.
+    /// JWTs of one session minted for a version below `version` are refused; with `ended`,
+    /// the session was deleted and all of its JWTs are refused.
     Session {
         /// The session.
         session_id: SessionId,
-        /// JWTs whose `iat` is at or before this instant (truncated to the second) are refused.
-        /// Named `at` in events written by earlier versions.
+        /// When the change was made. Named `at` in events written by earlier versions.
         #[serde(with = "time::serde::rfc3339", alias = "at")]
         before: OffsetDateTime,
+        /// JWTs minted for an earlier version of the session ([`Session::version`]) are
+        /// refused. `0` (and absent) refuses none by version.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        version: u64,
         /// Whether the session itself was deleted (revoked). Absent in earlier events, which
         /// were all revocations.
         #[serde(default = "revoked_by_default")]
@@ -62,22 +66,29 @@ fn revoked_by_default() -> bool {
     true
 }
 
+fn is_zero(version: &u64) -> bool {
+    *version == 0
+}
+
 impl RevocationEvent {
     /// The event that revokes (ends) one session at `at`.
     pub fn session_revoked(session_id: SessionId, at: OffsetDateTime) -> Self {
         Self::Session {
             session_id,
             before: at,
+            version: 0,
             ended: true,
         }
     }
 
-    /// The event that refuses the JWTs of a live session issued up to `before` (the session
-    /// itself stays).
-    pub fn jwts_refused(session_id: SessionId, before: OffsetDateTime) -> Self {
+    /// The event that refuses the JWTs of a live session minted for a version below `version`
+    /// (the session itself stays; JWTs minted for `version` and later are accepted), made at
+    /// `at`.
+    pub fn jwts_refused(session_id: SessionId, at: OffsetDateTime, version: u64) -> Self {
         Self::Session {
             session_id,
-            before,
+            before: at,
+            version,
             ended: false,
         }
     }
@@ -105,8 +116,8 @@ pub struct RevocationList {
 
 #[derive(Clone, Copy)]
 struct SessionCutoff {
-    /// JWTs with `iat` at or before this (Unix seconds) are refused.
-    before_secs: i64,
+    /// JWTs minted for a session version below this are refused.
+    min_version: u64,
     /// The session is gone: every JWT of it is refused.
     ended: bool,
     recorded: OffsetDateTime,
@@ -156,18 +167,19 @@ impl RevocationList {
         match event {
             RevocationEvent::Session {
                 session_id,
-                before,
+                version,
                 ended,
+                ..
             } => {
                 let mut map = write(&self.sessions);
                 let cutoff = SessionCutoff {
-                    before_secs: before.unix_timestamp(),
+                    min_version: *version,
                     ended: *ended,
                     recorded: now,
                 };
                 match map.get_mut(session_id) {
                     Some(existing) => {
-                        existing.before_secs = existing.before_secs.max(cutoff.before_secs);
+                        existing.min_version = existing.min_version.max(cutoff.min_version);
                         existing.ended |= cutoff.ended;
                         existing.recorded = now;
                     }
@@ -201,23 +213,25 @@ impl RevocationList {
     }
 
     /// Whether `session` was revoked: it ended, or it started before its user's cutoff. A
-    /// session whose JWTs were only refused up to some instant (a claims change) is not revoked.
+    /// session whose older JWTs were only refused (a claims change) is not revoked.
     pub fn is_revoked(&self, session: &Session) -> bool {
-        self.refuses(session, None)
+        self.refuses(session, false)
     }
 
-    /// Whether a JWT of `session` issued at `issued_at` (its `iat`, Unix seconds) is refused:
-    /// the session is revoked, or its JWTs up to an instant at or after `issued_at` are refused.
-    pub fn refuses_jwt(&self, session: &Session, issued_at: i64) -> bool {
-        self.refuses(session, Some(issued_at))
+    /// Whether a JWT carrying `session` (as minted: its id, user, start and
+    /// [`version`](Session::version)) is refused: the session is revoked, or JWTs of its
+    /// version were refused by a later change. Also tells whether a cached copy of a session is
+    /// older than a change made since.
+    pub fn refuses_jwt(&self, session: &Session) -> bool {
+        self.refuses(session, true)
     }
 
-    fn refuses(&self, session: &Session, issued_at: Option<i64>) -> bool {
+    fn refuses(&self, session: &Session, by_version: bool) -> bool {
         if self.is_empty() {
             return false;
         }
         if let Some(cutoff) = read(&self.sessions).get(&session.session_id)
-            && (cutoff.ended || issued_at.is_some_and(|iat| iat <= cutoff.before_secs))
+            && (cutoff.ended || (by_version && session.version < cutoff.min_version))
         {
             return true;
         }
@@ -273,6 +287,8 @@ mod tests {
             expires_at: started_at + Duration::from_secs(3600),
             attributes: Default::default(),
             custom_claims: Default::default(),
+            authentication_factors: Vec::new(),
+            version: 0,
         }
     }
 
@@ -304,23 +320,37 @@ mod tests {
     fn refused_jwts_leave_the_session_and_newer_jwts_alone() {
         let clock = ManualClock::starting_now();
         let list = RevocationList::new(Arc::new(clock.clone()), Duration::from_secs(305));
-        let a = session("alice", clock.now());
-        let t = clock.now().unix_timestamp();
+        let mut a = session("alice", clock.now());
+        a.version = 3;
         list.apply(&RevocationEvent::jwts_refused(
             a.session_id.clone(),
             clock.now(),
+            4,
         ));
         assert!(!list.is_revoked(&a), "the session itself lives on");
-        assert!(list.refuses_jwt(&a, t - 10));
-        assert!(list.refuses_jwt(&a, t), "inclusive, in whole seconds");
-        assert!(!list.refuses_jwt(&a, t + 1));
-        // A later revocation of the same session ends it, whatever the JWT's age.
+        assert!(list.refuses_jwt(&a), "a JWT of version 3 is refused");
+        let newer = Session {
+            version: 4,
+            ..a.clone()
+        };
+        assert!(
+            !list.refuses_jwt(&newer),
+            "one minted for the new version is not"
+        );
+        // An older event arriving late does not lower the cutoff.
+        list.apply(&RevocationEvent::jwts_refused(
+            a.session_id.clone(),
+            clock.now(),
+            2,
+        ));
+        assert!(list.refuses_jwt(&a));
+        // A later revocation of the same session ends it, whatever the JWT's version.
         list.apply(&RevocationEvent::session_revoked(
             a.session_id.clone(),
             clock.now(),
         ));
         assert!(list.is_revoked(&a));
-        assert!(list.refuses_jwt(&a, t + 100));
+        assert!(list.refuses_jwt(&newer));
         assert_eq!(list.len(), 1);
     }
 

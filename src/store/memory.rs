@@ -1,11 +1,12 @@
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::{
-    BoxFuture, FeedBatch, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
+    BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
+    SessionPage, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome, started_ms,
 };
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::revocation::RevocationEvent;
@@ -159,7 +160,8 @@ impl RevocationFeed for MemoryFeed {
 struct State {
     by_id: HashMap<SessionId, Entry>,
     by_token: HashMap<TokenHash, SessionId>,
-    by_user: HashMap<String, HashSet<SessionId>>,
+    /// Per user, `(started_ms, id)` ascending: the listing reads it backwards.
+    by_user: HashMap<String, BTreeSet<(i64, SessionId)>>,
     expiry: BTreeSet<(OffsetDateTime, SessionId)>,
 }
 
@@ -174,7 +176,7 @@ impl State {
         self.by_token.remove(&entry.token_hash);
         self.expiry.remove(&(entry.session.expires_at, id.clone()));
         if let Some(ids) = self.by_user.get_mut(&entry.session.user_id) {
-            ids.remove(id);
+            ids.remove(&(started_ms(&entry.session), id.clone()));
             if ids.is_empty() {
                 self.by_user.remove(&entry.session.user_id);
             }
@@ -278,20 +280,41 @@ impl MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
-        let (mut state, _) = self.write_purged();
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
+        let (mut state, now) = self.write_purged();
         let id = record.session.session_id.clone();
         // Ids and token hashes are 128/256 random bits; a collision means a broken RNG, and
         // replacing the old session would hand its owner's session to someone else.
         if state.by_id.contains_key(&id) || state.by_token.contains_key(&record.token_hash) {
             return Err(StoreError::Backend("duplicate session id or token".into()));
         }
+        let user = &record.session.user_id;
+        let live = state.by_user.get(user).map_or(0, BTreeSet::len);
+        let Ok(evict) = limit.to_evict(live) else {
+            return Ok(CreateOutcome::LimitReached);
+        };
+        // Oldest first: the front of the (started_ms, id) order.
+        let evicted: Vec<SessionId> = state
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .take(evict)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for gone in &evicted {
+            state.remove(gone);
+        }
         state.expiry.insert((record.session.expires_at, id.clone()));
         state
             .by_user
-            .entry(record.session.user_id.clone())
+            .entry(user.clone())
             .or_default()
-            .insert(id.clone());
+            .insert((started_ms(&record.session), id.clone()));
         state.by_token.insert(record.token_hash, id.clone());
         state.by_id.insert(
             id,
@@ -300,7 +323,13 @@ impl SessionStore for MemoryStore {
                 token_hash: record.token_hash,
             },
         );
-        Ok(())
+        drop(state);
+        for gone in &evicted {
+            self.inner
+                .feed
+                .publish(RevocationEvent::session_revoked(gone.clone(), now));
+        }
+        Ok(CreateOutcome::Created { evicted })
     }
 
     async fn find_by_token(&self, token_hash: &TokenHash) -> Result<Option<Session>, StoreError> {
@@ -318,28 +347,54 @@ impl SessionStore for MemoryStore {
         Ok(self.read().live(session_id, now).cloned())
     }
 
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
         let now = self.inner.clock.now();
         let state = self.read();
-        Ok(state
-            .by_user
-            .get(user_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| state.live(id, now).cloned())
-            .collect())
+        let Some(ids) = state.by_user.get(user_id) else {
+            return Ok(SessionPage::from_sorted(Vec::new(), page.limit));
+        };
+        let newest_first: Box<dyn Iterator<Item = &(i64, SessionId)>> = match &page.after {
+            Some(cursor) => Box::new(
+                ids.range(..(cursor.started_ms, cursor.session_id.clone()))
+                    .rev(),
+            ),
+            None => Box::new(ids.iter().rev()),
+        };
+        let sessions = newest_first
+            .filter_map(|(_, id)| state.live(id, now).cloned())
+            .take(page.limit as usize + 1)
+            .collect();
+        Ok(SessionPage::from_sorted(sessions, page.limit))
     }
 
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
-        let (mut state, _) = self.write_purged();
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
+        let (mut state, now) = self.write_purged();
         let state = &mut *state;
+        let session = &update.session;
         let Some(entry) = state.by_id.get_mut(&session.session_id) else {
-            return Ok(false);
+            return Ok(UpdateOutcome::Gone);
         };
-        if entry.session.user_id != session.user_id {
+        if entry.session.user_id != session.user_id
+            || started_ms(&entry.session) != started_ms(session)
+        {
             return Err(StoreError::Backend(
-                "update may not move a session to another user".into(),
+                "an update may not move a session to another user or start".into(),
             ));
+        }
+        if entry.session.version.checked_add(1) != Some(session.version) {
+            return Ok(UpdateOutcome::Stale);
+        }
+        if let Some(hash) = update.token_hash {
+            if state.by_token.contains_key(&hash) {
+                return Err(StoreError::Backend("duplicate token".into()));
+            }
+            state.by_token.remove(&entry.token_hash);
+            state.by_token.insert(hash, session.session_id.clone());
+            entry.token_hash = hash;
         }
         state
             .expiry
@@ -348,7 +403,14 @@ impl SessionStore for MemoryStore {
             .expiry
             .insert((session.expires_at, session.session_id.clone()));
         entry.session = session.clone();
-        Ok(true)
+        if update.refuse_older_jwts {
+            self.inner.feed.publish(RevocationEvent::jwts_refused(
+                session.session_id.clone(),
+                now,
+                session.version,
+            ));
+        }
+        Ok(UpdateOutcome::Updated)
     }
 
     async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -363,22 +425,41 @@ impl SessionStore for MemoryStore {
         Ok(revoked)
     }
 
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
         let (mut state, now) = self.write_purged();
         let ids: Vec<SessionId> = state
             .by_user
             .get(user_id)
-            .map(|ids| ids.iter().cloned().collect())
+            .map(|ids| {
+                ids.iter()
+                    .map(|(_, id)| id.clone())
+                    .filter(|id| Some(id) != except)
+                    .collect()
+            })
             .unwrap_or_default();
         for id in &ids {
             state.remove(id);
         }
         drop(state);
-        // Published even when nothing was live: a session being created elsewhere at this
-        // moment must still be cut off.
-        self.inner
-            .feed
-            .publish(RevocationEvent::user_revoked(user_id, now));
+        match except {
+            // Published even when nothing was live: a session being created elsewhere at this
+            // moment must still be cut off.
+            None => self
+                .inner
+                .feed
+                .publish(RevocationEvent::user_revoked(user_id, now)),
+            Some(_) => {
+                for id in &ids {
+                    self.inner
+                        .feed
+                        .publish(RevocationEvent::session_revoked(id.clone(), now));
+                }
+            }
+        }
         Ok(ids)
     }
 
@@ -408,6 +489,8 @@ mod tests {
                 expires_at: now + ttl,
                 attributes: Default::default(),
                 custom_claims: Default::default(),
+                authentication_factors: Vec::new(),
+                version: 0,
             },
             token_hash: SessionToken::generate().unwrap().hash(),
         }
@@ -420,21 +503,34 @@ mod tests {
         let now = clock.now();
         let short = record("u", now, Duration::from_secs(60));
         let long = record("u", now, Duration::from_secs(3600));
-        store.create(short.clone()).await.unwrap();
-        store.create(long.clone()).await.unwrap();
+        store
+            .create(short.clone(), SessionLimit::unlimited())
+            .await
+            .unwrap();
+        store
+            .create(long.clone(), SessionLimit::unlimited())
+            .await
+            .unwrap();
         clock.advance(Duration::from_secs(61));
 
         assert_eq!(store.find_by_token(&short.token_hash).await.unwrap(), None);
         assert_eq!(store.get(&short.session.session_id).await.unwrap(), None);
         assert_eq!(
-            store.list_by_user("u").await.unwrap(),
+            store
+                .list_by_user("u", &PageRequest::default())
+                .await
+                .unwrap()
+                .sessions,
             vec![long.session.clone()]
         );
         assert_eq!(store.len(), 2, "reads do not purge");
 
         // Any write purges what has expired.
         store
-            .create(record("other", clock.now(), Duration::from_secs(60)))
+            .create(
+                record("other", clock.now(), Duration::from_secs(60)),
+                SessionLimit::unlimited(),
+            )
             .await
             .unwrap();
         assert_eq!(store.len(), 2);
@@ -448,7 +544,10 @@ mod tests {
         let store = MemoryStore::with_clock(clock.clone());
         for _ in 0..1000 {
             store
-                .create(record("churn", clock.now(), Duration::from_secs(10)))
+                .create(
+                    record("churn", clock.now(), Duration::from_secs(10)),
+                    SessionLimit::unlimited(),
+                )
                 .await
                 .unwrap();
             clock.advance(Duration::from_millis(100));
@@ -467,9 +566,18 @@ mod tests {
         let clock = ManualClock::starting_now();
         let store = MemoryStore::with_clock(clock.clone());
         let mut rec = record("u", clock.now(), Duration::from_secs(60));
-        store.create(rec.clone()).await.unwrap();
+        store
+            .create(rec.clone(), SessionLimit::unlimited())
+            .await
+            .unwrap();
         rec.session.expires_at += Duration::from_secs(600);
-        assert!(store.update(&rec.session).await.unwrap());
+        rec.session.version += 1;
+        let update = SessionUpdate {
+            session: rec.session.clone(),
+            token_hash: None,
+            refuse_older_jwts: false,
+        };
+        assert_eq!(store.update(&update).await.unwrap(), UpdateOutcome::Updated);
         clock.advance(Duration::from_secs(120));
         assert_eq!(store.purge_expired(), 0);
         assert_eq!(

@@ -11,6 +11,7 @@
 pub mod conformance;
 mod feed;
 mod memory;
+mod page;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
@@ -30,6 +31,10 @@ pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 pub use feed::{FeedBatch, FeedCursor, RevocationFeed};
 pub use memory::MemoryStore;
+pub use page::{
+    CreateOutcome, InvalidCursor, PageCursor, PageRequest, SessionLimit, SessionPage,
+    SessionUpdate, UpdateOutcome, WhenFull, sort_for_listing, started_ms,
+};
 
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
@@ -71,8 +76,12 @@ pub struct SessionRecord {
 ///
 /// Implementations must be safe to call concurrently and must never return a session whose
 /// `expires_at` has passed (judged by the system clock, or by a clock the store is given; the
-/// conformance suite uses the system clock) (the manager checks again, but a store should also let expired
-/// sessions go so that its memory is bounded by live sessions).
+/// conformance suite uses the system clock). The manager checks again, but a store should also
+/// let expired sessions go so that its memory is bounded by live sessions.
+///
+/// Three operations must be atomic, even across processes sharing the store: `create` with its
+/// [`SessionLimit`], `update` with its version check (and its token change and feed event), and
+/// each revocation with its feed event. [`conformance`] checks each of them.
 ///
 /// # Example
 ///
@@ -81,66 +90,100 @@ pub struct SessionRecord {
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
-/// use tower_session_jwt::store::{SessionRecord, SessionStore, StoreError};
+/// use tower_session_jwt::store::{
+///     CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionStore,
+///     SessionUpdate, StoreError, UpdateOutcome, sort_for_listing,
+/// };
 /// use tower_session_jwt::{Session, SessionId, TokenHash};
 ///
 /// #[derive(Default)]
 /// struct VecStore(Mutex<Vec<SessionRecord>>);
 ///
-/// impl VecStore {
-///     fn live(&self, keep: impl Fn(&SessionRecord) -> bool) -> Vec<Session> {
-///         let now = time::OffsetDateTime::now_utc();
-///         let records = self.0.lock().unwrap();
-///         records.iter().filter(|r| r.session.is_live_at(now) && keep(r))
-///             .map(|r| r.session.clone()).collect()
-///     }
+/// fn live(r: &SessionRecord) -> bool {
+///     r.session.is_live_at(time::OffsetDateTime::now_utc())
 /// }
 ///
 /// impl SessionStore for VecStore {
-///     async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
-///         self.0.lock().unwrap().push(record);
-///         Ok(())
+///     async fn create(&self, record: SessionRecord, limit: SessionLimit)
+///         -> Result<CreateOutcome, StoreError> {
+///         let mut records = self.0.lock().unwrap();
+///         records.retain(live);
+///         let mut mine: Vec<Session> = records.iter()
+///             .filter(|r| r.session.user_id == record.session.user_id)
+///             .map(|r| r.session.clone()).collect();
+///         let Ok(evict) = limit.to_evict(mine.len()) else { return Ok(CreateOutcome::LimitReached) };
+///         sort_for_listing(&mut mine);
+///         let evicted: Vec<SessionId> = mine.iter().rev().take(evict)
+///             .map(|s| s.session_id.clone()).collect();
+///         records.retain(|r| !evicted.contains(&r.session.session_id));
+///         records.push(record);
+///         Ok(CreateOutcome::Created { evicted })
 ///     }
 ///     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-///         Ok(self.live(|r| r.token_hash == *hash).pop())
+///         let records = self.0.lock().unwrap();
+///         Ok(records.iter().find(|r| live(r) && r.token_hash == *hash).map(|r| r.session.clone()))
 ///     }
 ///     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-///         Ok(self.live(|r| r.session.session_id == *id).pop())
+///         let records = self.0.lock().unwrap();
+///         Ok(records.iter().find(|r| live(r) && r.session.session_id == *id)
+///             .map(|r| r.session.clone()))
 ///     }
-///     async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-///         Ok(self.live(|r| r.session.user_id == user_id))
+///     async fn list_by_user(&self, user_id: &str, page: &PageRequest)
+///         -> Result<SessionPage, StoreError> {
+///         let records = self.0.lock().unwrap();
+///         let mut mine: Vec<Session> = records.iter()
+///             .filter(|r| live(r) && r.session.user_id == user_id)
+///             .filter(|r| page.after.as_ref().is_none_or(|c| c.precedes(&r.session)))
+///             .map(|r| r.session.clone()).collect();
+///         sort_for_listing(&mut mine);
+///         mine.truncate(page.limit as usize + 1);
+///         Ok(SessionPage::from_sorted(mine, page.limit))
 ///     }
-///     async fn update(&self, session: &Session) -> Result<bool, StoreError> {
+///     async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
 ///         let mut records = self.0.lock().unwrap();
-///         let now = time::OffsetDateTime::now_utc();
-///         match records.iter_mut().find(|r| r.session.session_id == session.session_id
-///             && r.session.is_live_at(now)) {
-///             Some(r) => { r.session = session.clone(); Ok(true) }
-///             None => Ok(false),
+///         let Some(r) = records.iter_mut()
+///             .find(|r| live(r) && r.session.session_id == update.session.session_id)
+///         else { return Ok(UpdateOutcome::Gone) };
+///         if r.session.version + 1 != update.session.version {
+///             return Ok(UpdateOutcome::Stale);
 ///         }
+///         r.session = update.session.clone();
+///         if let Some(hash) = update.token_hash { r.token_hash = hash; }
+///         Ok(UpdateOutcome::Updated) // (no feed here: see `revocation_feed`)
 ///     }
 ///     async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-///         let now = time::OffsetDateTime::now_utc();
 ///         let mut records = self.0.lock().unwrap();
 ///         let found = records.iter().position(|r| r.session.session_id == *id);
-///         Ok(found.map(|i| records.remove(i).session).filter(|s| s.is_live_at(now)))
+///         Ok(found.map(|i| records.remove(i)).filter(live).map(|r| r.session))
 ///     }
-///     async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-///         let now = time::OffsetDateTime::now_utc();
+///     async fn revoke_all(&self, user_id: &str, except: Option<&SessionId>)
+///         -> Result<Vec<SessionId>, StoreError> {
 ///         let mut records = self.0.lock().unwrap();
 ///         let mut gone = Vec::new();
 ///         records.retain(|r| {
-///             let mine = r.session.user_id == user_id;
-///             if mine && r.session.is_live_at(now) { gone.push(r.session.session_id.clone()); }
-///             !mine
+///             let hit = r.session.user_id == user_id && Some(&r.session.session_id) != except;
+///             if hit && live(r) { gone.push(r.session.session_id.clone()); }
+///             !hit
 ///         });
 ///         Ok(gone)
 ///     }
+///     fn is_shared(&self) -> bool { false } // lives in this process only
 /// }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(
+/// #     tower_session_jwt::store::conformance::run_all(&VecStore::default()));
 /// ```
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session. Its id and token hash are fresh random values.
-    fn create(&self, record: SessionRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new session (its id and token hash are fresh random values), keeping the user
+    /// within `limit`: when the user already holds `max` live sessions, either the oldest are
+    /// revoked in the same atomic step (each recorded in the feed, as by [`revoke`]) or nothing
+    /// is stored ([`CreateOutcome::LimitReached`]), as [`SessionLimit::to_evict`] says.
+    ///
+    /// [`revoke`]: Self::revoke
+    fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
 
     /// The live session whose token hashes to `token_hash`.
     fn find_by_token(
@@ -154,17 +197,26 @@ pub trait SessionStore: Send + Sync + 'static {
         session_id: &SessionId,
     ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
-    /// All live sessions of a user, in any order.
+    /// A page of a user's live sessions, newest first (`started_at` descending to the
+    /// millisecond, then session id descending), starting after `page.after`; at most
+    /// `page.limit` sessions, with a cursor when more follow. The cost should follow the page,
+    /// not the number of sessions the user holds.
     fn list_by_user(
         &self,
         user_id: &str,
-    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<SessionPage, StoreError>> + Send;
 
-    /// Replaces a live session's record (same id; new `last_accessed_at` / `expires_at`).
-    ///
-    /// Returns `false`, and stores nothing, when the session no longer exists: an update must
-    /// never bring a revoked or expired session back.
-    fn update(&self, session: &Session) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces a live session's record if, and only if, the stored record's `version` is
+    /// `update.session.version - 1`; with `update.token_hash`, the session is found by the new
+    /// hash only; with `update.refuse_older_jwts`, a
+    /// [`RevocationEvent::jwts_refused`](crate::RevocationEvent::jwts_refused) for the new
+    /// version goes to the feed in the same atomic step. An update must never bring a revoked
+    /// or expired session back ([`UpdateOutcome::Gone`]).
+    fn update(
+        &self,
+        update: &SessionUpdate,
+    ) -> impl Future<Output = Result<UpdateOutcome, StoreError>> + Send;
 
     /// Deletes a session and returns it, or `None` if there was no live session with that id.
     fn revoke(
@@ -172,18 +224,24 @@ pub trait SessionStore: Send + Sync + 'static {
         session_id: &SessionId,
     ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
-    /// Deletes every session of a user and returns the ids of the live ones deleted.
+    /// Deletes every session of a user, or every one but `except` ("sign out my other
+    /// devices"), and returns the ids of the live ones deleted. Without `except` the feed gets
+    /// one [`RevocationEvent::user_revoked`](crate::RevocationEvent::user_revoked) (it also
+    /// covers sessions being created elsewhere at that moment); with it, one
+    /// [`RevocationEvent::session_revoked`](crate::RevocationEvent::session_revoked) per session.
     fn revoke_all(
         &self,
         user_id: &str,
+        except: Option<&SessionId>,
     ) -> impl Future<Output = Result<Vec<SessionId>, StoreError>> + Send;
 
     /// The store's revocation feed, shared by every instance that uses the store, or `None`.
     ///
-    /// A store with a feed records every `revoke` and `revoke_all` in it, atomically with the
-    /// deletion, and keeps the [feed contract](RevocationFeed). Each
-    /// [`Sessions`](crate::Sessions) reads it in the background, so that JWTs of sessions revoked
-    /// on another instance fail here too.
+    /// A store with a feed records every revocation (`revoke`, `revoke_all`, sessions evicted
+    /// by `create`) and every `update` that refuses older JWTs in it, atomically with the
+    /// change, and keeps the [feed contract](RevocationFeed). Each
+    /// [`Sessions`](crate::Sessions) reads it in the background, so that JWTs of sessions
+    /// revoked or changed on another instance fail here too.
     ///
     /// A [shared](Self::is_shared) store without a feed is refused by
     /// [`SessionsBuilder::build`](crate::SessionsBuilder::build) unless the application accepts
@@ -207,8 +265,12 @@ pub trait SessionStore: Send + Sync + 'static {
 /// A shared store is a store: keep an `Arc` for your own use (metrics, administration) and hand
 /// a clone to [`Sessions`](crate::Sessions).
 impl<S: SessionStore> SessionStore for Arc<S> {
-    fn create(&self, record: SessionRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
-        S::create(self, record)
+    fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
+        S::create(self, record, limit)
     }
     fn find_by_token(
         &self,
@@ -225,11 +287,15 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn list_by_user(
         &self,
         user_id: &str,
-    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
-        S::list_by_user(self, user_id)
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<SessionPage, StoreError>> + Send {
+        S::list_by_user(self, user_id, page)
     }
-    fn update(&self, session: &Session) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        S::update(self, session)
+    fn update(
+        &self,
+        update: &SessionUpdate,
+    ) -> impl Future<Output = Result<UpdateOutcome, StoreError>> + Send {
+        S::update(self, update)
     }
     fn revoke(
         &self,
@@ -240,8 +306,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn revoke_all(
         &self,
         user_id: &str,
+        except: Option<&SessionId>,
     ) -> impl Future<Output = Result<Vec<SessionId>, StoreError>> + Send {
-        S::revoke_all(self, user_id)
+        S::revoke_all(self, user_id, except)
     }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         S::revocation_feed(self)
@@ -257,7 +324,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Object-safe form of [`SessionStore`], so [`Sessions`](crate::Sessions) is not generic over
 /// its store. Boxing costs one allocation per store call, which only the slow path makes.
 pub(crate) trait DynStore: Send + Sync + 'static {
-    fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> BoxFuture<'_, Result<CreateOutcome, StoreError>>;
     fn find_by_token<'a>(
         &'a self,
         token_hash: &'a TokenHash,
@@ -266,8 +337,12 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn list_by_user<'a>(
         &'a self,
         user_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
-    fn update<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<bool, StoreError>>;
+        page: &'a PageRequest,
+    ) -> BoxFuture<'a, Result<SessionPage, StoreError>>;
+    fn update<'a>(
+        &'a self,
+        update: &'a SessionUpdate,
+    ) -> BoxFuture<'a, Result<UpdateOutcome, StoreError>>;
     fn revoke<'a>(
         &'a self,
         id: &'a SessionId,
@@ -275,14 +350,19 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn revoke_all<'a>(
         &'a self,
         user_id: &'a str,
+        except: Option<&'a SessionId>,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>>;
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>>;
     fn is_shared(&self) -> bool;
 }
 
 impl<S: SessionStore> DynStore for S {
-    fn create(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(SessionStore::create(self, record))
+    fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> BoxFuture<'_, Result<CreateOutcome, StoreError>> {
+        Box::pin(SessionStore::create(self, record, limit))
     }
     fn find_by_token<'a>(
         &'a self,
@@ -296,11 +376,15 @@ impl<S: SessionStore> DynStore for S {
     fn list_by_user<'a>(
         &'a self,
         user_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
-        Box::pin(SessionStore::list_by_user(self, user_id))
+        page: &'a PageRequest,
+    ) -> BoxFuture<'a, Result<SessionPage, StoreError>> {
+        Box::pin(SessionStore::list_by_user(self, user_id, page))
     }
-    fn update<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(SessionStore::update(self, session))
+    fn update<'a>(
+        &'a self,
+        update: &'a SessionUpdate,
+    ) -> BoxFuture<'a, Result<UpdateOutcome, StoreError>> {
+        Box::pin(SessionStore::update(self, update))
     }
     fn revoke<'a>(
         &'a self,
@@ -311,8 +395,9 @@ impl<S: SessionStore> DynStore for S {
     fn revoke_all<'a>(
         &'a self,
         user_id: &'a str,
+        except: Option<&'a SessionId>,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>> {
-        Box::pin(SessionStore::revoke_all(self, user_id))
+        Box::pin(SessionStore::revoke_all(self, user_id, except))
     }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         SessionStore::revocation_feed(self)

@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 
-use super::{HOUR, created, record, unique_user};
+use super::{HOUR, created, next_version, plain_update, record, unique_user};
 use crate::revocation::RevocationEvent;
 use crate::session::SessionId;
-use crate::store::{FeedCursor, RevocationFeed, SessionRecord, SessionStore};
+use crate::store::{
+    CreateOutcome, FeedCursor, RevocationFeed, SessionLimit, SessionRecord, SessionStore,
+    SessionUpdate, UpdateOutcome, WhenFull,
+};
 
 /// What a feed event is about, to pick out a check's own events.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -183,7 +186,13 @@ pub async fn feed_batches_until_caught_up<S: SessionStore>(store: &S) {
     let user = unique_user("feed-batches");
     let records: Vec<SessionRecord> = (0..N).map(|_| record(&user, HOUR)).collect();
     for chunk in records.chunks(CHUNK * 2) {
-        for result in join_all(chunk.iter().map(|r| store.create(r.clone()))).await {
+        for result in join_all(
+            chunk
+                .iter()
+                .map(|r| store.create(r.clone(), SessionLimit::unlimited())),
+        )
+        .await
+        {
             result.unwrap_or_else(|e| panic!("create failed: {e}"));
         }
     }
@@ -249,7 +258,7 @@ pub async fn feed_keeps_order<S: SessionStore>(store: &S) {
     let user = unique_user("feed-order");
     let everyone = unique_user("feed-order-all");
     let mut wanted = sessions(&revoked(store, &user, 5).await);
-    store.revoke_all(&everyone).await.unwrap();
+    store.revoke_all(&everyone, None).await.unwrap();
     wanted.push(Subject::User(everyone));
     wanted.extend(sessions(&revoked(store, &user, 5).await));
     let read = replay(&*feed, start, &wanted).await;
@@ -268,8 +277,8 @@ pub async fn feed_records_revoke_all<S: SessionStore>(store: &S) {
         created(store, &user, HOUR).await,
         created(store, &user, HOUR).await,
     ];
-    assert_eq!(store.revoke_all(&user).await.unwrap().len(), 2);
-    assert!(store.revoke_all(&nobody).await.unwrap().is_empty());
+    assert_eq!(store.revoke_all(&user, None).await.unwrap().len(), 2);
+    assert!(store.revoke_all(&nobody, None).await.unwrap().is_empty());
     let wanted = [Subject::User(user.clone()), Subject::User(nobody)];
     let read = replay(&*feed, start, &wanted).await;
     assert_eq!(subjects(&read), wanted, "one user event per revoke_all");
@@ -293,7 +302,7 @@ pub async fn feed_late_reader_sees_earlier_revocations<S: SessionStore>(store: &
     }
     let user = unique_user("feed-late");
     let mut wanted = sessions(&revoked(store, &user, 2).await);
-    store.revoke_all(&user).await.unwrap();
+    store.revoke_all(&user, None).await.unwrap();
     wanted.push(Subject::User(user));
     let late = feed_of(store).expect("the store had a feed a moment ago");
     let read = replay(&*late, None, &wanted).await;
@@ -324,4 +333,137 @@ pub async fn feed_ignores_unknown_revokes<S: SessionStore>(store: &S) {
         !read.everything.contains(&Subject::Session(unknown)),
         "revoking an unknown session id published an event"
     );
+}
+
+/// Feed: an update that refuses older JWTs records `jwts_refused` for the new version (the
+/// session is not ended); a plain update (a touch) records nothing.
+pub async fn feed_records_refused_jwts<S: SessionStore>(store: &S) {
+    let Some(feed) = feed_of(store) else { return };
+    let start = tail(&*feed).await;
+    let quiet = created(store, &unique_user("feed-touch"), HOUR).await;
+    let touched = next_version(&quiet.session);
+    assert_eq!(
+        store.update(&plain_update(touched)).await.unwrap(),
+        UpdateOutcome::Updated
+    );
+    let rec = created(store, &unique_user("feed-claims"), HOUR).await;
+    let v1 = next_version(&rec.session);
+    let update = SessionUpdate {
+        session: v1.clone(),
+        token_hash: None,
+        refuse_older_jwts: true,
+    };
+    assert_eq!(store.update(&update).await.unwrap(), UpdateOutcome::Updated);
+    let v2 = next_version(&v1);
+    let rotation = SessionUpdate {
+        session: v2.clone(),
+        token_hash: Some(crate::token::SessionToken::generate().unwrap().hash()),
+        refuse_older_jwts: true,
+    };
+    assert_eq!(
+        store.update(&rotation).await.unwrap(),
+        UpdateOutcome::Updated
+    );
+    // A refused (stale) update records nothing either.
+    let stale = SessionUpdate {
+        session: v1.clone(),
+        token_hash: None,
+        refuse_older_jwts: true,
+    };
+    assert_eq!(store.update(&stale).await.unwrap(), UpdateOutcome::Stale);
+    let marker = revoked(store, &unique_user("feed-claims-marker"), 1).await;
+    let id = Subject::Session(v1.session_id.clone());
+    let mut wanted = vec![id.clone()];
+    wanted.extend(sessions(&marker));
+    let read = replay(&*feed, start, &wanted).await;
+    assert!(
+        !read
+            .everything
+            .contains(&Subject::Session(quiet.session.session_id.clone())),
+        "a plain update published an event"
+    );
+    let mine: Vec<&RevocationEvent> = read
+        .mine
+        .iter()
+        .filter(|(_, e)| subject(e) == id)
+        .map(|(_, e)| e)
+        .collect();
+    let versions: Vec<(u64, bool)> = mine
+        .iter()
+        .map(|e| match e {
+            RevocationEvent::Session { version, ended, .. } => (*version, *ended),
+            RevocationEvent::User { .. } => unreachable!("filtered on the subject"),
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        vec![(1, false), (2, false)],
+        "one jwts_refused per refusing update, naming the new version, the session not ended"
+    );
+}
+
+/// Feed: sessions a create evicts to stay within the limit are recorded as revocations.
+pub async fn feed_records_evictions<S: SessionStore>(store: &S) {
+    let Some(feed) = feed_of(store) else { return };
+    let start = tail(&*feed).await;
+    let user = unique_user("feed-evict");
+    let limit = SessionLimit::new(1, WhenFull::RevokeOldest);
+    let first = record(&user, HOUR);
+    store.create(first.clone(), limit).await.unwrap();
+    let CreateOutcome::Created { evicted } =
+        store.create(record(&user, HOUR), limit).await.unwrap()
+    else {
+        panic!("RevokeOldest never refuses");
+    };
+    assert_eq!(evicted, vec![first.session.session_id.clone()]);
+    let wanted = sessions(std::slice::from_ref(&first));
+    let read = replay(&*feed, start, &wanted).await;
+    assert!(
+        matches!(
+            &read.mine[0].1,
+            RevocationEvent::Session { ended: true, .. }
+        ),
+        "an eviction must end the session in the feed"
+    );
+}
+
+/// Feed: revoking every session but one records one revocation per session revoked, and none
+/// for the kept one (a user event would cut it off too).
+pub async fn feed_records_revoke_others<S: SessionStore>(store: &S) {
+    let Some(feed) = feed_of(store) else { return };
+    let start = tail(&*feed).await;
+    let user = unique_user("feed-others");
+    let keep = created(store, &user, HOUR).await;
+    let others = [
+        created(store, &user, HOUR).await,
+        created(store, &user, HOUR).await,
+    ];
+    store
+        .revoke_all(&user, Some(&keep.session.session_id))
+        .await
+        .unwrap();
+    let marker = revoked(store, &unique_user("feed-others-marker"), 1).await;
+    let mut wanted = sessions(&others);
+    wanted.extend(sessions(&marker));
+    let read = replay(&*feed, start, &wanted).await;
+    let mut got = subjects(&read);
+    got.sort_by_key(|s| format!("{s:?}"));
+    wanted.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(got, wanted, "one revocation per other session");
+    assert!(
+        !read
+            .everything
+            .contains(&Subject::Session(keep.session.session_id.clone())),
+        "the kept session was published"
+    );
+    assert!(
+        !read.everything.contains(&Subject::User(user)),
+        "a user event would revoke the kept session too"
+    );
+    for (_, event) in &read.mine {
+        assert!(matches!(
+            event,
+            RevocationEvent::Session { ended: true, .. }
+        ));
+    }
 }

@@ -1,0 +1,353 @@
+//! Changing a live session: custom claims, authentication factors (step-up), token rotation
+//! and extension, through one mechanism, [`Sessions::change`].
+//!
+//! A change reads the session, applies itself to a copy with the version one higher, and asks
+//! the store to write it only if nobody changed the session in between (retrying on a newer
+//! record). A change that could raise or lower what the session may do (claims, a rotated
+//! token) also refuses every JWT minted for an earlier version, in the same store step: the
+//! store's revocation feed carries that to every instance, and this instance applies it at once.
+//! A client that still holds the opaque token is re-minted a JWT with the new state on its next
+//! request; a client that holds only an old JWT gets `401`.
+
+use std::time::Duration;
+
+use http::HeaderValue;
+use serde_json::{Map, Value};
+
+use super::{CONTENDED, MAX_UPDATE_ATTEMPTS, Sessions};
+use crate::cookies::session_cookies;
+use crate::error::SessionError;
+use crate::events::SessionEventKind;
+use crate::jwt::SessionJwt;
+use crate::revocation::RevocationEvent;
+use crate::session::{AuthenticationFactor, Session, SessionId, validate_custom_claims};
+use crate::store::{SessionUpdate, StoreError, UpdateOutcome};
+use crate::token::SessionToken;
+
+/// A change to a live session for [`Sessions::change`]. Build it from the parts you need.
+///
+/// # Example
+///
+/// ```
+/// use serde_json::json;
+/// use tower_session_jwt::{AuthenticationFactor, SessionChange};
+///
+/// // Merge claims (a `null` value deletes a key), as Stytch's `session_custom_claims`.
+/// let promote = SessionChange::new()
+///     .claims(json!({"role": "admin", "trial": null}).as_object().unwrap().clone())
+///     .rotate_token(); // a privilege change: renew the token too
+///
+/// // Step-up: a factor just verified; rotates the token unless told otherwise.
+/// let otp = AuthenticationFactor::of_type("otp", time::OffsetDateTime::now_utc()).unwrap();
+/// let step_up = SessionChange::new().factor(otp);
+/// # let _ = (promote, step_up);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SessionChange {
+    claims: Option<Map<String, Value>>,
+    factor: Option<AuthenticationFactor>,
+    rotate: Option<bool>,
+    extend_for: Option<Duration>,
+}
+
+impl SessionChange {
+    /// A change that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Merges `patch` into the custom claims: each key is set, or deleted when its value is
+    /// `null`. Reserved names and the size cap apply to the result. Older JWTs are refused.
+    pub fn claims(mut self, patch: Map<String, Value>) -> Self {
+        self.claims = Some(patch);
+        self
+    }
+
+    /// Records that the user just authenticated with `factor` (step-up); its
+    /// `last_authenticated_at` is set to now. Rotates the token unless
+    /// [`keep_token`](Self::keep_token) is called.
+    pub fn factor(mut self, factor: AuthenticationFactor) -> Self {
+        self.factor = Some(factor);
+        self
+    }
+
+    /// Issues a new opaque token for the session (session-fixation defence on a privilege
+    /// change): the old token fails at once, older JWTs are refused.
+    pub fn rotate_token(mut self) -> Self {
+        self.rotate = Some(true);
+        self
+    }
+
+    /// Keeps the token even though a factor is added.
+    pub fn keep_token(mut self) -> Self {
+        self.rotate = Some(false);
+        self
+    }
+
+    /// Extends the session to `now + duration` (Stytch's `session_duration_minutes`), never
+    /// shortening it and never past the configured maximum lifetime.
+    pub fn extend_for(mut self, duration: Duration) -> Self {
+        self.extend_for = Some(duration);
+        self
+    }
+
+    fn rotates(&self) -> bool {
+        self.rotate.unwrap_or(self.factor.is_some())
+    }
+}
+
+/// A changed session and its new credentials ([`Sessions::change`]).
+///
+/// `Debug` shows the session, never the credentials.
+#[non_exhaustive]
+pub struct Changed {
+    /// The session as stored now.
+    pub session: Session,
+    /// The new opaque token when the change rotated it.
+    pub token: Option<SessionToken>,
+    /// A JWT minted for the changed session.
+    pub jwt: SessionJwt,
+    cookies: Vec<HeaderValue>,
+}
+
+impl std::fmt::Debug for Changed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changed")
+            .field("session", &self.session)
+            .field("rotated", &self.token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Changed {
+    /// The `Set-Cookie` values that hand the changed session to a browser (the token cookie
+    /// when the token was rotated, then the JWT cookie), marked sensitive. Set them only for a
+    /// client that sent its credentials as cookies.
+    ///
+    /// The server never keeps a token, so an extension without rotation cannot set the token
+    /// cookie again with its later `Max-Age`: extend with
+    /// [`rotate_token`](SessionChange::rotate_token) when the browser's token cookie must follow.
+    pub fn cookies(&self) -> &[HeaderValue] {
+        &self.cookies
+    }
+
+    /// Appends the cookies to a response, with `Cache-Control: no-store`.
+    pub fn set_cookies<B>(&self, response: &mut http::Response<B>) {
+        let headers = response.headers_mut();
+        for cookie in &self.cookies {
+            headers.append(http::header::SET_COOKIE, cookie.clone());
+        }
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+    }
+}
+
+impl Sessions {
+    /// Applies `change` to a live session, atomically and once, however many instances change
+    /// it at the same time. See the [module docs](self) for what happens to older credentials.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::UnknownSession`] when the session is gone; the claim, factor, lifetime
+    /// and JWT-size errors of [`create`](Self::create); [`SessionError::Store`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use serde_json::json;
+    /// use tower_session_jwt::{MemoryStore, NewSession, SessionChange, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    /// let id = &created.session.session_id;
+    ///
+    /// let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    /// let changed = sessions.change(id, SessionChange::new().claims(patch)).await.unwrap();
+    /// assert_eq!(changed.session.custom_claims["role"], "admin");
+    ///
+    /// // The JWT minted before the change is refused; the token still works and re-mints.
+    /// assert!(sessions.authenticate_jwt(created.jwt.expose()).await.is_err());
+    /// let fresh = sessions.authenticate_token(created.token.expose()).await.unwrap();
+    /// assert_eq!(fresh.session.custom_claims["role"], "admin");
+    /// # });
+    /// ```
+    pub async fn change(
+        &self,
+        session_id: &SessionId,
+        change: SessionChange,
+    ) -> Result<Changed, SessionError> {
+        if let Some(factor) = &change.factor {
+            factor.validate()?;
+        }
+        if change
+            .extend_for
+            .is_some_and(|d| d < Duration::from_secs(1))
+        {
+            return Err(SessionError::InvalidTtl);
+        }
+        let rotate = change.rotates();
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let current = match self.inner.store.get(session_id).await? {
+                Some(s) if s.is_live_at(self.now()) && !self.revocation_list().is_revoked(&s) => s,
+                _ => return Err(SessionError::UnknownSession),
+            };
+            let now = self.now();
+            let mut next = current.clone();
+            next.version += 1;
+            next.last_accessed_at = now;
+            if let Some(patch) = &change.claims {
+                for (key, value) in patch {
+                    if value.is_null() {
+                        next.custom_claims.remove(key);
+                    } else {
+                        next.custom_claims.insert(key.clone(), value.clone());
+                    }
+                }
+                validate_custom_claims(&next.custom_claims)?;
+            }
+            if let Some(factor) = &change.factor {
+                let mut factor = factor.clone();
+                factor.last_authenticated_at = now;
+                next.record_factor(factor)?;
+            }
+            if let Some(duration) = change.extend_for {
+                let mut until = now + duration;
+                if let Some(max) = self.inner.settings.max_lifetime {
+                    until = until.min(next.started_at + max);
+                }
+                next.expires_at = next.expires_at.max(until);
+            }
+            let jwt = self.mint(&next, now)?;
+            let remaining = (next.expires_at - now)
+                .try_into()
+                .unwrap_or(Duration::from_secs(1));
+            self.check_jwt_size(&jwt, remaining)?;
+            let token = if rotate {
+                Some(SessionToken::generate()?)
+            } else {
+                None
+            };
+            // Claims and tokens decide what a JWT may do: older JWTs go. A factor added
+            // without rotation or an extension leaves older JWTs as they were (less).
+            let refuse = change.claims.is_some() || rotate;
+            let update = SessionUpdate {
+                session: next,
+                token_hash: token.as_ref().map(SessionToken::hash),
+                refuse_older_jwts: refuse,
+            };
+            match self.inner.store.update(&update).await? {
+                UpdateOutcome::Updated => {}
+                UpdateOutcome::Stale => continue,
+                _ => return Err(SessionError::UnknownSession),
+            }
+            let session = update.session;
+            if refuse {
+                // Here at once; elsewhere through the store's feed.
+                self.revocation_list().apply(&RevocationEvent::jwts_refused(
+                    session.session_id.clone(),
+                    now,
+                    session.version,
+                ));
+            }
+            self.emit_changes(&current, &session, &change, rotate);
+            let cookies = session_cookies(
+                self.settings(),
+                token.as_ref().map(SessionToken::expose),
+                &jwt,
+                session.expires_at,
+                now,
+            );
+            return Ok(Changed {
+                session,
+                token,
+                jwt,
+                cookies,
+            });
+        }
+        Err(SessionError::Store(StoreError::Backend(CONTENDED.into())))
+    }
+
+    /// Merges `patch` into a live session's custom claims (a `null` value deletes a key) and
+    /// refuses every JWT minted before, here at once and on every instance through the feed.
+    /// Shorthand for [`change`](Self::change) with [`SessionChange::claims`].
+    pub async fn update_claims(
+        &self,
+        session_id: &SessionId,
+        patch: Map<String, Value>,
+    ) -> Result<Changed, SessionError> {
+        self.change(session_id, SessionChange::new().claims(patch))
+            .await
+    }
+
+    /// Step-up: records `factor` as just authenticated and rotates the token. Shorthand for
+    /// [`change`](Self::change) with [`SessionChange::factor`].
+    pub async fn step_up(
+        &self,
+        session_id: &SessionId,
+        factor: AuthenticationFactor,
+    ) -> Result<Changed, SessionError> {
+        self.change(session_id, SessionChange::new().factor(factor))
+            .await
+    }
+
+    /// Issues a new opaque token for a live session: the old token fails at once everywhere,
+    /// older JWTs are refused. Shorthand for [`change`](Self::change) with
+    /// [`SessionChange::rotate_token`].
+    pub async fn rotate(&self, session_id: &SessionId) -> Result<Changed, SessionError> {
+        self.change(session_id, SessionChange::new().rotate_token())
+            .await
+    }
+
+    /// Extends a live session to `now + duration` (never shorter, never past the maximum
+    /// lifetime). Shorthand for [`change`](Self::change) with [`SessionChange::extend_for`].
+    pub async fn extend_for(
+        &self,
+        session_id: &SessionId,
+        duration: Duration,
+    ) -> Result<Changed, SessionError> {
+        self.change(session_id, SessionChange::new().extend_for(duration))
+            .await
+    }
+
+    fn emit_changes(
+        &self,
+        before: &Session,
+        after: &Session,
+        change: &SessionChange,
+        rotated: bool,
+    ) {
+        if let Some(patch) = &change.claims {
+            let mut keys: Vec<String> = patch.keys().cloned().collect();
+            keys.sort();
+            self.emit(after, SessionEventKind::ClaimsChanged { keys });
+        }
+        if let Some(factor) = &change.factor {
+            self.emit(
+                after,
+                SessionEventKind::FactorAdded {
+                    factor: factor.factor_type.clone(),
+                    delivery_method: factor.delivery_method.clone(),
+                },
+            );
+        }
+        if rotated {
+            self.emit(after, SessionEventKind::Rotated);
+        }
+        if after.expires_at != before.expires_at {
+            self.emit(
+                after,
+                SessionEventKind::Extended {
+                    expires_at: after.expires_at,
+                },
+            );
+        }
+    }
+}
