@@ -89,6 +89,30 @@ impl<'a> Credentials<'a> {
         }
     }
 
+    /// Where the credential that decides came from: `Header` when the request carries one in
+    /// `Authorization` (it decides, and the client gets no cookies back), `Cookie` when only
+    /// cookies, `None` when neither. A handler that hands out new credentials (after a step-up,
+    /// say) sets cookies only for `Cookie`.
+    ///
+    /// ```
+    /// use tower_session_jwt::{CredentialSource, Credentials};
+    ///
+    /// let browser = Credentials::new().with_token("t", CredentialSource::Cookie);
+    /// assert_eq!(browser.source(), Some(CredentialSource::Cookie));
+    /// let api = browser.with_jwt("j", CredentialSource::Header);
+    /// assert_eq!(api.source(), Some(CredentialSource::Header));
+    /// assert_eq!(Credentials::new().source(), None);
+    /// ```
+    pub fn source(&self) -> Option<CredentialSource> {
+        if self.header.is_some() {
+            Some(CredentialSource::Header)
+        } else if self.cookie_jwt.is_some() || self.cookie_token.is_some() {
+            Some(CredentialSource::Cookie)
+        } else {
+            None
+        }
+    }
+
     /// The opaque token that counts: the header's, else the cookie's.
     pub fn token(&self) -> Option<(&'a str, CredentialSource)> {
         match self.header {

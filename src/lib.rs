@@ -91,6 +91,7 @@ pub mod logout;
 mod manager;
 mod revocation;
 pub mod session;
+pub mod step_up;
 pub mod store;
 mod token;
 
@@ -112,6 +113,7 @@ pub use manager::{
 };
 pub use revocation::{RevocationEvent, RevocationList};
 pub use session::{AuthenticationFactor, NewSession, Session, SessionAttributes, SessionId};
+pub use step_up::{RecentAuth, StepUpRequired};
 pub use store::{MemoryStore, SessionStore, StoreError};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};

@@ -1,4 +1,5 @@
-//! Logout, logout everywhere and revoke-one-session handlers, and cookie stripping.
+//! Logout, logout everywhere, sign out other devices and revoke-one-session handlers, and
+//! cookie stripping.
 //!
 //! Each handler is a plain tower [`Service`] built from the [`Sessions`] it acts on (mount it in
 //! axum with `post_service`, or call it from hyper), answering `204 No Content` (or
@@ -30,6 +31,7 @@ use tower_service::Service;
 
 use crate::cookies::{CredentialSource, Kind, each_presented, removal, strip_session_cookies};
 use crate::error::AuthError;
+use crate::events::{RevokeReason, RevokedBy};
 use crate::layer::CurrentSession;
 use crate::manager::Sessions;
 use crate::session::SessionId;
@@ -44,20 +46,21 @@ const MAX_CREDENTIALS_PER_KIND: usize = 4;
 enum Action {
     Logout,
     LogoutEverywhere,
+    LogoutOthers,
     RevokeById,
 }
 
 /// Finds the session id in a revoke request.
 pub type SessionIdSource = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
-/// A logout or revoke handler; build one with [`logout`], [`logout_everywhere`] or
-/// [`revoke_session`].
+/// A logout or revoke handler; build one with [`logout`], [`logout_everywhere`],
+/// [`logout_others`] or [`revoke_session`].
 ///
 /// # Example
 ///
 /// ```
 /// use axum::{Router, routing::post_service};
-/// use tower_session_jwt::logout::{logout, logout_everywhere, revoke_session};
+/// use tower_session_jwt::logout::{logout, logout_everywhere, logout_others, revoke_session};
 /// use tower_session_jwt::{MemoryStore, SessionLayer, Sessions, SigningKey};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -69,6 +72,7 @@ pub type SessionIdSource = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 /// let routes: Router = Router::new()
 ///     .route("/logout", post_service(logout(&sessions).redirect_forms_to("/")))
 ///     .route("/logout/all", post_service(logout_everywhere(&sessions)))
+///     .route("/logout/others", post_service(logout_others(&sessions).redirect_forms_to("/")))
 ///     .route("/api/sessions/{session_id}/revoke", post_service(revoke_session(&sessions)))
 ///     .layer(SessionLayer::new(sessions).optional());
 /// # let _ = routes; });
@@ -114,6 +118,13 @@ pub fn logout(sessions: &Sessions) -> SessionHandler {
 /// Revokes every session of the current user and strips both cookies.
 pub fn logout_everywhere(sessions: &Sessions) -> SessionHandler {
     SessionHandler::new(sessions, Action::LogoutEverywhere)
+}
+
+/// Revokes every session of the current user except the current one ("sign out my other
+/// devices"), which stays signed in with its cookies untouched. A request without a session
+/// answers `401`.
+pub fn logout_others(sessions: &Sessions) -> SessionHandler {
+    SessionHandler::new(sessions, Action::LogoutOthers)
 }
 
 /// Revokes one of the current user's sessions by id; another user's (or an unknown) id answers
@@ -209,7 +220,10 @@ impl<B: Default> SessionHandler<B> {
                 .map(|_| true),
             Action::LogoutEverywhere => {
                 let everywhere = match &current {
-                    Some(current) => sessions.revoke_all(&current.user_id).await.map(drop),
+                    Some(current) => sessions
+                        .revoke_all_by(&current.user_id, RevokedBy::User)
+                        .await
+                        .map(drop),
                     None => Ok(()),
                 };
                 match everywhere {
@@ -218,6 +232,12 @@ impl<B: Default> SessionHandler<B> {
                         .map(|_| true),
                     Err(e) => Err(e),
                 }
+            }
+            Action::LogoutOthers => {
+                let Some(current) = current else {
+                    return AuthError::MissingCredentials.to_response();
+                };
+                sessions.revoke_others(&current).await.map(|_| false)
             }
             Action::RevokeById => {
                 let Some(current) = current else {
@@ -315,8 +335,9 @@ async fn revoke_presented(
     headers: &HeaderMap,
     current: Option<&crate::session::Session>,
 ) -> Result<(), StoreError> {
+    let (by, reason) = (RevokedBy::Itself, RevokeReason::Logout);
     if let Some(current) = current {
-        sessions.revoke(&current.session_id).await?;
+        sessions.revoke_by(&current.session_id, by, reason).await?;
     }
     let mut tokens = Vec::new();
     let mut jwts = Vec::new();
@@ -332,12 +353,12 @@ async fn revoke_presented(
         true
     });
     for token in tokens {
-        sessions.revoke_token(token).await?;
+        sessions.revoke_token_by(token, by, reason).await?;
     }
     for jwt in jwts {
         match sessions.jwt_session_id(jwt) {
             Some(id) if current.is_none_or(|c| c.session_id != id) => {
-                sessions.revoke(&id).await?;
+                sessions.revoke_by(&id, by, reason).await?;
             }
             _ => {}
         }

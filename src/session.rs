@@ -244,6 +244,15 @@ pub struct Session {
     /// which is how a claims change or a token rotation refuses older JWTs.
     #[serde(default)]
     pub version: u64,
+    /// JWTs minted for a version below this one are refused: set by a change that refuses
+    /// older JWTs (a claims change, a rotation), so that an instance confirming a JWT in the
+    /// store, rather than trusting its revocation list, refuses them too.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub jwts_from_version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Session {

@@ -128,6 +128,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<ParsedClaims<'_>, JwtError> {
             custom_claims: raw.custom,
             authentication_factors: claim.authentication_factors,
             version: claim.version,
+            jwts_from_version: 0,
         },
     })
 }

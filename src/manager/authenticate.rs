@@ -404,7 +404,9 @@ impl Sessions {
     async fn confirm(&self, session: Arc<Session>) -> Result<Arc<Session>, AuthError> {
         match self.inner.store.get(&session.session_id).await? {
             Some(stored) if stored.user_id == session.user_id && stored.is_live_at(self.now()) => {
-                if self.revocation_list().is_revoked(&stored) {
+                if self.revocation_list().is_revoked(&stored)
+                    || session.version < stored.jwts_from_version
+                {
                     return Err(AuthError::Revoked);
                 }
                 Ok(session)
@@ -455,6 +457,14 @@ impl Sessions {
             {
                 Some(updated) => {
                     extended = updated.expires_at != session.expires_at;
+                    if extended {
+                        self.emit(
+                            &updated,
+                            crate::events::SessionEventKind::Extended {
+                                expires_at: updated.expires_at,
+                            },
+                        );
+                    }
                     session = Arc::new(updated);
                     fetched_at = now;
                     fetched = true;
@@ -474,6 +484,7 @@ impl Sessions {
             Some(jwt) => Some(jwt),
             None if want_jwt => {
                 let jwt = self.mint(&session, now)?;
+                self.emit(&session, crate::events::SessionEventKind::Refreshed);
                 self.cache_insert(hash, session.clone(), fetched_at, Some(jwt.clone()));
                 Some(jwt)
             }

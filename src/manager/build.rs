@@ -58,6 +58,7 @@ impl SessionsBuilder {
                 custom_claims: Default::default(),
                 authentication_factors: Vec::new(),
                 version: 0,
+                jwts_from_version: 0,
             })
             .and_then(|session| codec.mint(&session, now).ok())
             .map_or(0, |jwt| jwt.expose().len());

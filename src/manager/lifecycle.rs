@@ -225,6 +225,12 @@ impl Sessions {
                 }
                 next.expires_at = next.expires_at.max(until);
             }
+            // Claims and tokens decide what a JWT may do: older JWTs go. A factor added
+            // without rotation or an extension leaves older JWTs as they were (less).
+            let refuse = change.claims.is_some() || rotate;
+            if refuse {
+                next.jwts_from_version = next.version;
+            }
             let jwt = self.mint(&next, now)?;
             let remaining = (next.expires_at - now)
                 .try_into()
@@ -235,9 +241,6 @@ impl Sessions {
             } else {
                 None
             };
-            // Claims and tokens decide what a JWT may do: older JWTs go. A factor added
-            // without rotation or an extension leaves older JWTs as they were (less).
-            let refuse = change.claims.is_some() || rotate;
             let update = SessionUpdate {
                 session: next,
                 token_hash: token.as_ref().map(SessionToken::hash),

@@ -246,6 +246,7 @@ impl Sessions {
             custom_claims: new.custom_claims,
             authentication_factors: Vec::new(),
             version: 0,
+            jwts_from_version: 0,
         };
         let factor = match new.factor {
             Some(mut factor) => {
@@ -569,6 +570,14 @@ impl Sessions {
 
     /// Revokes every session of a user ("sign out everywhere"); returns how many were live.
     pub async fn revoke_all(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.revoke_all_by(user_id, RevokedBy::Application).await
+    }
+
+    pub(crate) async fn revoke_all_by(
+        &self,
+        user_id: &str,
+        by: RevokedBy,
+    ) -> Result<usize, StoreError> {
         self.revocation_list()
             .apply(&RevocationEvent::user_revoked(user_id, self.now()));
         let revoked = self.inner.store.revoke_all(user_id, None).await?;
@@ -582,7 +591,7 @@ impl Sessions {
                 session_id.clone(),
                 user_id,
                 SessionEventKind::Revoked {
-                    by: RevokedBy::Application,
+                    by,
                     reason: RevokeReason::SignedOutEverywhere,
                 },
             );

@@ -289,6 +289,7 @@ mod tests {
             custom_claims: Default::default(),
             authentication_factors: Vec::new(),
             version: 0,
+            jwts_from_version: 0,
         }
     }
 

@@ -491,6 +491,7 @@ mod tests {
                 custom_claims: Default::default(),
                 authentication_factors: Vec::new(),
                 version: 0,
+                jwts_from_version: 0,
             },
             token_hash: SessionToken::generate().unwrap().hash(),
         }

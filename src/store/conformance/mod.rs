@@ -175,6 +175,7 @@ pub fn record(user: &str, ttl: Duration) -> SessionRecord {
                     .expect("a valid factor"),
             ],
             version: 0,
+            jwts_from_version: 0,
         },
         token_hash: SessionToken::generate().unwrap().hash(),
     }
