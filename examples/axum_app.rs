@@ -1,5 +1,6 @@
-//! A complete axum app with revocable sessions: login, "your devices", revoke one device,
-//! logout and logout everywhere, over cookies (browsers) and `Authorization: Bearer` (APIs).
+//! A complete axum app with revocable sessions: login, "your devices", revoke one device, sign
+//! out the other devices, logout and logout everywhere, custom claims changed on a live session,
+//! step-up authentication, over cookies (browsers) and `Authorization: Bearer` (APIs).
 //!
 //! It shows:
 //!
@@ -8,7 +9,12 @@
 //!   stale or garbage credentials, and strips them);
 //! * [`Sessions::login`] recording the client's IP address and user agent and setting both cookies
 //!   (the opaque `session_token` and the short-lived `session_jwt`);
-//! * the ready-made [`logout`], [`logout_everywhere`] and [`revoke_session`] services;
+//! * the ready-made [`logout`], [`logout_everywhere`], [`logout_others`] and [`revoke_session`]
+//!   services;
+//! * changing a live session with [`Sessions::update_claims`] and [`Sessions::step_up`] (older
+//!   JWTs refused everywhere at once, the token rotated on step-up), and a route guarded by
+//!   [`Sessions::require_recent_auth`] (RFC 9470);
+//! * paginated device listing, and every session event logged as a JSON line on stdout;
 //! * the JWKS document other services can verify session JWTs with.
 //!
 //! The app trusts the posted `user_id`: it demonstrates sessions, not password checking.
@@ -35,6 +41,9 @@
 //! | `DATABASE_URL` | keep sessions in PostgreSQL instead (`postgres://…`, needs `--features postgres`) |
 //! | `REDIS_URL` | keep sessions in Redis instead (needs `--features redis`) |
 //! | `STORE=memory` | keep sessions in memory (lost on restart) |
+//! | `STEP_UP_MAX_AGE_SECS` | how recent an authentication `GET /api/sensitive` requires (default 300) |
+//! | `MAX_SESSIONS_PER_USER` | live sessions per user (default 100); a login beyond it revokes the oldest |
+//! | `WHEN_FULL=refuse` | refuse a login beyond `MAX_SESSIONS_PER_USER` (`409`) instead |
 //! | `INSECURE_COOKIES=1` | drop the `Secure` cookie attribute |
 //!
 //! ## Cookies and plain HTTP
@@ -67,8 +76,20 @@
 //! curl -s -H "authorization: Bearer $SESSION_JWT" $B/api/me
 //! curl -s -H "authorization: Bearer $SESSION_TOKEN" $B/api/me
 //!
-//! # Your devices, then revoke the other one: both its token and its JWT fail at once.
-//! curl -s -b jar $B/api/sessions
+//! # Change the session's claims: older JWTs fail at once, cookie clients get fresh cookies.
+//! curl -s -b jar -c jar -X PATCH -H 'content-type: application/json' \
+//!      -d '{"custom_claims":{"role":"viewer","plan":null}}' $B/api/session/claims
+//! curl -si -H "authorization: Bearer $SESSION_JWT" $B/api/me          # 401: minted before
+//!
+//! # Step-up: a sensitive route wants a factor from the last 5 minutes beyond the login's.
+//! curl -si -b jar $B/api/sensitive             # 200 right after login, 401 + RFC 9470 later
+//! curl -s -b jar -c jar -H 'content-type: application/json' \
+//!      -d '{"factor":"otp"}' $B/api/session/step-up   # new token and JWT (rotated)
+//!
+//! # Your devices (paginated), then revoke the other one: its token and JWT fail at once.
+//! curl -s -b jar "$B/api/sessions?limit=10"
+//! # Or sign out every other device, keeping this one:
+//! curl -si -b jar -X POST $B/logout/others                        # 204
 //! SESSION_ID=$(curl -s -b jar $B/api/sessions | jq -r '.sessions[] | select(.current | not) | .session_id')
 //! curl -si -b jar -X POST $B/api/sessions/$SESSION_ID/revoke     # 204, or 404 if not yours
 //! curl -si -b jar2 $B/api/me                                     # 401
@@ -91,22 +112,41 @@ use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post, post_service};
+use axum::routing::{get, patch, post, post_service};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tower_session_jwt::logout::{logout, logout_everywhere, revoke_session};
+use tower_session_jwt::logout::{logout, logout_everywhere, logout_others, revoke_session};
+use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::{
-    AuthError, CookieConfig, CurrentSession, MemoryStore, NewSession, Session, SessionError,
-    SessionLayer, Sessions, SessionsBuilder, SigningKey, StoreError,
+    AuthError, AuthenticationFactor, Changed, CookieConfig, CredentialSource, CurrentSession,
+    MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions, SessionsBuilder,
+    SigningKey, StoreError,
 };
 
-/// The app's routes, behind one optional [`SessionLayer`].
+/// The app's routes, behind one optional [`SessionLayer`], with `/api/sensitive` requiring an
+/// authentication factor from the last 300 seconds.
 pub fn app(sessions: Sessions) -> Router {
-    Router::new()
+    app_with_step_up(sessions, Duration::from_secs(300))
+}
+
+/// [`app`] with `/api/sensitive` requiring an authentication factor used within
+/// `step_up_max_age`.
+pub fn app_with_step_up(sessions: Sessions, step_up_max_age: Duration) -> Router {
+    let sensitive = Router::<StepUpMaxAge>::new()
+        .route("/api/sensitive", get(sensitive))
+        .route_layer(sessions.require_recent_auth(step_up_max_age));
+    Router::<StepUpMaxAge>::new()
         .route("/", get(home))
         .route("/login", post(login))
         .route("/api/me", get(me))
         .route("/api/sessions", get(list_sessions))
+        .route("/api/session/claims", patch(update_claims))
+        .route("/api/session/step-up", post(step_up))
+        .merge(sensitive)
+        .route(
+            "/logout/others",
+            post_service(logout_others(&sessions).redirect_forms_to("/")),
+        )
         // The ready-made services: `204` for API clients, `303 /` for the page's form posts.
         .route(
             "/api/sessions/{session_id}/revoke",
@@ -121,6 +161,7 @@ pub fn app(sessions: Sessions) -> Router {
             post_service(logout_everywhere(&sessions).redirect_forms_to("/")),
         )
         .route("/.well-known/jwks.json", get(jwks))
+        .with_state(StepUpMaxAge(step_up_max_age))
         // Optional: anonymous requests reach `/`, `/login` and the logout routes; handlers that
         // need a session say so with their extractors.
         .layer(SessionLayer::new(sessions).optional())
@@ -154,9 +195,11 @@ async fn main() {
         );
     }
 
+    let step_up_max_age = seconds("STEP_UP_MAX_AGE_SECS", 300);
     axum::serve(
         listener,
-        app(sessions).into_make_service_with_connect_info::<SocketAddr>(),
+        app_with_step_up(sessions, step_up_max_age)
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
@@ -187,8 +230,30 @@ pub fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBu
         .filter(|o| !o.is_empty())
         .map(str::to_owned)
         .collect();
+    let max_sessions = match std::env::var("MAX_SESSIONS_PER_USER") {
+        Ok(n) => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| fail(format!("MAX_SESSIONS_PER_USER={n:?}: a positive number"))),
+        Err(_) => SessionLimit::DEFAULT_MAX,
+    };
+    let when_full = match std::env::var("WHEN_FULL").as_deref() {
+        Ok("refuse") => WhenFull::Refuse,
+        Ok("revoke_oldest") | Err(_) => WhenFull::RevokeOldest,
+        Ok(other) => fail(format!(
+            "WHEN_FULL={other:?}: \"refuse\" or \"revoke_oldest\""
+        )),
+    };
     builder
         .signing_key(key)
+        .session_limit(SessionLimit::new(max_sessions, when_full))
+        // The audit log: one JSON line per session event (ids and reasons, never a credential).
+        .on_event(|event| {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("session_event {line}");
+            }
+        })
         .issuer("tower-session-jwt-example")
         .audience("axum_app")
         .jwt_ttl(seconds("JWT_TTL_SECS", 300))
@@ -282,18 +347,31 @@ async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
 // Handlers
 
 /// `GET /`: the login form, or the signed-in user's devices.
-async fn home(sessions: Sessions, current: Option<CurrentSession>) -> Response {
+async fn home(
+    sessions: Sessions,
+    current: Option<CurrentSession>,
+    axum::extract::State(step_up_max_age): axum::extract::State<StepUpMaxAge>,
+) -> Response {
     let body = match current {
         None => page(
             r#"<h2>Sign in</h2>
 <form method="post" action="/login">
   <label>User id <input name="user_id" required maxlength="256" autofocus></label>
+  <input type="hidden" name="factor" value="password">
   <button>Sign in</button>
 </form>
 <p class="muted">Any user id works: this demo shows sessions, not passwords.</p>"#,
         ),
-        Some(current) => match sessions.list(&current.user_id).await {
-            Ok(list) => page(&devices(&current, &list)),
+        Some(current) => match sessions
+            .list_page(&current.user_id, &PageRequest::default())
+            .await
+        {
+            Ok(list) => page(&devices(
+                &current,
+                &list.sessions,
+                list.next.is_some(),
+                step_up_max_age.0,
+            )),
             Err(e) => return store_unavailable(e),
         },
     };
@@ -304,6 +382,10 @@ async fn home(sessions: Sessions, current: Option<CurrentSession>) -> Response {
     }
     response
 }
+
+/// How recent an authentication `/api/sensitive` requires (router state, for the page).
+#[derive(Clone, Copy)]
+struct StepUpMaxAge(Duration);
 
 /// The page's security headers: no framing (clickjacking on the revoke buttons), nothing but
 /// its own inline style and same-origin form posts, no MIME sniffing, no referrer to other sites.
@@ -319,7 +401,7 @@ const PAGE_HEADERS: &[(&str, &str)] = &[
     ("referrer-policy", "same-origin"),
 ];
 
-fn devices(current: &Session, list: &[Session]) -> String {
+fn devices(current: &Session, list: &[Session], more: bool, step_up_max_age: Duration) -> String {
     let mut rows = String::new();
     for s in list {
         let action = if s.session_id == current.session_id {
@@ -332,53 +414,137 @@ fn devices(current: &Session, list: &[Session]) -> String {
         };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
-            escape(&s.attributes.ip_address),
+            "<tr><td><strong>{}</strong><br><span class=\"muted\">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            escape(&device_name(&s.attributes.user_agent)),
             escape(&s.attributes.user_agent),
+            escape(&s.attributes.ip_address),
             when(s.started_at),
             when(s.last_accessed_at),
         );
     }
+    let more = if more {
+        r#"<p class="muted">Only your newest sessions are shown; older ones are listed by <code>GET /api/sessions?cursor=…</code>.</p>"#
+    } else {
+        ""
+    };
+    let factors: Vec<String> = current
+        .authentication_factors
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({})",
+                escape(&f.factor_type),
+                when(f.last_authenticated_at)
+            )
+        })
+        .collect();
+    let factors = if factors.is_empty() {
+        "none".to_owned()
+    } else {
+        factors.join(", ")
+    };
     format!(
         r#"<p>Signed in as <strong>{user}</strong> <span class="muted">({session})</span></p>
+<p class="muted">Authenticated with: {factors}. <a href="/api/sensitive">A sensitive page</a> needs a factor from the last {max_age} seconds.</p>
+<div class="actions">
+  <form method="post" action="/api/session/step-up"><input type="hidden" name="factor" value="otp"><button>Verify again with a one-time code</button></form>
+</div>
 <h2>Your devices</h2>
 <table>
-  <thead><tr><th>IP address</th><th>User agent</th><th>Started</th><th>Last active</th><th></th></tr></thead>
+  <thead><tr><th>Device</th><th>IP address</th><th>Started</th><th>Last active</th><th></th></tr></thead>
   <tbody>{rows}</tbody>
 </table>
+{more}
 <div class="actions">
   <form method="post" action="/logout"><button>Log out</button></form>
+  <form method="post" action="/logout/others"><button>Sign out other devices</button></form>
   <form method="post" action="/logout/all"><button class="danger">Log out everywhere</button></form>
 </div>"#,
         user = escape(&current.user_id),
         session = escape(current.session_id.as_str()),
+        max_age = step_up_max_age.as_secs(),
     )
+}
+
+/// A friendly name for a user agent: "Chrome on Linux", "Safari on iPhone", "curl".
+pub fn device_name(user_agent: &str) -> String {
+    let ua = user_agent;
+    let has = |needle: &str| ua.contains(needle);
+    if ua.is_empty() {
+        return "Unknown device".to_owned();
+    }
+    for tool in [
+        "curl",
+        "Wget",
+        "python-requests",
+        "PostmanRuntime",
+        "okhttp",
+    ] {
+        if ua.starts_with(tool) {
+            return tool.to_owned();
+        }
+    }
+    let browser = if has("Edg/") || has("EdgA/") || has("EdgiOS/") {
+        "Edge"
+    } else if has("OPR/") || has("Opera") {
+        "Opera"
+    } else if has("SamsungBrowser/") {
+        "Samsung Internet"
+    } else if has("Firefox/") || has("FxiOS/") {
+        "Firefox"
+    } else if has("CriOS/") || (has("Chrome/") || has("Chromium/")) && !has("Chrome-Lighthouse") {
+        "Chrome"
+    } else if has("Safari/") && has("Version/") {
+        "Safari"
+    } else {
+        "Browser"
+    };
+    let os = if has("iPhone") {
+        "iPhone"
+    } else if has("iPad") {
+        "iPad"
+    } else if has("Android") {
+        "Android"
+    } else if has("CrOS") {
+        "ChromeOS"
+    } else if has("Windows") {
+        "Windows"
+    } else if has("Mac OS X") || has("Macintosh") {
+        "macOS"
+    } else if has("Linux") || has("X11") {
+        "Linux"
+    } else {
+        ""
+    };
+    match (browser, os) {
+        ("Browser", "") => "Unknown device".to_owned(),
+        (browser, "") => browser.to_owned(),
+        (browser, os) => format!("{browser} on {os}"),
+    }
 }
 
 /// Largest login body read.
 const MAX_LOGIN_BODY: usize = 16 * 1024;
 
-/// The `user_id` field of an `application/x-www-form-urlencoded` body, decoded strictly: a value
-/// whose bytes are not UTF-8 is refused rather than patched with replacement characters (which
-/// would sign the user into some other account than the one typed).
-fn form_user_id(body: &[u8]) -> Result<String, &'static str> {
-    let mut found = None;
+/// The fields of an `application/x-www-form-urlencoded` body, decoded strictly: a value whose
+/// bytes are not UTF-8 is refused rather than patched with replacement characters (which would
+/// sign the user into some other account than the one typed), and so is a field given twice.
+fn form_fields(body: &[u8]) -> Result<std::collections::HashMap<String, String>, &'static str> {
+    let mut fields = std::collections::HashMap::new();
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|b| *b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        if percent_decode(name)? != b"user_id" {
-            continue;
-        }
-        if found.is_some() {
-            return Err("user_id given twice");
-        }
+        let name =
+            String::from_utf8(percent_decode(name)?).map_err(|_| "a field name is not UTF-8")?;
         let value =
-            String::from_utf8(percent_decode(value)?).map_err(|_| "user_id is not UTF-8")?;
-        found = Some(value);
+            String::from_utf8(percent_decode(value)?).map_err(|_| "a value is not UTF-8")?;
+        if fields.insert(name, value).is_some() {
+            return Err("a field is given twice");
+        }
     }
-    found.ok_or("missing user_id")
+    Ok(fields)
 }
 
 /// Form decoding (`+` is a space, `%XX` a byte), refusing malformed escapes.
@@ -406,6 +572,9 @@ struct LoginJson {
     user_id: String,
     #[serde(default)]
     custom_claims: Map<String, Value>,
+    /// The factor the user signed in with (default `password`).
+    #[serde(default)]
+    factor: Option<String>,
 }
 
 /// `POST /login`: a form (`303 /`) or JSON (`200` with the session and both credentials); both
@@ -419,7 +588,7 @@ async fn login(sessions: Sessions, request: Request) -> Response {
         .to_ascii_lowercase();
     let (parts, body) = request.into_parts();
     let is_form = content_type.starts_with("application/x-www-form-urlencoded");
-    let (user_id, custom_claims) = if is_form {
+    let (user_id, custom_claims, factor) = if is_form {
         let body = match axum::body::to_bytes(body, MAX_LOGIN_BODY).await {
             Ok(body) => body,
             Err(_) => {
@@ -430,13 +599,22 @@ async fn login(sessions: Sessions, request: Request) -> Response {
                 );
             }
         };
-        match form_user_id(&body) {
-            Ok(user_id) => (user_id, Map::new()),
+        match form_fields(&body) {
+            Ok(mut fields) => match fields.remove("user_id") {
+                Some(user_id) => (user_id, Map::new(), fields.remove("factor")),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "missing user_id",
+                    );
+                }
+            },
             Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_request", message),
         }
     } else if content_type.starts_with("application/json") {
         match Json::<LoginJson>::from_request(Request::from_parts(parts.clone(), body), &()).await {
-            Ok(Json(login)) => (login.user_id, login.custom_claims),
+            Ok(Json(login)) => (login.user_id, login.custom_claims, login.factor),
             Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e.body_text()),
         }
     } else {
@@ -447,7 +625,13 @@ async fn login(sessions: Sessions, request: Request) -> Response {
         );
     };
 
-    let mut new = NewSession::new().custom_claims(custom_claims);
+    let factor = match factor_named(factor.as_deref().unwrap_or("password")) {
+        Ok(factor) => factor,
+        Err(response) => return response,
+    };
+    let mut new = NewSession::new()
+        .custom_claims(custom_claims)
+        .factor(factor);
     if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         new = new.peer_addr(*addr);
     }
@@ -474,29 +658,246 @@ async fn me(session: Session) -> Response {
     no_store(Json(session))
 }
 
+/// An authentication factor named by a client: `password`, `otp`, `webauthn`, … with the
+/// delivery method usual for it, authenticated now.
+fn factor_named(name: &str) -> Result<AuthenticationFactor, Response> {
+    AuthenticationFactor::of_type(name, time::OffsetDateTime::now_utc())
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_factor", &e.to_string()))
+}
+
+/// Largest body of the JSON routes that change a session.
+const MAX_CHANGE_BODY: usize = 16 * 1024;
+
+/// Reads a JSON object body (or, with `form`, a form) for the routes that change a session;
+/// refuses cross-site requests.
+async fn change_body(
+    sessions: &Sessions,
+    request: Request,
+) -> Result<(axum::http::request::Parts, Map<String, Value>, bool), Response> {
+    let (parts, body) = request.into_parts();
+    if sessions.is_cross_site(&parts) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "cross-site request refused",
+        ));
+    }
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_CHANGE_BODY).await else {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "body too large",
+        ));
+    };
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let fields = form_fields(&bytes)
+            .map_err(|m| error(StatusCode::BAD_REQUEST, "invalid_request", m))?;
+        let object = fields
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        return Ok((parts, object, true));
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json",
+        ));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(object)) => Ok((parts, object, false)),
+        Ok(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected a JSON object",
+        )),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &e.to_string(),
+        )),
+    }
+}
+
+/// The response to a change: the JSON body, and fresh cookies for a client that sent cookies
+/// (a bearer client keeps its credentials in the body and gets no cookies).
+fn changed_response(
+    sessions: &Sessions,
+    parts: &axum::http::request::Parts,
+    changed: &Changed,
+    body: Value,
+) -> Response {
+    let mut response = no_store(Json(body));
+    let from_cookies = sessions
+        .credentials(&parts.headers)
+        .is_ok_and(|c| c.source() == Some(CredentialSource::Cookie));
+    if from_cookies {
+        changed.set_cookies(&mut response);
+    }
+    response
+}
+
+/// `PATCH /api/session/claims` `{"custom_claims": {…}}`: merges into the current session (a
+/// `null` deletes a key). Every JWT minted before is refused at once, here and on every
+/// instance; a client holding the opaque token is re-minted one with the new claims.
+async fn update_claims(current: CurrentSession, sessions: Sessions, request: Request) -> Response {
+    let (parts, mut body, _) = match change_body(&sessions, request).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let Some(Value::Object(patch)) = body.remove("custom_claims") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected {\"custom_claims\": {…}}",
+        );
+    };
+    match sessions.update_claims(&current.session_id, patch).await {
+        Ok(changed) => {
+            let body = json!({
+                "session": changed.session,
+                "session_jwt": changed.jwt.expose(),
+            });
+            changed_response(&sessions, &parts, &changed, body)
+        }
+        Err(e) => session_error(e),
+    }
+}
+
+/// `POST /api/session/step-up` `{"factor": "otp"}`: records that the user just authenticated
+/// with that factor (a real app verifies the code first) and rotates the session token.
+async fn step_up(current: CurrentSession, sessions: Sessions, request: Request) -> Response {
+    let (parts, body, is_form) = match change_body(&sessions, request).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let name = match body.get("factor") {
+        Some(Value::String(name)) => name.as_str(),
+        None => "otp",
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_factor",
+                "factor must be a string",
+            );
+        }
+    };
+    let factor = match factor_named(name) {
+        Ok(factor) => factor,
+        Err(response) => return response,
+    };
+    match sessions.step_up(&current.session_id, factor).await {
+        Ok(changed) => {
+            if is_form {
+                let mut response = Redirect::to("/").into_response();
+                changed.set_cookies(&mut response);
+                return response;
+            }
+            let body = json!({
+                "session": changed.session,
+                "session_token": changed.token.as_ref().map(|t| t.expose()),
+                "session_jwt": changed.jwt.expose(),
+            });
+            changed_response(&sessions, &parts, &changed, body)
+        }
+        Err(e) => session_error(e),
+    }
+}
+
+/// `GET /api/sensitive`: reached only with an authentication factor used within
+/// `STEP_UP_MAX_AGE_SECS` (the guard answers the RFC 9470 challenge otherwise).
+async fn sensitive(session: Session) -> Response {
+    no_store(Json(json!({
+        "user_id": session.user_id,
+        "auth_time": session.auth_time().map(|t| t.unix_timestamp()),
+        "amr": session.amr(),
+    })))
+}
+
 /// A session as `/api/sessions` lists it.
 #[derive(Serialize)]
 struct Device<'a> {
     #[serde(flatten)]
     session: &'a Session,
+    /// "Chrome on Linux", from the user agent.
+    device: String,
     current: bool,
 }
 
-/// `GET /api/sessions`: the current user's live sessions, newest first.
-async fn list_sessions(current: CurrentSession, sessions: Sessions) -> Response {
-    match sessions.list(&current.user_id).await {
-        Ok(list) => {
-            let devices: Vec<Device<'_>> = list
+/// The query of `GET /api/sessions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Longest page `GET /api/sessions` returns.
+const MAX_LIST_LIMIT: u32 = 100;
+
+/// `GET /api/sessions?limit=…&cursor=…`: the current user's live sessions, newest first, a page
+/// at a time (default 50), with `next_cursor` while more follow.
+async fn list_sessions(current: CurrentSession, sessions: Sessions, request: Request) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    let query: ListQuery = match serde_urlencoded_strict(query) {
+        Ok(query) => query,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_request", &message),
+    };
+    let limit = match query.limit.as_deref() {
+        None => PageRequest::DEFAULT_LIMIT,
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => n,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("limit must be 1 to {MAX_LIST_LIMIT}"),
+                );
+            }
+        },
+    };
+    let page = match query.cursor.as_deref() {
+        None | Some("") => PageRequest::first(limit),
+        Some(text) => match text.parse::<PageCursor>() {
+            Ok(cursor) => PageRequest::after(cursor, limit),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_cursor", &e.to_string()),
+        },
+    };
+    match sessions.list_page(&current.user_id, &page).await {
+        Ok(found) => {
+            let devices: Vec<Device<'_>> = found
+                .sessions
                 .iter()
                 .map(|session| Device {
                     session,
+                    device: device_name(&session.attributes.user_agent),
                     current: session.session_id == current.session_id,
                 })
                 .collect();
-            no_store(Json(json!({ "sessions": devices })))
+            no_store(Json(json!({
+                "sessions": devices,
+                "next_cursor": found.next.map(|c| c.to_string()),
+            })))
         }
         Err(e) => store_unavailable(e),
     }
+}
+
+/// Decodes a query string strictly (see [`form_fields`]) into `T`.
+fn serde_urlencoded_strict<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
+    let fields = form_fields(query.as_bytes()).map_err(str::to_owned)?;
+    let object: Map<String, Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    serde_json::from_value(Value::Object(object)).map_err(|e| e.to_string())
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify session JWTs.
@@ -528,13 +929,16 @@ fn session_error(e: SessionError) -> Response {
         SessionError::InvalidTtl => "invalid_ttl",
         SessionError::JwtTooLarge { .. } => "session_jwt_too_large",
         SessionError::CrossSiteRequest => "cross_site_request",
+        SessionError::InvalidFactor(_) => "invalid_factor",
+        SessionError::SessionLimitReached => "session_limit_reached",
+        SessionError::UnknownSession => "invalid_token",
         SessionError::Store(_) => "store_unavailable",
         _ => "internal_error",
     };
     // Store and internal errors are logged, not shown.
     let message = if status.is_server_error() {
-        eprintln!("axum_app: login failed: {e}");
-        "the session could not be created; try again".to_owned()
+        eprintln!("axum_app: session change failed: {e}");
+        "the session could not be created or changed; try again".to_owned()
     } else {
         e.to_string()
     };
