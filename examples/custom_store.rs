@@ -1,5 +1,8 @@
 //! A hand-written [`SessionStore`]: one `Mutex` over a `BTreeMap` of sessions and its own
-//! indexes (by token hash, by user, by expiry). It does not wrap `MemoryStore`.
+//! indexes (by token hash, by user in listing order, by expiry). It does not wrap `MemoryStore`.
+//!
+//! The lock makes the three operations the trait needs atomic easy: creation within the
+//! per-user [`SessionLimit`], the versioned compare-and-swap `update`, and revocations.
 //!
 //! ```text
 //! cargo run --example custom_store
@@ -16,7 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
-use tower_session_jwt::store::{SessionRecord, SessionStore, StoreError};
+use tower_session_jwt::store::{
+    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionStore,
+    SessionUpdate, StoreError, UpdateOutcome, started_ms,
+};
 use tower_session_jwt::{NewSession, Session, SessionId, Sessions, SigningKey, TokenHash};
 
 /// Sessions in a `BTreeMap` keyed by id, with three secondary indexes kept in step.
@@ -34,7 +40,9 @@ pub struct CustomStore {
 struct Tables {
     by_id: BTreeMap<SessionId, (Session, TokenHash)>,
     by_token: HashMap<TokenHash, SessionId>,
-    by_user: HashMap<String, BTreeSet<SessionId>>,
+    /// Per user, `(started_ms, id)` ascending: oldest first for the limit, read backwards for
+    /// the listing (newest first).
+    by_user: HashMap<String, BTreeSet<(i64, SessionId)>>,
     by_expiry: BTreeSet<(OffsetDateTime, SessionId)>,
 }
 
@@ -43,7 +51,7 @@ impl Tables {
         let id = session.session_id.clone();
         self.by_token.insert(token_hash, id.clone());
         let user = self.by_user.entry(session.user_id.clone()).or_default();
-        user.insert(id.clone());
+        user.insert((started_ms(&session), id.clone()));
         self.by_expiry.insert((session.expires_at, id.clone()));
         self.by_id.insert(id, (session, token_hash));
     }
@@ -53,7 +61,7 @@ impl Tables {
         let (session, token_hash) = self.by_id.remove(id)?;
         self.by_token.remove(&token_hash);
         if let Some(ids) = self.by_user.get_mut(&session.user_id) {
-            ids.remove(id);
+            ids.remove(&(started_ms(&session), id.clone()));
             if ids.is_empty() {
                 self.by_user.remove(&session.user_id);
             }
@@ -99,11 +107,31 @@ fn now() -> OffsetDateTime {
 }
 
 impl SessionStore for CustomStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
         let mut tables = self.lock();
         tables.purge_expired(now());
+        let user = &record.session.user_id;
+        let held = tables.by_user.get(user).map_or(0, BTreeSet::len);
+        let Ok(evict) = limit.to_evict(held) else {
+            return Ok(CreateOutcome::LimitReached);
+        };
+        let oldest: Vec<SessionId> = tables
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .take(evict)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in &oldest {
+            tables.remove(id);
+        }
         tables.insert(record.session, record.token_hash);
-        Ok(())
+        Ok(CreateOutcome::Created { evicted: oldest })
     }
 
     async fn find_by_token(&self, token_hash: &TokenHash) -> Result<Option<Session>, StoreError> {
@@ -118,27 +146,59 @@ impl SessionStore for CustomStore {
         Ok(self.lock().live(session_id, now()).cloned())
     }
 
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
         let tables = self.lock();
         let now = now();
-        let ids = tables.by_user.get(user_id).into_iter().flatten();
-        Ok(ids.filter_map(|id| tables.live(id, now).cloned()).collect())
+        let Some(ids) = tables.by_user.get(user_id) else {
+            return Ok(SessionPage::from_sorted(Vec::new(), page.limit));
+        };
+        // Newest first, strictly after the cursor: everything below it, read backwards.
+        let below: Vec<&(i64, SessionId)> = match &page.after {
+            Some(cursor) => ids
+                .range(..(cursor.started_ms, cursor.session_id.clone()))
+                .rev()
+                .collect(),
+            None => ids.iter().rev().collect(),
+        };
+        let sessions = below
+            .into_iter()
+            .filter_map(|(_, id)| tables.live(id, now).cloned())
+            .take(page.limit as usize + 1)
+            .collect();
+        Ok(SessionPage::from_sorted(sessions, page.limit))
     }
 
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
         let mut tables = self.lock();
         let now = now();
         tables.purge_expired(now);
+        let session = &update.session;
         // Only a live session is replaced: a revoked or expired one is gone from `by_id` (or is
         // not live) and stays gone.
-        if tables.live(&session.session_id, now).is_none() {
-            return Ok(false);
+        let Some(stored) = tables.live(&session.session_id, now) else {
+            return Ok(UpdateOutcome::Gone);
+        };
+        if stored.user_id != session.user_id || started_ms(stored) != started_ms(session) {
+            return Err(StoreError::Backend(
+                "an update may not move a session to another user or start".into(),
+            ));
         }
-        let (_, token_hash) = tables
+        // Compare-and-swap: someone else's change since the caller read the session wins, and
+        // the caller reads it again.
+        if stored.version + 1 != session.version {
+            return Ok(UpdateOutcome::Stale);
+        }
+        let (_, old_hash) = tables
             .remove(&session.session_id)
             .expect("checked live above, under the same lock");
-        tables.insert(session.clone(), token_hash);
-        Ok(true)
+        tables.insert(session.clone(), update.token_hash.unwrap_or(old_hash));
+        // With a feed, `update.refuse_older_jwts` would be recorded in it here; this store has
+        // none (see `is_shared`).
+        Ok(UpdateOutcome::Updated)
     }
 
     async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -149,13 +209,18 @@ impl SessionStore for CustomStore {
         Ok(removed.filter(|session| session.is_live_at(now)))
     }
 
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
         let mut tables = self.lock();
         let now = now();
         let ids = tables.by_user.get(user_id).cloned().unwrap_or_default();
         let revoked = ids
             .into_iter()
-            .filter_map(|id| tables.remove(&id))
+            .filter(|(_, id)| Some(id) != except)
+            .filter_map(|(_, id)| tables.remove(&id))
             .filter(|(session, _)| session.is_live_at(now))
             .map(|(session, _)| session.session_id)
             .collect();

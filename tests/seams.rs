@@ -25,7 +25,8 @@ use time::OffsetDateTime;
 use tower::ServiceExt as _;
 use tower_session_jwt::logout::logout;
 use tower_session_jwt::store::{
-    BoxFuture, FeedBatch, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
+    BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
+    SessionPage, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
 use tower_session_jwt::{
     AuthError, Clock, ConfigError, ManualClock, MemoryStore, NewSession, Session,
@@ -554,8 +555,12 @@ impl RevocationFeed for CutFeed {
 }
 
 impl SessionStore for SharedStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
-        self.inner.create(record).await
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.inner.create(record, limit).await
     }
     async fn find_by_token(&self, h: &TokenHash) -> Result<Option<Session>, StoreError> {
         self.finds.fetch_add(1, Ordering::SeqCst);
@@ -564,17 +569,25 @@ impl SessionStore for SharedStore {
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.get(id).await
     }
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_by_user(user_id).await
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        self.inner.list_by_user(user_id, page).await
     }
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
-        self.inner.update(session).await
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
+        self.inner.update(update).await
     }
     async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.revoke(id).await
     }
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.revoke_all(user_id).await
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.inner.revoke_all(user_id, except).await
     }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         self.feed.clone()
@@ -996,33 +1009,55 @@ async fn refreshed_credentials_are_never_cacheable() {
 
 #[tokio::test]
 async fn the_token_path_never_hands_back_a_jwt_the_revocation_list_refuses() {
-    let (browser, sessions) = browser().await;
-    let created = sessions.create("alice", NewSession::new()).await.unwrap();
-    // JWTs of the session up to now are refused (the event a claims change will publish).
-    sessions
-        .revocations()
-        .apply(&tower_session_jwt::RevocationEvent::jwts_refused(
-            created.session.session_id.clone(),
-            sessions.clock().now(),
-        ));
-    assert!(
-        sessions
-            .authenticate_jwt(created.jwt.expose())
-            .await
-            .is_err()
-    );
-    // A second later (the cutoff counts in whole seconds, as `iat` does), the token path mints
-    // a JWT the list accepts rather than handing back the cached, refused one.
-    browser.clock.advance(Duration::from_secs(1));
-    let refreshed = sessions
+    let clock = ManualClock::starting_now();
+    let store = MemoryStore::with_clock(clock.clone());
+    let key = SigningKey::generate_ed25519().unwrap();
+    let make = || {
+        Sessions::builder()
+            .store(store.clone())
+            .clock(clock.clone())
+            .signing_key(key.clone())
+            .build()
+            .unwrap()
+    };
+    let (here, elsewhere) = (make(), make());
+    here.ready().await;
+    let created = here.create("alice", NewSession::new()).await.unwrap();
+    // The token path caches the lookup with the JWT it hands out, to reuse it.
+    let first = here
         .authenticate_token(created.token.expose())
         .await
         .unwrap();
-    assert_ne!(refreshed.jwt.expose(), created.jwt.expose());
-    sessions
-        .authenticate_jwt(refreshed.jwt.expose())
+    // Another instance changes the claims: JWTs of the earlier version are refused here once
+    // the feed delivers the change.
+    elsewhere
+        .update_claims(
+            &created.session.session_id,
+            serde_json::json!({"role": "admin"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
         .await
         .unwrap();
+    let start = std::time::Instant::now();
+    while here.authenticate_jwt(first.jwt.expose()).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the change never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The token path mints a JWT the list accepts, with the new claims, rather than handing
+    // back the cached, refused one.
+    let refreshed = here
+        .authenticate_token(created.token.expose())
+        .await
+        .unwrap();
+    assert_ne!(refreshed.jwt.expose(), first.jwt.expose());
+    assert_eq!(refreshed.session.custom_claims["role"], "admin");
+    let session = here.authenticate_jwt(refreshed.jwt.expose()).await.unwrap();
+    assert_eq!(session.custom_claims["role"], "admin");
 }
 
 #[tokio::test]
