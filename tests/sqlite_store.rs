@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use sqlite_common::{OnTempFile, TempDb, quantile, read_all, session_of};
 use time::OffsetDateTime;
 use tower_session_jwt::store::conformance::{self, record};
-use tower_session_jwt::store::{SessionRecord, SessionStore, StoreError};
+use tower_session_jwt::store::{
+    CreateOutcome, PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate,
+    StoreError, WhenFull,
+};
 use tower_session_jwt::{
-    AuthError, NewSession, RevocationEvent, SessionId, Sessions, SigningKey, SqliteStore,
+    AuthError, NewSession, RevocationEvent, Session, SessionId, Sessions, SigningKey, SqliteStore,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -23,7 +26,10 @@ tower_session_jwt::session_store_conformance!(sqlite_store, OnTempFile::new("con
 
 async fn created(store: &SqliteStore, user: &str, ttl: Duration) -> SessionRecord {
     let rec = record(user, ttl);
-    store.create(rec.clone()).await.expect("create");
+    store
+        .create(rec.clone(), SessionLimit::unlimited())
+        .await
+        .expect("create");
     rec
 }
 
@@ -78,7 +84,7 @@ async fn stores_opened_at_once_migrate_once_and_a_newer_schema_is_refused() {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 
     sqlx::query("INSERT INTO tsj_schema_version (version, applied_ms) VALUES (999, 0)")
         .execute(&raw)
@@ -88,6 +94,249 @@ async fn stores_opened_at_once_migrate_once_and_a_newer_schema_is_refused() {
         Err(StoreError::Backend(e)) => assert!(e.to_string().contains("999"), "{e}"),
         other => panic!("a newer schema must be refused, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_stores_opened_at_once_on_a_new_file_all_open() {
+    // Processes that start together race to create the file, switch it to WAL and migrate it;
+    // none may fail for finding the database locked by another one doing so.
+    for round in 0..25 {
+        let db = TempDb::new("open-race");
+        // Spawned, so that the opens also run on both worker threads at once.
+        let opened = futures_util::future::join_all(
+            (0..8).map(|_| tokio::spawn(SqliteStore::open(db.path().to_owned()))),
+        )
+        .await;
+        let stores: Vec<SqliteStore> = opened
+            .into_iter()
+            .enumerate()
+            .map(|(i, store)| {
+                store
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: store {i} failed to open: {e:?}"))
+            })
+            .collect();
+        let rec = created(&stores[0], "open-race-user", HOUR).await;
+        for store in &stores {
+            assert!(store.get(&rec.session.session_id).await.unwrap().is_some());
+        }
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM tsj_schema_version ORDER BY version")
+                .fetch_all(&db.raw().await)
+                .await
+                .unwrap();
+        assert_eq!(versions, vec![1, 2], "each migration applied once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_limit_holds_across_two_stores_on_one_file() {
+    // Two processes logging one user in at once must not see the same room twice.
+    let db = TempDb::new("limit-two");
+    let (a, b) = (db.store().await, db.store().await);
+    for when_full in [WhenFull::RevokeOldest, WhenFull::Refuse] {
+        let user = format!("limit-two-{when_full:?}");
+        let limit = SessionLimit::new(4, when_full);
+        let records: Vec<SessionRecord> = (0..20).map(|_| record(&user, HOUR)).collect();
+        let outcomes = futures_util::future::join_all(records.iter().enumerate().map(|(i, r)| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let r = r.clone();
+            tokio::spawn(async move { store.create(r, limit).await.unwrap() })
+        }))
+        .await;
+        let mut created_n = 0;
+        let mut evicted = Vec::new();
+        for outcome in outcomes {
+            if let CreateOutcome::Created { evicted: gone } = outcome.unwrap() {
+                created_n += 1;
+                evicted.extend(gone);
+            }
+        }
+        let live = a
+            .list_by_user(&user, &PageRequest::default())
+            .await
+            .unwrap()
+            .sessions;
+        assert_eq!(live.len(), 4, "{when_full:?}");
+        match when_full {
+            WhenFull::RevokeOldest => {
+                assert_eq!(created_n, 20);
+                assert_eq!(evicted.len(), 16, "each eviction reported once");
+                assert_eq!(evicted.iter().collect::<HashSet<_>>().len(), 16);
+            }
+            _ => assert_eq!(created_n, 4),
+        }
+    }
+}
+
+/// The schema of the first release (migration 1), as a database made by it holds it.
+const SCHEMA_V1: &str = "
+    CREATE TABLE tsj_sessions (
+        session_id TEXT PRIMARY KEY NOT NULL,
+        token_hash BLOB NOT NULL UNIQUE,
+        user_id    TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        session    TEXT NOT NULL
+    );
+    CREATE INDEX tsj_sessions_user ON tsj_sessions (user_id);
+    CREATE INDEX tsj_sessions_expiry ON tsj_sessions (expires_ms);
+    CREATE TABLE tsj_revocations (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_ms INTEGER NOT NULL,
+        event      TEXT NOT NULL
+    );
+    CREATE TABLE tsj_feed_meta (
+        singleton  INTEGER PRIMARY KEY NOT NULL CHECK (singleton = 1),
+        epoch      TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        trimmed_id INTEGER NOT NULL,
+        trimmed_ms INTEGER NOT NULL
+    );
+    CREATE TABLE tsj_schema_version (
+        version    INTEGER PRIMARY KEY NOT NULL,
+        applied_ms INTEGER NOT NULL
+    );
+    INSERT INTO tsj_schema_version (version, applied_ms) VALUES (1, 0);
+";
+
+#[tokio::test]
+async fn a_first_release_database_gets_its_sort_keys_from_the_records() {
+    let db = TempDb::new("backfill");
+    let raw = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db.path())
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(SCHEMA_V1).execute(&raw).await.unwrap();
+    let insert = async |id: &str, user: &str, expires_ms: i64, json: &str| {
+        sqlx::query(
+            "INSERT INTO tsj_sessions (session_id, token_hash, user_id, expires_ms, session)
+             VALUES (?1, randomblob(32), ?2, ?3, ?4)",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(expires_ms)
+        .bind(json)
+        .execute(&raw)
+        .await
+        .unwrap();
+    };
+    let now = OffsetDateTime::now_utc();
+    let second = now.replace_nanosecond(0).unwrap() - Duration::from_secs(600);
+    let plus_two = time::UtcOffset::from_hms(2, 0, 0).unwrap();
+    let minus_five_half = time::UtcOffset::from_hms(-5, -30, 0).unwrap();
+    // Sub-millisecond parts of half a millisecond or more (which SQLite's date functions round
+    // up), fractions of every length, and offsets that change the day.
+    let mut sessions = Vec::new();
+    for (i, (nanos, offset)) in [
+        (0, time::UtcOffset::UTC),
+        (1_000_000, time::UtcOffset::UTC),
+        (100_000_000, time::UtcOffset::UTC),
+        (123_456_789, time::UtcOffset::UTC),
+        (123_500_000, time::UtcOffset::UTC),
+        (999_999_999, time::UtcOffset::UTC),
+        (999_600_000, plus_two),
+        (42_000, minus_five_half),
+        (7, time::UtcOffset::UTC),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rec = record("backfill-user", HOUR);
+        rec.session.started_at =
+            (second + Duration::from_secs(i as u64 % 3) + Duration::from_nanos(nanos))
+                .to_offset(offset);
+        rec.session.last_accessed_at = rec.session.started_at;
+        let json = serde_json::to_string(&rec.session).unwrap();
+        let expires_ms = (rec.session.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        insert(
+            rec.session.session_id.as_str(),
+            "backfill-user",
+            expires_ms,
+            &json,
+        )
+        .await;
+        sessions.push(rec.session);
+    }
+    // Written by hand: a one-digit fraction, and none at all with an offset.
+    let hand = record("backfill-hand", HOUR).session;
+    let mut value = serde_json::to_value(&hand).unwrap();
+    for (id, started_at) in [
+        ("hand-fraction", "2026-09-21T12:00:00.5Z"),
+        ("hand-offset", "2026-09-21T13:00:00+01:00"),
+    ] {
+        value["session_id"] = id.into();
+        value["started_at"] = started_at.into();
+        insert(id, "backfill-hand", i64::MAX, &value.to_string()).await;
+    }
+    // Rows that hold no session record neither stop the migration nor get a key.
+    for (id, bad) in [
+        ("not-json", "{not json"),
+        ("not-an-object", "[1, 2]"),
+        ("no-start", "{\"session_id\": \"x\"}"),
+        ("numeric-start", "{\"started_at\": 1790000000}"),
+        ("word-start", "{\"started_at\": \"now\"}"),
+    ] {
+        insert(id, "backfill-damaged", i64::MAX, bad).await;
+    }
+    drop(raw);
+
+    let store = db.store().await;
+    let raw = db.raw().await;
+    let key = async |id: &str| -> i64 {
+        sqlx::query_scalar("SELECT started_ms FROM tsj_sessions WHERE session_id = ?1")
+            .bind(id)
+            .fetch_one(&raw)
+            .await
+            .unwrap()
+    };
+    for session in &sessions {
+        assert_eq!(
+            key(session.session_id.as_str()).await,
+            tower_session_jwt::store::started_ms(session),
+            "the key of a row started at {}",
+            session.started_at
+        );
+    }
+    assert_eq!(key("hand-fraction").await, 1_789_992_000_500);
+    assert_eq!(key("hand-offset").await, 1_789_992_000_000);
+    for id in [
+        "not-json",
+        "not-an-object",
+        "no-start",
+        "numeric-start",
+        "word-start",
+    ] {
+        assert_eq!(key(id).await, 0, "row {id}");
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM tsj_schema_version ORDER BY version")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+
+    // The old sessions page in the listing's order through the store.
+    tower_session_jwt::store::sort_for_listing(&mut sessions);
+    let mut listed = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let found = store.list_by_user("backfill-user", &page).await.unwrap();
+        listed.extend(found.sessions);
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, sessions);
+    assert!(matches!(
+        store
+            .list_by_user("backfill-damaged", &PageRequest::default())
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
 }
 
 /// Revokes `N` sessions through one store, one at a time, while a reader follows the other
@@ -221,7 +470,7 @@ async fn concurrent_revocations_through_two_stores_lose_nothing_and_keep_order()
                     );
                     order.push(rec.session.session_id);
                     if i % 50 == 49 {
-                        store.revoke_all(&user).await.unwrap();
+                        store.revoke_all(&user, None).await.unwrap();
                     }
                 }
                 order
@@ -393,7 +642,7 @@ async fn purge_removes_expired_rows_in_bounded_passes() {
         rec.session.started_at = past - HOUR;
         rec.session.last_accessed_at = rec.session.started_at;
         rec.session.expires_at = past;
-        store.create(rec).await.unwrap();
+        store.create(rec, SessionLimit::unlimited()).await.unwrap();
     }
     let live = created(&store, "purge-live", HOUR).await;
     let count = async || -> i64 {
@@ -405,9 +654,10 @@ async fn purge_removes_expired_rows_in_bounded_passes() {
     assert_eq!(count().await, 251);
     assert!(
         store
-            .list_by_user("purge-expired")
+            .list_by_user("purge-expired", &PageRequest::default())
             .await
             .unwrap()
+            .sessions
             .is_empty()
     );
 
@@ -479,9 +729,20 @@ async fn corrupt_rows_are_corrupt_errors() {
         store.get(&bad.session.session_id).await.map(|_| ())
     ));
     assert!(is_corrupt(
-        store.list_by_user("corrupt-user").await.map(|_| ())
+        store
+            .list_by_user("corrupt-user", &PageRequest::default())
+            .await
+            .map(|_| ())
     ));
-    assert!(is_corrupt(store.update(&bad.session).await.map(|_| ())));
+    let next = SessionUpdate {
+        session: Session {
+            version: bad.session.version + 1,
+            ..bad.session.clone()
+        },
+        token_hash: None,
+        refuse_older_jwts: false,
+    };
+    assert!(is_corrupt(store.update(&next).await.map(|_| ())));
 
     // A well-formed record under another session's row.
     let swapped = created(&store, "corrupt-user-2", HOUR).await;
@@ -599,7 +860,12 @@ async fn opaque_lookup_time() {
         .map(|i| record(&format!("lookup-{}", i % 200), HOUR))
         .collect();
     for chunk in records.chunks(100) {
-        futures_util::future::join_all(chunk.iter().map(|r| store.create(r.clone()))).await;
+        futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|r| store.create(r.clone(), SessionLimit::unlimited())),
+        )
+        .await;
     }
     let mut samples = Vec::with_capacity(records.len());
     for rec in &records {

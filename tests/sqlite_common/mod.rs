@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tower_session_jwt::store::{
-    FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
+    CreateOutcome, FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionPage,
+    SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
 use tower_session_jwt::{RevocationEvent, Session, SessionId, SqliteStore, TokenHash};
 
@@ -85,8 +86,12 @@ impl OnTempFile {
 }
 
 impl SessionStore for OnTempFile {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
-        self.store.create(record).await
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.store.create(record, limit).await
     }
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
         self.store.find_by_token(hash).await
@@ -94,17 +99,25 @@ impl SessionStore for OnTempFile {
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.store.get(id).await
     }
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        self.store.list_by_user(user_id).await
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        self.store.list_by_user(user_id, page).await
     }
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
-        self.store.update(session).await
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
+        self.store.update(update).await
     }
     async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.store.revoke(id).await
     }
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        self.store.revoke_all(user_id).await
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.store.revoke_all(user_id, except).await
     }
     fn revocation_feed(&self) -> Option<std::sync::Arc<dyn RevocationFeed>> {
         self.store.revocation_feed()

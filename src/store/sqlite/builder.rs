@@ -6,11 +6,12 @@ use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::error::map_err;
+use super::error::{is_busy, map_err};
 use super::feed::SqliteFeed;
 use super::{Inner, SqliteStore, schema, unix_ms};
 use crate::store::StoreError;
@@ -201,14 +202,12 @@ impl SqliteStoreBuilder {
         } else {
             SqliteSynchronous::Normal
         };
+        // No `journal_mode` here: sqlx would set it on every new connection, and switching a
+        // new file to WAL fails at once, without waiting, while another process is opening it
+        // too. `build` switches it once, retrying (see `enable_wal`); WAL then stays in the file.
         let options = options
             .busy_timeout(self.busy_timeout)
             .synchronous(synchronous);
-        let options = if in_memory {
-            options
-        } else {
-            options.journal_mode(SqliteJournalMode::Wal)
-        };
         Ok((options, in_memory))
     }
 
@@ -231,6 +230,9 @@ impl SqliteStoreBuilder {
                 .max_lifetime(None);
         }
         let pool = pool.connect_with(options).await.map_err(map_err)?;
+        if !in_memory {
+            enable_wal(&pool, self.busy_timeout).await?;
+        }
         let now = OffsetDateTime::now_utc();
         schema::migrate(&pool, &new_epoch()?, unix_ms(now)).await?;
         let store = SqliteStore {
@@ -257,6 +259,41 @@ impl SqliteStoreBuilder {
             ));
         }
         Ok(store)
+    }
+}
+
+/// Longest pause between two attempts to switch the file to WAL.
+const MAX_WAL_PAUSE: Duration = Duration::from_millis(50);
+
+/// Puts the database file in WAL mode (a no-op once it is), retrying for up to `patience`
+/// while another connection holds it.
+///
+/// Changing the journal mode needs the file to itself, and SQLite reports `SQLITE_BUSY` at once
+/// rather than waiting through the busy timeout, so processes that open a new file together
+/// would otherwise fail at random. The mode is recorded in the file: connections opened later
+/// use WAL without asking.
+async fn enable_wal(pool: &SqlitePool, patience: Duration) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + patience.max(Duration::from_millis(100));
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(mode) => {
+                if !mode.eq_ignore_ascii_case("wal") {
+                    // The file system offers no shared memory (a network file system, say):
+                    // the store still works, with readers and the writer blocking each other.
+                    tracing::warn!(%mode, "the SQLite session database could not use WAL");
+                }
+                return Ok(());
+            }
+            Err(error) if is_busy(&error) && tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_WAL_PAUSE);
+            }
+            Err(error) => return Err(map_err(error)),
+        }
     }
 }
 

@@ -48,6 +48,12 @@ fn primary_code(error: &dyn DatabaseError) -> Option<i64> {
         .map(|code| code & 0xff)
 }
 
+/// Whether `error` says the database is locked by another connection (`SQLITE_BUSY`,
+/// `SQLITE_LOCKED`): worth another try shortly.
+pub(super) fn is_busy(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if matches!(primary_code(db.as_ref()), Some(5 | 6)))
+}
+
 /// Whether `error` is a uniqueness violation (a duplicate session id or token hash).
 pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
