@@ -147,7 +147,14 @@ impl Changed {
 
 impl Sessions {
     /// Applies `change` to a live session, atomically and once, however many instances change
-    /// it at the same time. See the [module docs](self) for what happens to older credentials.
+    /// it at the same time.
+    ///
+    /// The session is read, changed in a copy with the next version, and written only if
+    /// nobody changed it in between (else read again). A change to the claims or the token also
+    /// refuses every JWT minted for an earlier version, in the same store step: at once here,
+    /// through the revocation feed on every other instance. A client holding the opaque token
+    /// is re-minted a JWT with the new state on its next request; a client holding only an old
+    /// JWT gets `401`.
     ///
     /// # Errors
     ///
