@@ -353,12 +353,14 @@ impl SessionsBuilder {
     /// ```
     /// use tower_session_jwt::store::{SessionLimit, WhenFull};
     /// # use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     ///
     /// let sessions = Sessions::builder()
     ///     # .store(MemoryStore::new()).signing_key(SigningKey::generate_ed25519().unwrap())
     ///     .session_limit(SessionLimit::new(5, WhenFull::Refuse))
     ///     .build()
     ///     .unwrap();
+    /// # });
     /// ```
     pub fn session_limit(mut self, limit: crate::store::SessionLimit) -> Self {
         self.session_limit = limit;
@@ -372,11 +374,13 @@ impl SessionsBuilder {
     ///
     /// ```
     /// # use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let sessions = Sessions::builder()
     ///     # .store(MemoryStore::new()).signing_key(SigningKey::generate_ed25519().unwrap())
     ///     .on_event(|event| eprintln!("{}", serde_json::to_string(event).unwrap()))
     ///     .build()
     ///     .unwrap();
+    /// # });
     /// ```
     pub fn on_event(mut self, hook: impl Fn(&crate::SessionEvent) + Send + Sync + 'static) -> Self {
         self.events = Some(std::sync::Arc::new(hook));

@@ -596,6 +596,54 @@ mod tests {
     }
 
     #[test]
+    fn factors_give_amr_and_auth_time_and_are_bounded() {
+        let t0 = time::macros::datetime!(2026-01-01 00:00 UTC);
+        let mut s = Session {
+            session_id: SessionId::parse("session-f").unwrap(),
+            user_id: "u".into(),
+            started_at: t0,
+            last_accessed_at: t0,
+            expires_at: t0 + std::time::Duration::from_secs(3600),
+            attributes: SessionAttributes::default(),
+            custom_claims: Map::new(),
+            authentication_factors: Vec::new(),
+            version: 0,
+            jwts_from_version: 0,
+        };
+        assert!(s.amr().is_empty());
+        assert_eq!(s.auth_time(), None);
+        s.record_factor(AuthenticationFactor::of_type("password", t0).unwrap())
+            .unwrap();
+        assert_eq!(s.amr(), ["pwd"]);
+        let later = t0 + std::time::Duration::from_secs(60);
+        s.record_factor(AuthenticationFactor::new("otp", "sms", later).unwrap())
+            .unwrap();
+        assert_eq!(s.amr(), ["pwd", "otp", "sms", "mfa"]);
+        assert_eq!(s.auth_time(), Some(later));
+        // The same factor again refreshes its time rather than adding an entry.
+        let latest = later + std::time::Duration::from_secs(60);
+        s.record_factor(AuthenticationFactor::of_type("password", latest).unwrap())
+            .unwrap();
+        assert_eq!(s.authentication_factors.len(), 2);
+        assert_eq!(s.authentication_factors[0].last_authenticated_at, latest);
+        for i in 0..6 {
+            s.record_factor(AuthenticationFactor::new(format!("f{i}"), "x", t0).unwrap())
+                .unwrap();
+        }
+        assert_eq!(
+            s.record_factor(AuthenticationFactor::new("one_more", "x", t0).unwrap()),
+            Err(InvalidFactor::TooMany)
+        );
+        for bad in ["", "OTP", "o t p", "é", &"x".repeat(33)] {
+            assert_eq!(
+                AuthenticationFactor::new(bad, "x", t0),
+                Err(InvalidFactor::Name),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn attributes_are_bounded() {
         let ua = "é".repeat(400); // 800 bytes
         let attrs = SessionAttributes::new("x".repeat(100), ua);
@@ -614,10 +662,29 @@ mod tests {
             expires_at: time::macros::datetime!(2026-01-08 00:00 UTC),
             attributes: SessionAttributes::new("203.0.113.7", "curl"),
             custom_claims: Map::new(),
+            authentication_factors: vec![
+                AuthenticationFactor::of_type(
+                    "otp",
+                    time::macros::datetime!(2026-01-01 00:01 UTC),
+                )
+                .unwrap(),
+            ],
+            version: 3,
+            jwts_from_version: 2,
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["started_at"], "2026-01-01T00:00:00Z");
         assert_eq!(v["attributes"]["ip_address"], "203.0.113.7");
+        assert_eq!(v["authentication_factors"][0]["type"], "otp");
+        assert_eq!(
+            v["authentication_factors"][0]["delivery_method"],
+            "authenticator_app"
+        );
+        assert_eq!(
+            v["authentication_factors"][0]["last_authenticated_at"],
+            "2026-01-01T00:01:00Z"
+        );
+        assert_eq!(v["version"], 3);
         assert_eq!(serde_json::from_value::<Session>(v).unwrap(), s);
     }
 }

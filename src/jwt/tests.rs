@@ -41,6 +41,9 @@ fn session() -> Session {
         expires_at: NOW + time::Duration::days(7),
         attributes: SessionAttributes::new("203.0.113.7", "test-agent"),
         custom_claims: json!({"role": "admin"}).as_object().unwrap().clone(),
+        authentication_factors: Vec::new(),
+        version: 0,
+        jwts_from_version: 0,
     }
 }
 
