@@ -13,8 +13,11 @@ use redis::AsyncCommands as _;
 use time::OffsetDateTime;
 use tower_session_jwt::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
-use tower_session_jwt::store::{FeedCursor, SessionRecord, SessionStore, StoreError};
-use tower_session_jwt::{RedisStore, SessionId};
+use tower_session_jwt::store::{
+    FeedCursor, PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate, StoreError,
+    UpdateOutcome,
+};
+use tower_session_jwt::{RedisStore, Session, SessionId};
 
 use redis_common::{Server, TestStore, delete_prefix, free_port, unavailable, unique_prefix};
 
@@ -22,8 +25,37 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 async fn created(store: &RedisStore, user: &str, ttl: Duration) -> SessionRecord {
     let rec = record(user, ttl);
-    store.create(rec.clone()).await.expect("create");
+    store
+        .create(rec.clone(), SessionLimit::unlimited())
+        .await
+        .expect("create");
     rec
+}
+
+/// Every live session of `user`, through every page of the listing.
+async fn list(store: &RedisStore, user: &str) -> Result<Vec<Session>, StoreError> {
+    let mut out = Vec::new();
+    let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+    loop {
+        let found = store.list_by_user(user, &page).await?;
+        out.extend(found.sessions);
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// A plain update of `session` to its next version.
+fn next_version(session: &Session) -> SessionUpdate {
+    SessionUpdate {
+        session: Session {
+            version: session.version + 1,
+            ..session.clone()
+        },
+        token_hash: None,
+        refuse_older_jwts: false,
+    }
 }
 
 fn session_key(t: &TestStore, id: &SessionId) -> String {
@@ -38,6 +70,12 @@ fn user_key(t: &TestStore, user: &str) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);
     format!("{}u:{encoded}", t.base())
+}
+
+fn listing_key(t: &TestStore, user: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);
+    format!("{}us:{encoded}", t.base())
 }
 
 fn feed_key(t: &TestStore) -> String {
@@ -92,6 +130,7 @@ async fn feed_replays_then_blocks_until_the_next_revocation() {
             session_id,
             before: at,
             ended,
+            ..
         } => {
             assert_eq!(session_id, a.session.session_id);
             assert!(ended);
@@ -202,7 +241,7 @@ async fn events_are_not_lost_while_the_reader_reconnects() {
 
     // Meanwhile: two more revocations.
     t.store.revoke(&recs[1].session.session_id).await.unwrap();
-    t.store.revoke_all(user).await.unwrap();
+    t.store.revoke_all(user, None).await.unwrap();
 
     // A new connection resumes from the cursor and gets both, in order.
     let reader = t.another().await;
@@ -233,7 +272,7 @@ async fn revoke_all_appends_a_user_cutoff() {
         created(&t.store, user, HOUR).await,
     ];
     let other = created(&t.store, "someone-else", HOUR).await;
-    let mut revoked = t.store.revoke_all(user).await.unwrap();
+    let mut revoked = t.store.revoke_all(user, None).await.unwrap();
     revoked.sort();
     let mut expected: Vec<SessionId> = old.iter().map(|r| r.session.session_id.clone()).collect();
     expected.sort();
@@ -254,10 +293,7 @@ async fn revoke_all_appends_a_user_cutoff() {
         newer.session.started_at >= *before,
         "a session created after revoke_all must not count as revoked"
     );
-    assert_eq!(
-        t.store.list_by_user(user).await.unwrap(),
-        vec![newer.session]
-    );
+    assert_eq!(list(&t.store, user).await.unwrap(), vec![newer.session]);
     assert!(
         t.store
             .get(&other.session.session_id)
@@ -268,7 +304,7 @@ async fn revoke_all_appends_a_user_cutoff() {
 
     // A user with nothing to revoke still gets an event: a session being created elsewhere at
     // this moment must be cut off too.
-    assert!(t.store.revoke_all("nobody").await.unwrap().is_empty());
+    assert!(t.store.revoke_all("nobody", None).await.unwrap().is_empty());
     let more = feed
         .read(Some(&events[0].0), Duration::ZERO)
         .await
@@ -291,6 +327,7 @@ async fn keys_expire_with_the_session() {
         token_key(&t, &rec),
         session_key(&t, &rec.session.session_id),
         user_key(&t, user),
+        listing_key(&t, user),
     ];
     let close_to = |pttl: i64, want: Duration| {
         let want = want.as_millis() as i64;
@@ -301,9 +338,12 @@ async fn keys_expire_with_the_session() {
         assert!(close_to(pttl, HOUR), "{key}: PTTL {pttl}");
     }
 
-    let mut longer = rec.session.clone();
-    longer.expires_at += 2 * HOUR;
-    assert!(t.store.update(&longer).await.unwrap());
+    let mut longer = next_version(&rec.session);
+    longer.session.expires_at += 2 * HOUR;
+    assert_eq!(
+        t.store.update(&longer).await.unwrap(),
+        UpdateOutcome::Updated
+    );
     for key in &keys {
         let pttl: i64 = raw.pttl(key).await.unwrap();
         assert!(close_to(pttl, 3 * HOUR), "{key} after update: PTTL {pttl}");
@@ -312,7 +352,10 @@ async fn keys_expire_with_the_session() {
     // A session created already expired leaves nothing behind.
     let mut dead = record(user, HOUR);
     dead.session.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(1);
-    t.store.create(dead.clone()).await.unwrap();
+    t.store
+        .create(dead.clone(), SessionLimit::unlimited())
+        .await
+        .unwrap();
     let exists: i64 = raw
         .exists(&[
             token_key(&t, &dead),
@@ -328,42 +371,84 @@ async fn keys_expire_with_the_session() {
     assert_eq!(exists, 0);
 }
 
+/// The ids in a sorted set, sorted by name.
+async fn members(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    let mut ids: Vec<String> = raw.zrange(key, 0, -1).await.unwrap();
+    ids.sort();
+    ids
+}
+
+fn ids_of(records: &[&SessionRecord]) -> Vec<String> {
+    let mut ids: Vec<String> = records
+        .iter()
+        .map(|r| r.session.session_id.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test]
-async fn expired_ids_leave_the_user_index() {
+async fn expired_ids_leave_both_user_indexes() {
     let Some(t) = TestStore::new("index").await else {
         return;
     };
     let mut raw = t.raw().await;
     let user = "index-user";
-    let index = user_key(&t, user);
+    let indexes = [user_key(&t, user), listing_key(&t, user)];
     let short = created(&t.store, user, Duration::from_millis(300)).await;
     let long = created(&t.store, user, HOUR).await;
-    assert_eq!(raw.zcard::<_, i64>(&index).await.unwrap(), 2);
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&short, &long]));
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        t.store.list_by_user(user).await.unwrap(),
+        list(&t.store, user).await.unwrap(),
         vec![long.session.clone()]
     );
     assert_eq!(
         t.store.find_by_token(&short.token_hash).await.unwrap(),
         None
     );
-
-    // The next write to the user's index trims what has expired.
+    // Listing purged the expired id from both indexes; a write keeps them in step.
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&long]), "{index}");
+    }
     let newer = created(&t.store, user, HOUR).await;
-    let mut ids: Vec<String> = raw.zrange(&index, 0, -1).await.unwrap();
-    ids.sort();
-    let mut want = vec![
-        long.session.session_id.to_string(),
-        newer.session.session_id.to_string(),
-    ];
-    want.sort();
-    assert_eq!(ids, want);
+    for index in &indexes {
+        assert_eq!(
+            members(&mut raw, index).await,
+            ids_of(&[&long, &newer]),
+            "{index}"
+        );
+    }
 
-    // Revocation removes its id at once.
+    // A write purges too: an id that expires without a listing leaves with the next create.
+    let brief = created(&t.store, user, Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let last = created(&t.store, user, HOUR).await;
+    for index in &indexes {
+        assert_eq!(
+            members(&mut raw, index).await,
+            ids_of(&[&long, &newer, &last]),
+            "{index}: {brief:?} expired"
+        );
+    }
+
+    // Revocation removes its id at once; revoking all but one leaves only that one.
     t.store.revoke(&long.session.session_id).await.unwrap();
-    let ids: Vec<String> = raw.zrange(&index, 0, -1).await.unwrap();
-    assert_eq!(ids, vec![newer.session.session_id.to_string()]);
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&newer, &last]));
+    }
+    t.store
+        .revoke_all(user, Some(&last.session.session_id))
+        .await
+        .unwrap();
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&last]));
+    }
+    t.store.revoke_all(user, None).await.unwrap();
+    let left: i64 = raw.exists(&indexes).await.unwrap();
+    assert_eq!(left, 0, "revoke_all leaves no index behind");
 }
 
 #[tokio::test]
@@ -384,7 +469,7 @@ async fn corrupt_records_are_errors_not_missing_sessions() {
         Err(StoreError::Corrupt(_))
     ));
     assert!(matches!(
-        t.store.list_by_user(user).await,
+        list(&t.store, user).await,
         Err(StoreError::Corrupt(_))
     ));
 
@@ -419,7 +504,7 @@ async fn corrupt_records_are_errors_not_missing_sessions() {
     let damaged_id = &damaged.session.session_id;
     let _: () = raw.hdel(session_key(&t, damaged_id), "exp").await.unwrap();
     assert!(matches!(
-        t.store.update(&damaged.session).await,
+        t.store.update(&next_version(&damaged.session)).await,
         Err(StoreError::Corrupt(_))
     ));
     assert_eq!(
@@ -569,11 +654,19 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
     let id = &rec.session.session_id;
     fails_fast("get", store.get(id)).await;
     fails_fast("find_by_token", store.find_by_token(&rec.token_hash)).await;
-    fails_fast("list_by_user", store.list_by_user(user)).await;
-    fails_fast("create", store.create(record(user, HOUR))).await;
-    fails_fast("update", store.update(&rec.session)).await;
+    fails_fast(
+        "list_by_user",
+        store.list_by_user(user, &PageRequest::default()),
+    )
+    .await;
+    fails_fast(
+        "create",
+        store.create(record(user, HOUR), SessionLimit::default()),
+    )
+    .await;
+    fails_fast("update", store.update(&next_version(&rec.session))).await;
     fails_fast("revoke", store.revoke(id)).await;
-    fails_fast("revoke_all", store.revoke_all(user)).await;
+    fails_fast("revoke_all", store.revoke_all(user, None)).await;
     fails_fast(
         "feed read",
         feed.read(Some(&cursor), Duration::from_secs(1)),
@@ -590,8 +683,11 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let fresh = loop {
         let candidate = record(user, HOUR);
-        match store.create(candidate.clone()).await {
-            Ok(()) => break candidate,
+        match store
+            .create(candidate.clone(), SessionLimit::unlimited())
+            .await
+        {
+            Ok(_) => break candidate,
             Err(e) => {
                 assert!(Instant::now() < deadline, "store never recovered: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -603,7 +699,7 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
         Some(fresh.session.clone())
     );
     assert_eq!(
-        store.list_by_user(user).await.unwrap(),
+        list(&store, user).await.unwrap(),
         vec![fresh.session.clone()]
     );
     assert!(
@@ -697,7 +793,7 @@ async fn stalled_server_times_out_then_recovers() {
         Some(other.session.clone())
     );
     assert_eq!(
-        store.list_by_user("stall-user-2").await.unwrap(),
+        list(&store, "stall-user-2").await.unwrap(),
         vec![other.session]
     );
     drop(server);

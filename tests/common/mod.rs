@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tower_session_jwt::store::{SessionRecord, SessionStore, StoreError};
+use tower_session_jwt::store::{
+    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionStore,
+    SessionUpdate, StoreError, UpdateOutcome,
+};
 use tower_session_jwt::{
     ManualClock, MemoryStore, Session, SessionId, Sessions, SessionsBuilder, SigningKey, TokenHash,
 };
@@ -65,9 +68,13 @@ impl FlakyStore {
 }
 
 impl SessionStore for FlakyStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
         self.check()?;
-        self.inner.create(record).await
+        self.inner.create(record, limit).await
     }
     async fn find_by_token(&self, h: &TokenHash) -> Result<Option<Session>, StoreError> {
         self.check()?;
@@ -77,21 +84,29 @@ impl SessionStore for FlakyStore {
         self.check()?;
         self.inner.get(id).await
     }
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
         self.check()?;
-        self.inner.list_by_user(user_id).await
+        self.inner.list_by_user(user_id, page).await
     }
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
         self.check()?;
-        self.inner.update(session).await
+        self.inner.update(update).await
     }
     async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.check()?;
         self.inner.revoke(id).await
     }
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
         self.check()?;
-        self.inner.revoke_all(user_id).await
+        self.inner.revoke_all(user_id, except).await
     }
     fn is_shared(&self) -> bool {
         self.inner.is_shared()
