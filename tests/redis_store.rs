@@ -6,16 +6,18 @@
 
 mod redis_common;
 
+use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use redis::AsyncCommands as _;
 use time::OffsetDateTime;
 use tower_session_jwt::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::{
-    FeedCursor, PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate, StoreError,
-    UpdateOutcome,
+    FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate,
+    StoreError, UpdateOutcome, sort_for_listing,
 };
 use tower_session_jwt::{RedisStore, Session, SessionId};
 
@@ -449,6 +451,136 @@ async fn expired_ids_leave_both_user_indexes() {
     t.store.revoke_all(user, None).await.unwrap();
     let left: i64 = raw.exists(&indexes).await.unwrap();
     assert_eq!(left, 0, "revoke_all leaves no index behind");
+}
+
+/// `calls` of `command` in an `INFO commandstats` reply (0 when it never ran).
+fn calls(stats: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a call count"))
+}
+
+/// A user with 5,000 sessions is listed page by page: every session exactly once, in the
+/// listing's order, and one page reads about one page of records, not the user's every session.
+/// (On a server of its own: the read count comes from the server-wide `INFO commandstats`.)
+#[tokio::test]
+async fn one_listing_page_reads_one_page_of_a_large_user() {
+    const N: usize = 5000;
+    const PAGE: u32 = 50;
+    let port = free_port();
+    let _server = match Server::start(port) {
+        Ok(server) => server,
+        Err(e) => {
+            unavailable("paging test", &format!("cannot start redis-server: {e}"));
+            return;
+        }
+    };
+    Server::wait_ready(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = RedisStore::builder(&url)
+        .key_prefix(unique_prefix("paging"))
+        .build()
+        .await
+        .expect("store on the private server");
+    let user = "many-sessions";
+    let base = OffsetDateTime::now_utc() - HOUR;
+    // Three sessions per millisecond, so that pages also end and start inside a millisecond.
+    let records: Vec<SessionRecord> = (0..N)
+        .map(|i| {
+            let mut rec = record(user, HOUR);
+            rec.session.started_at = base + Duration::from_millis((i / 3) as u64);
+            rec.session.last_accessed_at = rec.session.started_at;
+            rec
+        })
+        .collect();
+    for chunk in records.chunks(250) {
+        for result in join_all(
+            chunk
+                .iter()
+                .map(|r| store.create(r.clone(), SessionLimit::unlimited())),
+        )
+        .await
+        {
+            result.expect("create");
+        }
+    }
+    let neighbour = created(&store, "a-neighbour", HOUR).await;
+    let mut expected: Vec<Session> = records.iter().map(|r| r.session.clone()).collect();
+    sort_for_listing(&mut expected);
+
+    let mut seen: Vec<Session> = Vec::with_capacity(N);
+    let mut page = PageRequest::first(PAGE);
+    let mut pages = 0;
+    loop {
+        let found = store.list_by_user(user, &page).await.expect("a page");
+        pages += 1;
+        assert!(
+            found.sessions.len() <= PAGE as usize,
+            "page {pages} too long"
+        );
+        seen.extend(found.sessions);
+        match found.next {
+            Some(next) => page = PageRequest::after(next, PAGE),
+            None => break,
+        }
+        assert!(pages <= N, "the listing never ended");
+    }
+    assert_eq!(pages, N / PAGE as usize, "5,000 sessions in pages of 50");
+    let distinct: HashSet<&SessionId> = seen.iter().map(|s| &s.session_id).collect();
+    assert_eq!(distinct.len(), seen.len(), "a session listed twice");
+    assert_eq!(seen.len(), N, "sessions missing from the listing");
+    if let Some(i) = (0..N).find(|&i| seen[i] != expected[i]) {
+        panic!(
+            "position {i}: listed {:?}, expected {:?}",
+            seen[i].session_id, expected[i].session_id
+        );
+    }
+    assert!(!distinct.contains(&neighbour.session.session_id));
+
+    // One page from the middle, counted on the server: records read (HGET/HMGET) and index
+    // ranges. Reading every session of the user would take 5,000 record reads.
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let middle = N / 2;
+    let cursor = PageCursor::after(&expected[middle]);
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let found = store
+        .list_by_user(user, &PageRequest::after(cursor, PAGE))
+        .await
+        .unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.sessions,
+        expected[middle + 1..middle + 1 + PAGE as usize].to_vec()
+    );
+    assert_eq!(
+        found.next,
+        Some(PageCursor::after(&expected[middle + PAGE as usize]))
+    );
+    let records_read = calls(&stats, "hget") + calls(&stats, "hmget");
+    assert!(
+        records_read <= u64::from(PAGE) + 1,
+        "one page of {PAGE} read {records_read} records:\n{stats}"
+    );
+    let ranges = calls(&stats, "zrange")
+        + calls(&stats, "zrangebyscore")
+        + calls(&stats, "zrevrangebyscore");
+    assert!(ranges <= 4, "one page took {ranges} index ranges:\n{stats}");
+    println!("one page of {PAGE} over {N} sessions: {records_read} records read, {ranges} ranges");
 }
 
 #[tokio::test]
