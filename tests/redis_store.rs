@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use tower_session_jwt::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::{
-    FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate,
-    StoreError, UpdateOutcome, sort_for_listing,
+    CreateOutcome, FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionStore,
+    SessionUpdate, StoreError, UpdateOutcome, WhenFull, sort_for_listing,
 };
 use tower_session_jwt::{RedisStore, Session, SessionId};
 
@@ -581,6 +581,360 @@ async fn one_listing_page_reads_one_page_of_a_large_user() {
         + calls(&stats, "zrevrangebyscore");
     assert!(ranges <= 4, "one page took {ranges} index ranges:\n{stats}");
     println!("one page of {PAGE} over {N} sessions: {records_read} records read, {ranges} ranges");
+}
+
+/// Stores `rec` as a version of this crate before the listing index stored sessions: JSON
+/// without the fields added since (`authentication_factors`, `version`) and with `started_at`
+/// as given, a hash without `start` and `ver`, and the id in the expiry index only. Returns the
+/// stored JSON.
+async fn store_legacy(
+    t: &TestStore,
+    raw: &mut redis::aio::MultiplexedConnection,
+    rec: &SessionRecord,
+    started_at: &str,
+) -> String {
+    use base64::Engine as _;
+    let mut json = serde_json::to_value(&rec.session).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    fields.remove("authentication_factors");
+    fields.remove("version");
+    fields.insert("started_at".into(), started_at.into());
+    let json = json.to_string();
+    let now = OffsetDateTime::now_utc();
+    let exp = (rec.session.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let ttl = ((rec.session.expires_at - now).whole_milliseconds() as i64).max(1);
+    let user = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&rec.session.user_id);
+    let key = session_key(t, &rec.session.session_id);
+    let _: () = raw
+        .hset_multiple(
+            &key,
+            &[
+                ("session", json.clone()),
+                ("token", rec.token_hash.to_base64url()),
+                ("user", user),
+                ("exp", exp.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+    let _: () = raw.pexpire(&key, ttl).await.unwrap();
+    let _: () = raw
+        .pset_ex(
+            token_key(t, rec),
+            rec.session.session_id.as_str(),
+            ttl as u64,
+        )
+        .await
+        .unwrap();
+    let index = user_key(t, &rec.session.user_id);
+    let _: () = raw
+        .zadd(&index, rec.session.session_id.as_str(), exp)
+        .await
+        .unwrap();
+    let _: () = raw.pexpire(&index, ttl).await.unwrap();
+    json
+}
+
+/// What a listing returns for a legacy record.
+fn decoded(json: &str) -> Session {
+    serde_json::from_str(json).expect("a decodable legacy record")
+}
+
+fn rfc3339(at: OffsetDateTime, offset: time::UtcOffset) -> String {
+    at.to_offset(offset)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Sessions stored before the listing index existed are listed, in order and on every page,
+/// with their `started_at` read from JSON in any RFC 3339 form the crate can parse; they update
+/// from version 0 and make room for new sessions oldest first.
+#[tokio::test]
+async fn sessions_stored_before_the_listing_index_are_listed() {
+    let Some(t) = TestStore::new("legacy").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "legacy-user";
+    let base = OffsetDateTime::now_utc() - HOUR;
+    let utc = time::UtcOffset::UTC;
+    let plus_two = time::UtcOffset::from_hms(2, 0, 0).unwrap();
+    let minus_five_thirty = time::UtcOffset::from_hms(-5, -30, 0).unwrap();
+    let whole_second = base.replace_nanosecond(0).unwrap() + Duration::from_secs(3);
+    let starts = [
+        rfc3339(base, utc),
+        rfc3339(base + Duration::from_millis(1), plus_two),
+        rfc3339(base + Duration::from_micros(2_500), minus_five_thirty),
+        rfc3339(whole_second, utc),
+        rfc3339(whole_second + Duration::from_millis(500), plus_two),
+        // The same millisecond as the first: the id breaks the tie.
+        rfc3339(base, minus_five_thirty),
+        // Before 1970, with and without digits below the millisecond (truncated toward zero).
+        "1969-12-31T23:59:59.9995Z".to_owned(),
+        "1969-12-31T23:59:58.250Z".to_owned(),
+    ];
+    let mut expected = Vec::new();
+    let mut legacy = Vec::new();
+    for start in &starts {
+        let rec = record(user, HOUR);
+        let json = store_legacy(&t, &mut raw, &rec, start).await;
+        expected.push(decoded(&json));
+        legacy.push(rec);
+    }
+    sort_for_listing(&mut expected);
+    let listing = listing_key(&t, user);
+    assert_eq!(raw.exists::<_, i64>(&listing).await.unwrap(), 0);
+
+    assert_eq!(list(&t.store, user).await.unwrap(), expected);
+    // Pages of two, starting and ending inside the tied millisecond too.
+    let mut paged = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let found = t.store.list_by_user(user, &page).await.unwrap();
+        paged.extend(found.sessions);
+        match found.next {
+            Some(next) => page = PageRequest::after(next, 2),
+            None => break,
+        }
+    }
+    assert_eq!(paged, expected);
+    // The listing index was built, and expires with the user's sessions.
+    assert_eq!(
+        members(&mut raw, &listing).await,
+        members(&mut raw, &user_key(&t, user)).await
+    );
+    let pttl: i64 = raw.pttl(&listing).await.unwrap();
+    assert!(pttl > 0 && pttl <= HOUR.as_millis() as i64, "PTTL {pttl}");
+
+    // A legacy record is version 0: it updates to 1, once.
+    let first = &legacy[0].session.session_id;
+    let stored = t
+        .store
+        .get(first)
+        .await
+        .unwrap()
+        .expect("a live legacy session");
+    assert_eq!(stored.version, 0);
+    let update = next_version(&stored);
+    assert_eq!(
+        t.store.update(&update).await.unwrap(),
+        UpdateOutcome::Updated
+    );
+    assert_eq!(t.store.update(&update).await.unwrap(), UpdateOutcome::Stale);
+    let ver: String = raw.hget(session_key(&t, first), "ver").await.unwrap();
+    assert_eq!(ver, "1");
+
+    // New sessions join the old ones; at the limit the oldest (the two from 1969) make room.
+    let fresh = created(&t.store, user, HOUR).await;
+    let newest = record(user, HOUR);
+    let limit = SessionLimit::new(starts.len() as u32, WhenFull::RevokeOldest);
+    let CreateOutcome::Created { evicted } = t.store.create(newest.clone(), limit).await.unwrap()
+    else {
+        panic!("RevokeOldest never refuses");
+    };
+    let oldest: Vec<SessionId> = expected
+        .iter()
+        .rev()
+        .take(2)
+        .map(|s| s.session_id.clone())
+        .collect();
+    assert_eq!(evicted, oldest, "the oldest two, oldest first");
+    let mut now_expected: Vec<Session> = expected[..expected.len() - 2].to_vec();
+    now_expected[expected
+        .iter()
+        .position(|s| s.session_id == *first)
+        .unwrap()] = update.session.clone();
+    now_expected.push(fresh.session);
+    now_expected.push(newest.session);
+    sort_for_listing(&mut now_expected);
+    assert_eq!(list(&t.store, user).await.unwrap(), now_expected);
+}
+
+/// While instances of the earlier version still run, they add sessions to the expiry index
+/// only and remove them from it only; a listing still shows exactly the user's sessions.
+#[tokio::test]
+async fn the_listing_index_catches_up_with_earlier_version_writers() {
+    let Some(t) = TestStore::new("rolling").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "rolling-user";
+    let new = created(&t.store, user, HOUR).await;
+    let gone = created(&t.store, user, HOUR).await;
+    // The earlier version revokes `gone`: its keys and its expiry index entry, nothing more.
+    let _: () = raw
+        .del(&[
+            session_key(&t, &gone.session.session_id),
+            token_key(&t, &gone),
+        ])
+        .await
+        .unwrap();
+    let _: () = raw
+        .zrem(user_key(&t, user), gone.session.session_id.as_str())
+        .await
+        .unwrap();
+    // And creates two sessions.
+    let mut expected = vec![new.session.clone()];
+    for _ in 0..2 {
+        let rec = record(user, HOUR);
+        let started = rfc3339(rec.session.started_at, time::UtcOffset::UTC);
+        expected.push(decoded(&store_legacy(&t, &mut raw, &rec, &started).await));
+    }
+    sort_for_listing(&mut expected);
+    assert_eq!(list(&t.store, user).await.unwrap(), expected);
+    assert_eq!(
+        members(&mut raw, &listing_key(&t, user)).await,
+        members(&mut raw, &user_key(&t, user)).await,
+        "the listing index holds exactly the expiry index's ids again"
+    );
+}
+
+/// A record stored before the listing index whose start cannot be read is an error, not a
+/// session left out; a create that does not need the oldest session is unaffected.
+#[tokio::test]
+async fn an_unreadable_start_is_corrupt_not_unlisted() {
+    let Some(t) = TestStore::new("legacybad").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "legacy-bad";
+    let bad = record(user, HOUR);
+    store_legacy(&t, &mut raw, &bad, "yesterday").await;
+    let good = record(user, HOUR);
+    let started = rfc3339(good.session.started_at, time::UtcOffset::UTC);
+    store_legacy(&t, &mut raw, &good, &started).await;
+
+    assert!(matches!(
+        t.store.list_by_user(user, &PageRequest::default()).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let full = SessionLimit::new(2, WhenFull::RevokeOldest);
+    assert!(matches!(
+        t.store.create(record(user, HOUR), full).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let refusing = SessionLimit::new(2, WhenFull::Refuse);
+    assert_eq!(
+        t.store.create(record(user, HOUR), refusing).await.unwrap(),
+        CreateOutcome::LimitReached
+    );
+    let unlimited = created(&t.store, user, HOUR).await;
+    // Revoking the damaged record clears the way (and reports the damage).
+    assert!(matches!(
+        t.store.revoke(&bad.session.session_id).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let listed: HashSet<SessionId> = list(&t.store, user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(
+        listed,
+        HashSet::from([good.session.session_id, unlimited.session.session_id])
+    );
+}
+
+/// A session whose record Redis lost (evicted under memory pressure) does not count against the
+/// limit, and the index entry it left is dropped.
+#[tokio::test]
+async fn a_lost_record_does_not_count_against_the_limit() {
+    let Some(t) = TestStore::new("dangling").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "dangling-user";
+    let limit = SessionLimit::new(2, WhenFull::Refuse);
+    let kept = record(user, HOUR);
+    let lost = record(user, HOUR);
+    for rec in [&kept, &lost] {
+        assert_eq!(
+            t.store.create(rec.clone(), limit).await.unwrap(),
+            CreateOutcome::Created { evicted: vec![] }
+        );
+    }
+    let _: () = raw
+        .del(session_key(&t, &lost.session.session_id))
+        .await
+        .unwrap();
+    let third = record(user, HOUR);
+    assert_eq!(
+        t.store.create(third.clone(), limit).await.unwrap(),
+        CreateOutcome::Created { evicted: vec![] },
+        "a lost record counted against the limit"
+    );
+    for index in [user_key(&t, user), listing_key(&t, user)] {
+        assert_eq!(
+            members(&mut raw, &index).await,
+            ids_of(&[&kept, &third]),
+            "{index}"
+        );
+    }
+    assert_eq!(
+        t.store.create(record(user, HOUR), limit).await.unwrap(),
+        CreateOutcome::LimitReached
+    );
+}
+
+/// Updates are checked against the stored record: its version field, its user and its start;
+/// a rotation may not take another session's token.
+#[tokio::test]
+async fn updates_are_checked_against_the_stored_record() {
+    let Some(t) = TestStore::new("update").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "update-user";
+    let rec = created(&t.store, user, HOUR).await;
+    let key = session_key(&t, &rec.session.session_id);
+    let ver: String = raw.hget(&key, "ver").await.unwrap();
+    assert_eq!(ver, "0");
+
+    let mut moved = next_version(&rec.session);
+    moved.session.started_at -= Duration::from_secs(60);
+    assert!(matches!(
+        t.store.update(&moved).await,
+        Err(StoreError::Backend(_))
+    ));
+    let mut elsewhere = next_version(&rec.session);
+    elsewhere.session.user_id = "someone-else".into();
+    assert!(matches!(
+        t.store.update(&elsewhere).await,
+        Err(StoreError::Backend(_))
+    ));
+    let other = created(&t.store, user, HOUR).await;
+    let mut taken = next_version(&rec.session);
+    taken.token_hash = Some(other.token_hash);
+    assert!(matches!(
+        t.store.update(&taken).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert_eq!(
+        t.store.find_by_token(&other.token_hash).await.unwrap(),
+        Some(other.session.clone()),
+        "a refused rotation took another session's token"
+    );
+    assert_eq!(
+        t.store.find_by_token(&rec.token_hash).await.unwrap(),
+        Some(rec.session.clone()),
+        "a refused rotation dropped the session's own token"
+    );
+    // A version 0 update follows nothing.
+    let mut zero = next_version(&rec.session);
+    zero.session.version = 0;
+    assert_eq!(t.store.update(&zero).await.unwrap(), UpdateOutcome::Stale);
+
+    let _: () = raw.hset(&key, "ver", "one").await.unwrap();
+    assert!(matches!(
+        t.store.update(&next_version(&rec.session)).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let _: () = raw.hset(&key, "ver", "0").await.unwrap();
+    assert_eq!(
+        t.store.update(&next_version(&rec.session)).await.unwrap(),
+        UpdateOutcome::Updated
+    );
 }
 
 #[tokio::test]
