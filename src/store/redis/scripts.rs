@@ -18,9 +18,11 @@ use redis::Script;
 ///
 /// * `purge` drops the expired ids from both indexes (cost: what has expired).
 /// * `sync_started` compares the two cardinalities (O(1)) and, only when they differ, removes
-///   ids the expiry index lacks and adds those it has, each scored by the record's `start`
-///   field or, for a record stored before that field existed, by the `started_at` of its JSON.
-///   It returns false when such a record's start cannot be read (a corrupt record).
+///   the ids the expiry index lacks from the listing index and adds the ones only the expiry
+///   index has, each scored by the record's `start` field or, for a record stored before that
+///   field existed, by the `started_at` of its JSON (an id whose record is gone leaves the
+///   expiry index instead). It returns false when such a record's start cannot be read (a
+///   corrupt record).
 /// * `started_ms_of` reads `started_at` (RFC 3339, as the crate writes it) from a session's
 ///   JSON as Unix milliseconds truncated toward zero, exactly as `store::started_ms` does.
 /// * `id_less` orders session ids byte by byte, as Redis orders members of equal score (Lua's
