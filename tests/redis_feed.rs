@@ -20,7 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tower_session_jwt::store::conformance::record;
 use tower_session_jwt::store::{
-    BoxFuture, FeedBatch, FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
+    BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
+    SessionPage, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
 use tower_session_jwt::{
     AuthError, CreatedSession, NewSession, RedisStore, RevocationEvent, Session, SessionId,
@@ -397,8 +398,12 @@ impl RevocationFeed for SlowFeed {
 }
 
 impl SessionStore for SlowFeedStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
-        self.inner.create(record).await
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.inner.create(record, limit).await
     }
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
         self.inner.find_by_token(hash).await
@@ -406,17 +411,25 @@ impl SessionStore for SlowFeedStore {
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.get(id).await
     }
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_by_user(user_id).await
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
+        self.inner.list_by_user(user_id, page).await
     }
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
-        self.inner.update(session).await
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
+        self.inner.update(update).await
     }
     async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.revoke(id).await
     }
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.revoke_all(user_id).await
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.inner.revoke_all(user_id, except).await
     }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         let feed = SlowFeed {
@@ -469,7 +482,10 @@ async fn slow_feed_keeps_the_fast_path_off_until_every_batch_is_read() {
 /// Creates a session and revokes it on `store`; returns its id and when it was revoked.
 async fn revoke_one(store: &RedisStore) -> (SessionId, OffsetDateTime) {
     let rec = record("cursor-user", HOUR);
-    store.create(rec.clone()).await.unwrap();
+    store
+        .create(rec.clone(), SessionLimit::unlimited())
+        .await
+        .unwrap();
     let at = OffsetDateTime::now_utc();
     assert!(
         store

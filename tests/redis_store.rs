@@ -6,15 +6,20 @@
 
 mod redis_common;
 
+use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use redis::AsyncCommands as _;
 use time::OffsetDateTime;
 use tower_session_jwt::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
-use tower_session_jwt::store::{FeedCursor, SessionRecord, SessionStore, StoreError};
-use tower_session_jwt::{RedisStore, SessionId};
+use tower_session_jwt::store::{
+    CreateOutcome, FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionStore,
+    SessionUpdate, StoreError, UpdateOutcome, WhenFull, sort_for_listing,
+};
+use tower_session_jwt::{RedisStore, Session, SessionId};
 
 use redis_common::{Server, TestStore, delete_prefix, free_port, unavailable, unique_prefix};
 
@@ -22,8 +27,37 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 async fn created(store: &RedisStore, user: &str, ttl: Duration) -> SessionRecord {
     let rec = record(user, ttl);
-    store.create(rec.clone()).await.expect("create");
+    store
+        .create(rec.clone(), SessionLimit::unlimited())
+        .await
+        .expect("create");
     rec
+}
+
+/// Every live session of `user`, through every page of the listing.
+async fn list(store: &RedisStore, user: &str) -> Result<Vec<Session>, StoreError> {
+    let mut out = Vec::new();
+    let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+    loop {
+        let found = store.list_by_user(user, &page).await?;
+        out.extend(found.sessions);
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// A plain update of `session` to its next version.
+fn next_version(session: &Session) -> SessionUpdate {
+    SessionUpdate {
+        session: Session {
+            version: session.version + 1,
+            ..session.clone()
+        },
+        token_hash: None,
+        refuse_older_jwts: false,
+    }
 }
 
 fn session_key(t: &TestStore, id: &SessionId) -> String {
@@ -38,6 +72,12 @@ fn user_key(t: &TestStore, user: &str) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);
     format!("{}u:{encoded}", t.base())
+}
+
+fn listing_key(t: &TestStore, user: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);
+    format!("{}us:{encoded}", t.base())
 }
 
 fn feed_key(t: &TestStore) -> String {
@@ -92,6 +132,7 @@ async fn feed_replays_then_blocks_until_the_next_revocation() {
             session_id,
             before: at,
             ended,
+            ..
         } => {
             assert_eq!(session_id, a.session.session_id);
             assert!(ended);
@@ -202,7 +243,7 @@ async fn events_are_not_lost_while_the_reader_reconnects() {
 
     // Meanwhile: two more revocations.
     t.store.revoke(&recs[1].session.session_id).await.unwrap();
-    t.store.revoke_all(user).await.unwrap();
+    t.store.revoke_all(user, None).await.unwrap();
 
     // A new connection resumes from the cursor and gets both, in order.
     let reader = t.another().await;
@@ -233,7 +274,7 @@ async fn revoke_all_appends_a_user_cutoff() {
         created(&t.store, user, HOUR).await,
     ];
     let other = created(&t.store, "someone-else", HOUR).await;
-    let mut revoked = t.store.revoke_all(user).await.unwrap();
+    let mut revoked = t.store.revoke_all(user, None).await.unwrap();
     revoked.sort();
     let mut expected: Vec<SessionId> = old.iter().map(|r| r.session.session_id.clone()).collect();
     expected.sort();
@@ -254,10 +295,7 @@ async fn revoke_all_appends_a_user_cutoff() {
         newer.session.started_at >= *before,
         "a session created after revoke_all must not count as revoked"
     );
-    assert_eq!(
-        t.store.list_by_user(user).await.unwrap(),
-        vec![newer.session]
-    );
+    assert_eq!(list(&t.store, user).await.unwrap(), vec![newer.session]);
     assert!(
         t.store
             .get(&other.session.session_id)
@@ -268,7 +306,7 @@ async fn revoke_all_appends_a_user_cutoff() {
 
     // A user with nothing to revoke still gets an event: a session being created elsewhere at
     // this moment must be cut off too.
-    assert!(t.store.revoke_all("nobody").await.unwrap().is_empty());
+    assert!(t.store.revoke_all("nobody", None).await.unwrap().is_empty());
     let more = feed
         .read(Some(&events[0].0), Duration::ZERO)
         .await
@@ -291,6 +329,7 @@ async fn keys_expire_with_the_session() {
         token_key(&t, &rec),
         session_key(&t, &rec.session.session_id),
         user_key(&t, user),
+        listing_key(&t, user),
     ];
     let close_to = |pttl: i64, want: Duration| {
         let want = want.as_millis() as i64;
@@ -301,9 +340,12 @@ async fn keys_expire_with_the_session() {
         assert!(close_to(pttl, HOUR), "{key}: PTTL {pttl}");
     }
 
-    let mut longer = rec.session.clone();
-    longer.expires_at += 2 * HOUR;
-    assert!(t.store.update(&longer).await.unwrap());
+    let mut longer = next_version(&rec.session);
+    longer.session.expires_at += 2 * HOUR;
+    assert_eq!(
+        t.store.update(&longer).await.unwrap(),
+        UpdateOutcome::Updated
+    );
     for key in &keys {
         let pttl: i64 = raw.pttl(key).await.unwrap();
         assert!(close_to(pttl, 3 * HOUR), "{key} after update: PTTL {pttl}");
@@ -312,7 +354,10 @@ async fn keys_expire_with_the_session() {
     // A session created already expired leaves nothing behind.
     let mut dead = record(user, HOUR);
     dead.session.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(1);
-    t.store.create(dead.clone()).await.unwrap();
+    t.store
+        .create(dead.clone(), SessionLimit::unlimited())
+        .await
+        .unwrap();
     let exists: i64 = raw
         .exists(&[
             token_key(&t, &dead),
@@ -328,42 +373,568 @@ async fn keys_expire_with_the_session() {
     assert_eq!(exists, 0);
 }
 
+/// The ids in a sorted set, sorted by name.
+async fn members(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    let mut ids: Vec<String> = raw.zrange(key, 0, -1).await.unwrap();
+    ids.sort();
+    ids
+}
+
+fn ids_of(records: &[&SessionRecord]) -> Vec<String> {
+    let mut ids: Vec<String> = records
+        .iter()
+        .map(|r| r.session.session_id.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test]
-async fn expired_ids_leave_the_user_index() {
+async fn expired_ids_leave_both_user_indexes() {
     let Some(t) = TestStore::new("index").await else {
         return;
     };
     let mut raw = t.raw().await;
     let user = "index-user";
-    let index = user_key(&t, user);
+    let indexes = [user_key(&t, user), listing_key(&t, user)];
     let short = created(&t.store, user, Duration::from_millis(300)).await;
     let long = created(&t.store, user, HOUR).await;
-    assert_eq!(raw.zcard::<_, i64>(&index).await.unwrap(), 2);
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&short, &long]));
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        t.store.list_by_user(user).await.unwrap(),
+        list(&t.store, user).await.unwrap(),
         vec![long.session.clone()]
     );
     assert_eq!(
         t.store.find_by_token(&short.token_hash).await.unwrap(),
         None
     );
-
-    // The next write to the user's index trims what has expired.
+    // Listing purged the expired id from both indexes; a write keeps them in step.
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&long]), "{index}");
+    }
     let newer = created(&t.store, user, HOUR).await;
-    let mut ids: Vec<String> = raw.zrange(&index, 0, -1).await.unwrap();
-    ids.sort();
-    let mut want = vec![
-        long.session.session_id.to_string(),
-        newer.session.session_id.to_string(),
-    ];
-    want.sort();
-    assert_eq!(ids, want);
+    for index in &indexes {
+        assert_eq!(
+            members(&mut raw, index).await,
+            ids_of(&[&long, &newer]),
+            "{index}"
+        );
+    }
 
-    // Revocation removes its id at once.
+    // A write purges too: an id that expires without a listing leaves with the next create.
+    let brief = created(&t.store, user, Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let last = created(&t.store, user, HOUR).await;
+    for index in &indexes {
+        assert_eq!(
+            members(&mut raw, index).await,
+            ids_of(&[&long, &newer, &last]),
+            "{index}: {brief:?} expired"
+        );
+    }
+
+    // Revocation removes its id at once; revoking all but one leaves only that one.
     t.store.revoke(&long.session.session_id).await.unwrap();
-    let ids: Vec<String> = raw.zrange(&index, 0, -1).await.unwrap();
-    assert_eq!(ids, vec![newer.session.session_id.to_string()]);
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&newer, &last]));
+    }
+    t.store
+        .revoke_all(user, Some(&last.session.session_id))
+        .await
+        .unwrap();
+    for index in &indexes {
+        assert_eq!(members(&mut raw, index).await, ids_of(&[&last]));
+    }
+    t.store.revoke_all(user, None).await.unwrap();
+    let left: i64 = raw.exists(&indexes).await.unwrap();
+    assert_eq!(left, 0, "revoke_all leaves no index behind");
+}
+
+/// `calls` of `command` in an `INFO commandstats` reply (0 when it never ran).
+fn calls(stats: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a call count"))
+}
+
+/// A user with 5,000 sessions is listed page by page: every session exactly once, in the
+/// listing's order, and one page reads about one page of records, not the user's every session.
+/// (On a server of its own: the read count comes from the server-wide `INFO commandstats`.)
+#[tokio::test]
+async fn one_listing_page_reads_one_page_of_a_large_user() {
+    const N: usize = 5000;
+    const PAGE: u32 = 50;
+    let port = free_port();
+    let _server = match Server::start(port) {
+        Ok(server) => server,
+        Err(e) => {
+            unavailable("paging test", &format!("cannot start redis-server: {e}"));
+            return;
+        }
+    };
+    Server::wait_ready(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = RedisStore::builder(&url)
+        .key_prefix(unique_prefix("paging"))
+        .build()
+        .await
+        .expect("store on the private server");
+    let user = "many-sessions";
+    let base = OffsetDateTime::now_utc() - HOUR;
+    // Three sessions per millisecond, so that pages also end and start inside a millisecond.
+    let records: Vec<SessionRecord> = (0..N)
+        .map(|i| {
+            let mut rec = record(user, HOUR);
+            rec.session.started_at = base + Duration::from_millis((i / 3) as u64);
+            rec.session.last_accessed_at = rec.session.started_at;
+            rec
+        })
+        .collect();
+    for chunk in records.chunks(250) {
+        for result in join_all(
+            chunk
+                .iter()
+                .map(|r| store.create(r.clone(), SessionLimit::unlimited())),
+        )
+        .await
+        {
+            result.expect("create");
+        }
+    }
+    let neighbour = created(&store, "a-neighbour", HOUR).await;
+    let mut expected: Vec<Session> = records.iter().map(|r| r.session.clone()).collect();
+    sort_for_listing(&mut expected);
+
+    let mut seen: Vec<Session> = Vec::with_capacity(N);
+    let mut page = PageRequest::first(PAGE);
+    let mut pages = 0;
+    loop {
+        let found = store.list_by_user(user, &page).await.expect("a page");
+        pages += 1;
+        assert!(
+            found.sessions.len() <= PAGE as usize,
+            "page {pages} too long"
+        );
+        seen.extend(found.sessions);
+        match found.next {
+            Some(next) => page = PageRequest::after(next, PAGE),
+            None => break,
+        }
+        assert!(pages <= N, "the listing never ended");
+    }
+    assert_eq!(pages, N / PAGE as usize, "5,000 sessions in pages of 50");
+    let distinct: HashSet<&SessionId> = seen.iter().map(|s| &s.session_id).collect();
+    assert_eq!(distinct.len(), seen.len(), "a session listed twice");
+    assert_eq!(seen.len(), N, "sessions missing from the listing");
+    if let Some(i) = (0..N).find(|&i| seen[i] != expected[i]) {
+        panic!(
+            "position {i}: listed {:?}, expected {:?}",
+            seen[i].session_id, expected[i].session_id
+        );
+    }
+    assert!(!distinct.contains(&neighbour.session.session_id));
+
+    // One page from the middle, counted on the server: records read (HGET/HMGET) and index
+    // ranges. Reading every session of the user would take 5,000 record reads.
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let middle = N / 2;
+    let cursor = PageCursor::after(&expected[middle]);
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let found = store
+        .list_by_user(user, &PageRequest::after(cursor, PAGE))
+        .await
+        .unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.sessions,
+        expected[middle + 1..middle + 1 + PAGE as usize].to_vec()
+    );
+    assert_eq!(
+        found.next,
+        Some(PageCursor::after(&expected[middle + PAGE as usize]))
+    );
+    let records_read = calls(&stats, "hget") + calls(&stats, "hmget");
+    assert!(
+        records_read <= u64::from(PAGE) + 1,
+        "one page of {PAGE} read {records_read} records:\n{stats}"
+    );
+    let ranges = calls(&stats, "zrange")
+        + calls(&stats, "zrangebyscore")
+        + calls(&stats, "zrevrangebyscore");
+    assert!(ranges <= 4, "one page took {ranges} index ranges:\n{stats}");
+    println!("one page of {PAGE} over {N} sessions: {records_read} records read, {ranges} ranges");
+}
+
+/// Stores `rec` as a version of this crate before the listing index stored sessions: JSON
+/// without the fields added since (`authentication_factors`, `version`) and with `started_at`
+/// as given, a hash without `start` and `ver`, and the id in the expiry index only. Returns the
+/// stored JSON.
+async fn store_legacy(
+    t: &TestStore,
+    raw: &mut redis::aio::MultiplexedConnection,
+    rec: &SessionRecord,
+    started_at: &str,
+) -> String {
+    use base64::Engine as _;
+    let mut json = serde_json::to_value(&rec.session).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    fields.remove("authentication_factors");
+    fields.remove("version");
+    fields.insert("started_at".into(), started_at.into());
+    let json = json.to_string();
+    let now = OffsetDateTime::now_utc();
+    let exp = (rec.session.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let ttl = ((rec.session.expires_at - now).whole_milliseconds() as i64).max(1);
+    let user = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&rec.session.user_id);
+    let key = session_key(t, &rec.session.session_id);
+    let _: () = raw
+        .hset_multiple(
+            &key,
+            &[
+                ("session", json.clone()),
+                ("token", rec.token_hash.to_base64url()),
+                ("user", user),
+                ("exp", exp.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+    let _: () = raw.pexpire(&key, ttl).await.unwrap();
+    let _: () = raw
+        .pset_ex(
+            token_key(t, rec),
+            rec.session.session_id.as_str(),
+            ttl as u64,
+        )
+        .await
+        .unwrap();
+    let index = user_key(t, &rec.session.user_id);
+    let _: () = raw
+        .zadd(&index, rec.session.session_id.as_str(), exp)
+        .await
+        .unwrap();
+    let _: () = raw.pexpire(&index, ttl).await.unwrap();
+    json
+}
+
+/// What a listing returns for a legacy record.
+fn decoded(json: &str) -> Session {
+    serde_json::from_str(json).expect("a decodable legacy record")
+}
+
+fn rfc3339(at: OffsetDateTime, offset: time::UtcOffset) -> String {
+    at.to_offset(offset)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Sessions stored before the listing index existed are listed, in order and on every page,
+/// with their `started_at` read from JSON in any RFC 3339 form the crate can parse; they update
+/// from version 0 and make room for new sessions oldest first.
+#[tokio::test]
+async fn sessions_stored_before_the_listing_index_are_listed() {
+    let Some(t) = TestStore::new("legacy").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "legacy-user";
+    let base = OffsetDateTime::now_utc() - HOUR;
+    let utc = time::UtcOffset::UTC;
+    let plus_two = time::UtcOffset::from_hms(2, 0, 0).unwrap();
+    let minus_five_thirty = time::UtcOffset::from_hms(-5, -30, 0).unwrap();
+    let whole_second = base.replace_nanosecond(0).unwrap() + Duration::from_secs(3);
+    let starts = [
+        rfc3339(base, utc),
+        rfc3339(base + Duration::from_millis(1), plus_two),
+        rfc3339(base + Duration::from_micros(2_500), minus_five_thirty),
+        rfc3339(whole_second, utc),
+        rfc3339(whole_second + Duration::from_millis(500), plus_two),
+        // The same millisecond as the first: the id breaks the tie.
+        rfc3339(base, minus_five_thirty),
+        // Before 1970, with and without digits below the millisecond (truncated toward zero).
+        "1969-12-31T23:59:59.9995Z".to_owned(),
+        "1969-12-31T23:59:58.250Z".to_owned(),
+    ];
+    let mut expected = Vec::new();
+    let mut legacy = Vec::new();
+    for start in &starts {
+        let rec = record(user, HOUR);
+        let json = store_legacy(&t, &mut raw, &rec, start).await;
+        expected.push(decoded(&json));
+        legacy.push(rec);
+    }
+    sort_for_listing(&mut expected);
+    let listing = listing_key(&t, user);
+    assert_eq!(raw.exists::<_, i64>(&listing).await.unwrap(), 0);
+
+    assert_eq!(list(&t.store, user).await.unwrap(), expected);
+    // Pages of two, starting and ending inside the tied millisecond too.
+    let mut paged = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let found = t.store.list_by_user(user, &page).await.unwrap();
+        paged.extend(found.sessions);
+        match found.next {
+            Some(next) => page = PageRequest::after(next, 2),
+            None => break,
+        }
+    }
+    assert_eq!(paged, expected);
+    // The listing index was built, and expires with the user's sessions.
+    assert_eq!(
+        members(&mut raw, &listing).await,
+        members(&mut raw, &user_key(&t, user)).await
+    );
+    let pttl: i64 = raw.pttl(&listing).await.unwrap();
+    assert!(pttl > 0 && pttl <= HOUR.as_millis() as i64, "PTTL {pttl}");
+
+    // A legacy record is version 0: it updates to 1, once.
+    let first = &legacy[0].session.session_id;
+    let stored = t
+        .store
+        .get(first)
+        .await
+        .unwrap()
+        .expect("a live legacy session");
+    assert_eq!(stored.version, 0);
+    let update = next_version(&stored);
+    assert_eq!(
+        t.store.update(&update).await.unwrap(),
+        UpdateOutcome::Updated
+    );
+    assert_eq!(t.store.update(&update).await.unwrap(), UpdateOutcome::Stale);
+    let ver: String = raw.hget(session_key(&t, first), "ver").await.unwrap();
+    assert_eq!(ver, "1");
+
+    // New sessions join the old ones; at the limit the oldest (the two from 1969) make room.
+    let fresh = created(&t.store, user, HOUR).await;
+    let newest = record(user, HOUR);
+    let limit = SessionLimit::new(starts.len() as u32, WhenFull::RevokeOldest);
+    let CreateOutcome::Created { evicted } = t.store.create(newest.clone(), limit).await.unwrap()
+    else {
+        panic!("RevokeOldest never refuses");
+    };
+    let oldest: Vec<SessionId> = expected
+        .iter()
+        .rev()
+        .take(2)
+        .map(|s| s.session_id.clone())
+        .collect();
+    assert_eq!(evicted, oldest, "the oldest two, oldest first");
+    let mut now_expected: Vec<Session> = expected[..expected.len() - 2].to_vec();
+    now_expected[expected
+        .iter()
+        .position(|s| s.session_id == *first)
+        .unwrap()] = update.session.clone();
+    now_expected.push(fresh.session);
+    now_expected.push(newest.session);
+    sort_for_listing(&mut now_expected);
+    assert_eq!(list(&t.store, user).await.unwrap(), now_expected);
+}
+
+/// While instances of the earlier version still run, they add sessions to the expiry index
+/// only and remove them from it only; a listing still shows exactly the user's sessions.
+#[tokio::test]
+async fn the_listing_index_catches_up_with_earlier_version_writers() {
+    let Some(t) = TestStore::new("rolling").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "rolling-user";
+    let new = created(&t.store, user, HOUR).await;
+    let gone = created(&t.store, user, HOUR).await;
+    // The earlier version revokes `gone`: its keys and its expiry index entry, nothing more.
+    let _: () = raw
+        .del(&[
+            session_key(&t, &gone.session.session_id),
+            token_key(&t, &gone),
+        ])
+        .await
+        .unwrap();
+    let _: () = raw
+        .zrem(user_key(&t, user), gone.session.session_id.as_str())
+        .await
+        .unwrap();
+    // And creates two sessions.
+    let mut expected = vec![new.session.clone()];
+    for _ in 0..2 {
+        let rec = record(user, HOUR);
+        let started = rfc3339(rec.session.started_at, time::UtcOffset::UTC);
+        expected.push(decoded(&store_legacy(&t, &mut raw, &rec, &started).await));
+    }
+    sort_for_listing(&mut expected);
+    assert_eq!(list(&t.store, user).await.unwrap(), expected);
+    assert_eq!(
+        members(&mut raw, &listing_key(&t, user)).await,
+        members(&mut raw, &user_key(&t, user)).await,
+        "the listing index holds exactly the expiry index's ids again"
+    );
+}
+
+/// A record stored before the listing index whose start cannot be read is an error, not a
+/// session left out; a create that does not need the oldest session is unaffected.
+#[tokio::test]
+async fn an_unreadable_start_is_corrupt_not_unlisted() {
+    let Some(t) = TestStore::new("legacybad").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "legacy-bad";
+    let bad = record(user, HOUR);
+    store_legacy(&t, &mut raw, &bad, "yesterday").await;
+    let good = record(user, HOUR);
+    let started = rfc3339(good.session.started_at, time::UtcOffset::UTC);
+    store_legacy(&t, &mut raw, &good, &started).await;
+
+    assert!(matches!(
+        t.store.list_by_user(user, &PageRequest::default()).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let full = SessionLimit::new(2, WhenFull::RevokeOldest);
+    assert!(matches!(
+        t.store.create(record(user, HOUR), full).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let refusing = SessionLimit::new(2, WhenFull::Refuse);
+    assert_eq!(
+        t.store.create(record(user, HOUR), refusing).await.unwrap(),
+        CreateOutcome::LimitReached
+    );
+    let unlimited = created(&t.store, user, HOUR).await;
+    // Revoking the damaged record clears the way (and reports the damage).
+    assert!(matches!(
+        t.store.revoke(&bad.session.session_id).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let listed: HashSet<SessionId> = list(&t.store, user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(
+        listed,
+        HashSet::from([good.session.session_id, unlimited.session.session_id])
+    );
+}
+
+/// A session whose record Redis lost (evicted under memory pressure) does not count against the
+/// limit, and the index entry it left is dropped.
+#[tokio::test]
+async fn a_lost_record_does_not_count_against_the_limit() {
+    let Some(t) = TestStore::new("dangling").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "dangling-user";
+    let limit = SessionLimit::new(2, WhenFull::Refuse);
+    let kept = record(user, HOUR);
+    let lost = record(user, HOUR);
+    for rec in [&kept, &lost] {
+        assert_eq!(
+            t.store.create(rec.clone(), limit).await.unwrap(),
+            CreateOutcome::Created { evicted: vec![] }
+        );
+    }
+    let _: () = raw
+        .del(session_key(&t, &lost.session.session_id))
+        .await
+        .unwrap();
+    let third = record(user, HOUR);
+    assert_eq!(
+        t.store.create(third.clone(), limit).await.unwrap(),
+        CreateOutcome::Created { evicted: vec![] },
+        "a lost record counted against the limit"
+    );
+    for index in [user_key(&t, user), listing_key(&t, user)] {
+        assert_eq!(
+            members(&mut raw, &index).await,
+            ids_of(&[&kept, &third]),
+            "{index}"
+        );
+    }
+    assert_eq!(
+        t.store.create(record(user, HOUR), limit).await.unwrap(),
+        CreateOutcome::LimitReached
+    );
+}
+
+/// Updates are checked against the stored record: its version field, its user and its start;
+/// a rotation may not take another session's token.
+#[tokio::test]
+async fn updates_are_checked_against_the_stored_record() {
+    let Some(t) = TestStore::new("update").await else {
+        return;
+    };
+    let mut raw = t.raw().await;
+    let user = "update-user";
+    let rec = created(&t.store, user, HOUR).await;
+    let key = session_key(&t, &rec.session.session_id);
+    let ver: String = raw.hget(&key, "ver").await.unwrap();
+    assert_eq!(ver, "0");
+
+    let mut moved = next_version(&rec.session);
+    moved.session.started_at -= Duration::from_secs(60);
+    assert!(matches!(
+        t.store.update(&moved).await,
+        Err(StoreError::Backend(_))
+    ));
+    let mut elsewhere = next_version(&rec.session);
+    elsewhere.session.user_id = "someone-else".into();
+    assert!(matches!(
+        t.store.update(&elsewhere).await,
+        Err(StoreError::Backend(_))
+    ));
+    let other = created(&t.store, user, HOUR).await;
+    let mut taken = next_version(&rec.session);
+    taken.token_hash = Some(other.token_hash);
+    assert!(matches!(
+        t.store.update(&taken).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert_eq!(
+        t.store.find_by_token(&other.token_hash).await.unwrap(),
+        Some(other.session.clone()),
+        "a refused rotation took another session's token"
+    );
+    assert_eq!(
+        t.store.find_by_token(&rec.token_hash).await.unwrap(),
+        Some(rec.session.clone()),
+        "a refused rotation dropped the session's own token"
+    );
+    // A version 0 update follows nothing.
+    let mut zero = next_version(&rec.session);
+    zero.session.version = 0;
+    assert_eq!(t.store.update(&zero).await.unwrap(), UpdateOutcome::Stale);
+
+    let _: () = raw.hset(&key, "ver", "one").await.unwrap();
+    assert!(matches!(
+        t.store.update(&next_version(&rec.session)).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let _: () = raw.hset(&key, "ver", "0").await.unwrap();
+    assert_eq!(
+        t.store.update(&next_version(&rec.session)).await.unwrap(),
+        UpdateOutcome::Updated
+    );
 }
 
 #[tokio::test]
@@ -384,7 +955,7 @@ async fn corrupt_records_are_errors_not_missing_sessions() {
         Err(StoreError::Corrupt(_))
     ));
     assert!(matches!(
-        t.store.list_by_user(user).await,
+        list(&t.store, user).await,
         Err(StoreError::Corrupt(_))
     ));
 
@@ -419,7 +990,7 @@ async fn corrupt_records_are_errors_not_missing_sessions() {
     let damaged_id = &damaged.session.session_id;
     let _: () = raw.hdel(session_key(&t, damaged_id), "exp").await.unwrap();
     assert!(matches!(
-        t.store.update(&damaged.session).await,
+        t.store.update(&next_version(&damaged.session)).await,
         Err(StoreError::Corrupt(_))
     ));
     assert_eq!(
@@ -569,11 +1140,19 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
     let id = &rec.session.session_id;
     fails_fast("get", store.get(id)).await;
     fails_fast("find_by_token", store.find_by_token(&rec.token_hash)).await;
-    fails_fast("list_by_user", store.list_by_user(user)).await;
-    fails_fast("create", store.create(record(user, HOUR))).await;
-    fails_fast("update", store.update(&rec.session)).await;
+    fails_fast(
+        "list_by_user",
+        store.list_by_user(user, &PageRequest::default()),
+    )
+    .await;
+    fails_fast(
+        "create",
+        store.create(record(user, HOUR), SessionLimit::default()),
+    )
+    .await;
+    fails_fast("update", store.update(&next_version(&rec.session))).await;
     fails_fast("revoke", store.revoke(id)).await;
-    fails_fast("revoke_all", store.revoke_all(user)).await;
+    fails_fast("revoke_all", store.revoke_all(user, None)).await;
     fails_fast(
         "feed read",
         feed.read(Some(&cursor), Duration::from_secs(1)),
@@ -590,8 +1169,11 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let fresh = loop {
         let candidate = record(user, HOUR);
-        match store.create(candidate.clone()).await {
-            Ok(()) => break candidate,
+        match store
+            .create(candidate.clone(), SessionLimit::unlimited())
+            .await
+        {
+            Ok(_) => break candidate,
             Err(e) => {
                 assert!(Instant::now() < deadline, "store never recovered: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -603,7 +1185,7 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
         Some(fresh.session.clone())
     );
     assert_eq!(
-        store.list_by_user(user).await.unwrap(),
+        list(&store, user).await.unwrap(),
         vec![fresh.session.clone()]
     );
     assert!(
@@ -697,7 +1279,7 @@ async fn stalled_server_times_out_then_recovers() {
         Some(other.session.clone())
     );
     assert_eq!(
-        store.list_by_user("stall-user-2").await.unwrap(),
+        list(&store, "stall-user-2").await.unwrap(),
         vec![other.session]
     );
     drop(server);

@@ -9,8 +9,9 @@
 //! | key | type | content | expiry |
 //! |---|---|---|---|
 //! | `{P}tok:<token hash, base64url>` | string | the session id | session's remaining lifetime |
-//! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms) | session's remaining lifetime |
-//! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms) | the user's last expiry |
+//! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms), `start` (`started_at`, Unix ms), `ver` (the record's version; absent in records stored before versions, meaning 0) | session's remaining lifetime |
+//! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms): the expiry index | the user's last expiry |
+//! | `{P}us:<user id, base64url>` | sorted set | the same ids, scored by `started_at` (Unix ms, [`started_ms`]): the listing index | the user's last expiry |
 //! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
 //!
 //! Session ids are validated (`[A-Za-z0-9_-]{1,64}`) and token hashes are base64url, so both go
@@ -18,18 +19,38 @@
 //! every key unambiguous whatever the user id contains.
 //!
 //! Expiry is judged on the application's clock, the one that sets a session's `expires_at`: keys
-//! get a relative TTL (`PX` / `PEXPIRE`) of `expires_at - now`, the index is trimmed with
-//! `ZREMRANGEBYSCORE -inf <now>` on every write to it, and every session read back is checked
-//! against `expires_at` again, so an expired session is never returned even if Redis has not
-//! evicted it yet. Skew between the application and Redis clocks therefore does not matter.
+//! get a relative TTL (`PX` / `PEXPIRE`) of `expires_at - now`, expired ids leave both user
+//! indexes (found by `ZRANGEBYSCORE -inf <now>` on the expiry index) on every write to them and
+//! on every listing, and every session read back is checked against `expires_at` again, so an
+//! expired session is never returned even if Redis has not evicted it yet. Skew between the
+//! application and Redis clocks therefore does not matter.
 //!
 //! # Atomicity, and why one hash tag
 //!
-//! Every write is one Lua script, so it is atomic: `create` refuses an existing id or token
-//! (nothing is overwritten), `update` only touches a session that still exists (an update racing
-//! a revocation can never bring the session back), and `revoke` / `revoke_all` delete the session
-//! keys, the index entry *and* append to the revocation stream in the same script, so no instance
-//! can see a revocation without its feed event or the other way round.
+//! Every write is one Lua script, so it is atomic:
+//!
+//! * `create` refuses an existing id or token (nothing is overwritten) and enforces the
+//!   [`SessionLimit`] on the user's live sessions in the same script: the script gets the limit
+//!   and the policy, counts, and revokes the oldest (by `started_at` to the millisecond, then
+//!   id: the front of the listing index) or stores nothing, so concurrent logins on any number
+//!   of instances cannot exceed it. Each session evicted is deleted like a revocation, with its
+//!   event in the stream. Ids in the expiry index whose record is gone (evicted by Redis under
+//!   memory pressure, deleted by hand) are dropped before they could count, which costs one
+//!   `EXISTS` per session of the user, and only when the user is at the limit.
+//! * `update` is a compare-and-swap on the record's version (`ver`): it writes only when the
+//!   stored version is the one the update follows, and only while the session is live (an
+//!   update racing a revocation or an expiry can never bring the session back). A token
+//!   rotation deletes the old token key in the same script, and an update that refuses older
+//!   JWTs appends its event to the stream there too. It refuses to move a session to another
+//!   user or start, which would leave the indexes wrong.
+//! * `revoke` / `revoke_all` delete the session keys, the index entries *and* append to the
+//!   revocation stream in the same script, so no instance can see a revocation without its feed
+//!   event or the other way round. `revoke_all` with a session to keep publishes one session
+//!   event per session revoked instead of the user event, which would cut off the kept one too.
+//!
+//! Events a script makes for sessions it picks itself (evictions, revoking all but one) are the
+//! same JSON as every other event: the application encodes one around a placeholder id and the
+//! script puts each id in its place.
 //!
 //! A script may only touch keys of one hash slot on Redis Cluster. A session is reached three
 //! ways (token hash, session id, user), and a revocation must also write the one feed stream, so
@@ -40,8 +61,35 @@
 //! declared keys. Stores with different prefixes land on different slots.
 //!
 //! Reads take one round trip each: `get` is one `HGET`; `find_by_token` and `list_by_user` are
-//! one read-only script each (token → id → session; index → sessions), never one request per
-//! session.
+//! one script each (token → id → session; index → sessions), never one request per session.
+//! `find_by_token` only reads; `list_by_user` also purges expired ids and repairs the listing
+//! index (below), so it needs the primary.
+//!
+//! # Listing
+//!
+//! The listing pages the listing index newest first with `ZRANGE … BYSCORE REV LIMIT`, from the
+//! cursor's millisecond down, skipping the ids at that millisecond that are not below the
+//! cursor's id (Redis returns members of equal score in reverse byte order under `REV`, which is
+//! the listing's id order). It reads one page of ids and records (plus one, to know whether
+//! another page follows), whatever the number of sessions the user holds; the expiry index alone
+//! could only be read whole and sorted. Every record listed is checked against its index score,
+//! so pages can neither skip nor repeat a session unnoticed.
+//!
+//! Sessions stored before the listing index existed (by an earlier version of this crate) are
+//! only in the expiry index, and so are sessions that an instance still running that version
+//! creates during a rolling upgrade. Rather than a migration step, the scripts that read the
+//! listing index (`list_by_user`, and `create` when it must find the oldest) compare the two
+//! indexes' sizes first, which is O(1); when they differ they rebuild the listing index from the
+//! expiry index in the same script, scoring each missing id by the record's `start` field or,
+//! for a record stored before that field, by the `started_at` parsed from its JSON. That costs
+//! one pass over the user's sessions, once per user after the upgrade (and again for each user
+//! an instance of the earlier version has since written to). A record whose start cannot be read
+//! makes the listing fail as [`StoreError::Corrupt`] rather than hide it. Records stored before
+//! versions have no `ver` field and are version 0, as their JSON says. One case goes unnoticed:
+//! while instances of both versions run, an earlier-version instance that creates and revokes
+//! the same number of a user's sessions between two listings leaves the index sizes equal, so
+//! its new session stays unlisted until the index sizes next differ; it is still found by token
+//! and id, and revoked by `revoke_all`.
 //!
 //! # The revocation feed
 //!
@@ -97,7 +145,10 @@ use time::OffsetDateTime;
 use self::feed::{MAX_FEED_WAIT, RedisFeed};
 use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, int_of, map_err};
 use self::scripts::{CREATE, ENSURE_FEED, FIND_BY_TOKEN, LIST_BY_USER, REVOKE, REVOKE_ALL, UPDATE};
-use super::{RevocationFeed, SessionRecord, SessionStore, StoreError};
+use super::{
+    CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
+    SessionStore, SessionUpdate, StoreError, UpdateOutcome, WhenFull, started_ms,
+};
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
@@ -176,6 +227,8 @@ struct Keys {
     session: String,
     /// `{P}u:`
     user: String,
+    /// `{P}us:`
+    started: String,
     /// `{P}revocations`
     feed: String,
 }
@@ -187,6 +240,7 @@ impl Keys {
             token: format!("{base}tok:"),
             session: format!("{base}s:"),
             user: format!("{base}u:"),
+            started: format!("{base}us:"),
             feed: format!("{base}revocations"),
             base,
         }
@@ -206,6 +260,10 @@ impl Keys {
 
     fn user(&self, user_id: &str) -> String {
         format!("{}{}", self.user, Self::user_key(user_id))
+    }
+
+    fn started(&self, user_id: &str) -> String {
+        format!("{}{}", self.started, Self::user_key(user_id))
     }
 }
 
@@ -416,33 +474,65 @@ fn ttl_ms(expires_at: OffsetDateTime, now: OffsetDateTime) -> i64 {
 }
 
 impl SessionStore for RedisStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
         let SessionRecord {
             session,
             token_hash,
         } = record;
-        let json = serde_json::to_string(&session)
-            .map_err(|e| StoreError::Backend(format!("cannot encode session: {e}").into()))?;
+        let json = encode_session(&session)?;
         let keys = &self.inner.keys;
         let now = self.now();
+        let (event_head, event_tail) = session_event_parts(now)?;
+        let policy = match limit.when_full() {
+            WhenFull::RevokeOldest => "evict",
+            WhenFull::Refuse => "refuse",
+        };
         let mut call = CREATE.prepare_invoke();
         call.key(keys.token(&token_hash))
             .key(keys.session(&session.session_id))
             .key(keys.user(&session.user_id))
+            .key(keys.started(&session.user_id))
+            .key(&keys.feed)
             .arg(session.session_id.as_str())
             .arg(token_hash.to_base64url())
             .arg(json)
             .arg(ttl_ms(session.expires_at, now))
             .arg(unix_ms(session.expires_at))
             .arg(unix_ms(now))
-            .arg(Keys::user_key(&session.user_id));
+            .arg(Keys::user_key(&session.user_id))
+            .arg(started_ms(&session))
+            .arg(session.version)
+            .arg(limit.max().map(|max| max.to_string()).unwrap_or_default())
+            .arg(policy)
+            .arg(&keys.session)
+            .arg(&keys.token)
+            .arg(event_head)
+            .arg(event_tail)
+            .arg(retention_ms(self.inner.feed.retention));
         let mut conn = self.conn();
         let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        match int_of(&reply)? {
-            1 => Ok(()),
+        let mut reply = array_of(reply)?.into_iter();
+        let status = reply
+            .next()
+            .ok_or_else(|| corrupt("empty reply to create"))?;
+        match int_of(&status)? {
+            1 => Ok(CreateOutcome::Created {
+                evicted: reply
+                    .map(|id| session_id_of(&id))
+                    .collect::<Result<_, _>>()?,
+            }),
             // Ids and token hashes are 128/256 random bits; a collision means a broken RNG, and
             // replacing the old session would hand its owner's session to someone else.
-            _ => Err(StoreError::Backend("duplicate session id or token".into())),
+            0 => Err(StoreError::Backend("duplicate session id or token".into())),
+            2 => Ok(CreateOutcome::LimitReached),
+            3 => Err(corrupt(
+                "a session of the user has no readable start, so the oldest cannot be found",
+            )),
+            other => Err(corrupt(format!("unexpected create reply {other}"))),
         }
     }
 
@@ -482,49 +572,118 @@ impl SessionStore for RedisStore {
         Ok(Some(session).filter(|s| s.is_live_at(self.now())))
     }
 
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
         let keys = &self.inner.keys;
         let now = self.now();
         let mut call = LIST_BY_USER.prepare_invoke();
         call.key(keys.user(user_id))
+            .key(keys.started(user_id))
             .arg(unix_ms(now))
-            .arg(&keys.session);
+            .arg(&keys.session)
+            .arg(u64::from(page.limit) + 1);
+        match &page.after {
+            Some(cursor) => call.arg(cursor.started_ms).arg(cursor.session_id.as_str()),
+            None => call.arg("").arg(""),
+        };
         let mut conn = self.conn();
         let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        let mut sessions = Vec::new();
-        for item in array_of(reply)? {
-            let session = decode_session(&item, |s| s.user_id == user_id)?;
-            if session.is_live_at(now) {
-                sessions.push(session);
+        let mut reply = array_of(reply)?.into_iter();
+        let status = reply
+            .next()
+            .ok_or_else(|| corrupt("empty reply to list_by_user"))?;
+        match int_of(&status)? {
+            1 => {}
+            0 => {
+                return Err(corrupt(
+                    "a session of the user has no readable start, so it cannot be listed",
+                ));
             }
+            _ => return Err(corrupt("a session of the user has no expiry")),
         }
-        Ok(sessions)
+        let mut sessions = Vec::new();
+        while let Some(item) = reply.next() {
+            let score = reply
+                .next()
+                .ok_or_else(|| corrupt("listing reply without a score"))?;
+            let session = decode_session(&item, |s| s.user_id == user_id)?;
+            // The page's order and its cursor come from the index score and the record's
+            // `started_at` respectively: they must agree, or pages would skip or repeat.
+            if score_of(&score)? != started_ms(&session) {
+                return Err(corrupt("listing index out of step with a session's start"));
+            }
+            // The script judged expiry by the record's `exp` field against `now` in whole
+            // milliseconds, which never keeps a session that has expired by `now`; a record
+            // whose JSON says otherwise disagrees with itself. (Dropping it here instead would
+            // shorten the page and could lose the cursor to the next one.)
+            if !session.is_live_at(now) {
+                return Err(corrupt("session record's expiry out of step with its JSON"));
+            }
+            sessions.push(session);
+        }
+        Ok(SessionPage::from_sorted(sessions, page.limit))
     }
 
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(session)
-            .map_err(|e| StoreError::Backend(format!("cannot encode session: {e}").into()))?;
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
+        let session = &update.session;
+        // A version-0 record follows nothing: no stored version can precede it.
+        let Some(expected) = session.version.checked_sub(1) else {
+            return Ok(UpdateOutcome::Stale);
+        };
+        let json = encode_session(session)?;
         let keys = &self.inner.keys;
         let now = self.now();
+        let event = if update.refuse_older_jwts {
+            encode_event(&RevocationEvent::jwts_refused(
+                session.session_id.clone(),
+                now,
+                session.version,
+            ))?
+        } else {
+            String::new()
+        };
         let mut call = UPDATE.prepare_invoke();
         call.key(keys.session(&session.session_id))
             .key(keys.user(&session.user_id))
-            .arg(session.session_id.as_str())
+            .key(keys.started(&session.user_id))
+            .key(&keys.feed);
+        if let Some(hash) = &update.token_hash {
+            call.key(keys.token(hash));
+        }
+        call.arg(session.session_id.as_str())
             .arg(json)
             .arg(ttl_ms(session.expires_at, now))
             .arg(unix_ms(session.expires_at))
             .arg(unix_ms(now))
             .arg(&keys.token)
-            .arg(Keys::user_key(&session.user_id));
+            .arg(Keys::user_key(&session.user_id))
+            .arg(started_ms(session))
+            .arg(expected.to_string())
+            .arg(session.version.to_string())
+            .arg(
+                update
+                    .token_hash
+                    .map(|h| h.to_base64url())
+                    .unwrap_or_default(),
+            )
+            .arg(event)
+            .arg(retention_ms(self.inner.feed.retention));
         let mut conn = self.conn();
         let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
         match int_of(&reply)? {
-            1 => Ok(true),
-            0 => Ok(false),
+            1 => Ok(UpdateOutcome::Updated),
+            0 => Ok(UpdateOutcome::Gone),
+            2 => Ok(UpdateOutcome::Stale),
             -1 => Err(StoreError::Backend(
-                "update may not move a session to another user".into(),
+                "an update may not move a session to another user or start".into(),
             )),
-            -2 => Err(corrupt("session record lacks its token or expiry")),
+            -2 => Err(corrupt(
+                "session record lacks its token, expiry or start, or has a malformed version",
+            )),
+            -3 => Err(StoreError::Backend("duplicate token".into())),
             other => Err(corrupt(format!("unexpected update reply {other}"))),
         }
     }
@@ -532,9 +691,7 @@ impl SessionStore for RedisStore {
     async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
         let keys = &self.inner.keys;
         let now = self.now();
-        let event = RevocationEvent::session_revoked(session_id.clone(), now);
-        let event = serde_json::to_string(&event)
-            .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))?;
+        let event = encode_event(&RevocationEvent::session_revoked(session_id.clone(), now))?;
         let mut call = REVOKE.prepare_invoke();
         call.key(keys.session(session_id))
             .key(&keys.feed)
@@ -543,7 +700,8 @@ impl SessionStore for RedisStore {
             .arg(event)
             .arg(&keys.token)
             .arg(&keys.user)
-            .arg(retention_ms(self.inner.feed.retention));
+            .arg(retention_ms(self.inner.feed.retention))
+            .arg(&keys.started);
         let mut conn = self.conn();
         let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
         if reply == Value::Nil {
@@ -555,34 +713,33 @@ impl SessionStore for RedisStore {
         Ok(Some(session))
     }
 
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
         let keys = &self.inner.keys;
         let now = self.now();
-        let event = RevocationEvent::User {
-            user_id: user_id.to_owned(),
-            before: now,
+        let user_event = match except {
+            None => encode_event(&RevocationEvent::user_revoked(user_id, now))?,
+            Some(_) => String::new(),
         };
-        let event = serde_json::to_string(&event)
-            .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))?;
+        let (event_head, event_tail) = session_event_parts(now)?;
         let mut call = REVOKE_ALL.prepare_invoke();
         call.key(keys.user(user_id))
+            .key(keys.started(user_id))
             .key(&keys.feed)
             .arg(unix_ms(now))
-            .arg(event)
+            .arg(user_event)
             .arg(&keys.session)
             .arg(&keys.token)
-            .arg(retention_ms(self.inner.feed.retention));
+            .arg(retention_ms(self.inner.feed.retention))
+            .arg(except.map(SessionId::as_str).unwrap_or_default())
+            .arg(event_head)
+            .arg(event_tail);
         let mut conn = self.conn();
         let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        array_of(reply)?
-            .iter()
-            .map(|id| {
-                bytes_of(id)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|s| SessionId::parse(s).ok())
-                    .ok_or_else(|| corrupt("malformed session id in a user's index"))
-            })
-            .collect()
+        array_of(reply)?.iter().map(session_id_of).collect()
     }
 
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
@@ -592,6 +749,55 @@ impl SessionStore for RedisStore {
 
 fn retention_ms(retention: Duration) -> i64 {
     i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn encode_session(session: &Session) -> Result<String, StoreError> {
+    serde_json::to_string(session)
+        .map_err(|e| StoreError::Backend(format!("cannot encode session: {e}").into()))
+}
+
+fn encode_event(event: &RevocationEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event)
+        .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))
+}
+
+/// A valid session id that stands in for the ids a script learns only as it runs.
+const EVENT_ID_PLACEHOLDER: &str = "tsj-event-session-id";
+
+/// The JSON of `RevocationEvent::session_revoked(<id>, at)` around its quoted session id, so a
+/// script can publish the revocation of sessions it picks itself (evictions, revoking all but
+/// one) in exactly the encoding every other event has.
+fn session_event_parts(at: OffsetDateTime) -> Result<(String, String), StoreError> {
+    let placeholder = SessionId::parse(EVENT_ID_PLACEHOLDER)
+        .map_err(|_| StoreError::Backend("invalid event placeholder".into()))?;
+    let json = encode_event(&RevocationEvent::session_revoked(placeholder, at))?;
+    let (head, tail) = json
+        .split_once(&format!("\"{EVENT_ID_PLACEHOLDER}\""))
+        .ok_or_else(|| StoreError::Backend("session id missing from an encoded event".into()))?;
+    Ok((head.to_owned(), tail.to_owned()))
+}
+
+/// A session id in a script's reply (taken from a user's index).
+fn session_id_of(value: &Value) -> Result<SessionId, StoreError> {
+    bytes_of(value)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| SessionId::parse(s).ok())
+        .ok_or_else(|| corrupt("malformed session id in a user's index"))
+}
+
+/// A listing index score (Unix ms, as Redis prints a double) as an integer.
+fn score_of(value: &Value) -> Result<i64, StoreError> {
+    let text = bytes_of(value)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .ok_or_else(|| corrupt("listing score is not a string"))?;
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    match text.parse::<f64>() {
+        // Scores are whole milliseconds, well inside the range where doubles are exact.
+        Ok(ms) if ms.fract() == 0.0 && ms.abs() < 9.0e15 => Ok(ms as i64),
+        _ => Err(corrupt(format!("malformed listing score {text:?}"))),
+    }
 }
 
 #[cfg(test)]
@@ -609,6 +815,41 @@ mod tests {
         let id = SessionId::parse("session-x").unwrap();
         assert_eq!(keys.session(&id), "{tsj:}s:session-x");
         assert!(keys.feed.starts_with("{tsj:}"));
+        // No user's expiry index can be taken for a listing index, or the other way round.
+        assert_eq!(
+            keys.started("a:b"),
+            format!("{{tsj:}}us:{}", URL_SAFE_NO_PAD.encode("a:b"))
+        );
+        for user in ["", "s", "s:x", "\u{fb}", "us:x"] {
+            assert!(!keys.user(user).starts_with(&keys.started), "{user:?}");
+            assert!(!keys.started(user).starts_with(&keys.user), "{user:?}");
+        }
+    }
+
+    #[test]
+    fn a_script_made_event_is_the_event_the_application_would_encode() {
+        let at = OffsetDateTime::now_utc();
+        let id = SessionId::generate().unwrap();
+        let (head, tail) = session_event_parts(at).unwrap();
+        let json = format!("{head}\"{}\"{tail}", id.as_str());
+        assert_eq!(
+            json,
+            encode_event(&RevocationEvent::session_revoked(id.clone(), at)).unwrap()
+        );
+        let event: RevocationEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(event, RevocationEvent::session_revoked(id, at));
+    }
+
+    #[test]
+    fn listing_scores_are_whole_milliseconds() {
+        let text = |t: &str| Value::BulkString(t.as_bytes().to_vec());
+        assert_eq!(score_of(&text("1700000000123")).unwrap(), 1_700_000_000_123);
+        assert_eq!(score_of(&text("-5")).unwrap(), -5);
+        assert_eq!(score_of(&text("1.7e12")).unwrap(), 1_700_000_000_000);
+        for bad in ["1.5", "inf", "nan", "", "12abc"] {
+            assert!(score_of(&text(bad)).is_err(), "{bad}");
+        }
+        assert!(score_of(&Value::Int(3)).is_err());
     }
 
     #[test]
