@@ -26,7 +26,7 @@ use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use jwt_authorizer::{IntoLayer, JwtAuthorizer, RegisteredClaims};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt};
-use tower_session_jwt::store::{SessionRecord, SessionStore};
+use tower_session_jwt::store::{SessionLimit, SessionRecord, SessionStore};
 use tower_session_jwt::{
     MemoryStore, NewSession, RevocationEvent, Session, SessionId, SessionLayer, Sessions,
     SessionsBuilder, SigningKey, TokenHash,
@@ -276,6 +276,9 @@ fn record(i: u64, now: time::OffsetDateTime) -> SessionRecord {
             expires_at: now + time::Duration::days(1),
             attributes: Default::default(),
             custom_claims: Default::default(),
+            authentication_factors: Vec::new(),
+            version: 0,
+            jwts_from_version: 0,
         },
         token_hash: TokenHash::from_bytes(hash),
     }
@@ -674,7 +677,10 @@ fn scaling(c: &mut Criterion, rt: &Runtime) {
         let started = Instant::now();
         rt.block_on(async {
             while added < target {
-                store.create(record(added, now)).await.unwrap();
+                store
+                    .create(record(added, now), SessionLimit::unlimited())
+                    .await
+                    .unwrap();
                 added += 1;
             }
         });

@@ -7,7 +7,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use tower_session_jwt::store::{SessionRecord, SessionStore};
+use tower_session_jwt::store::{SessionLimit, SessionRecord, SessionStore};
 use tower_session_jwt::{
     MemoryStore, NewSession, RevocationEvent, Session, SessionAttributes, SessionId, Sessions,
     SigningKey, TokenHash,
@@ -99,6 +99,9 @@ fn record(i: u64, now: time::OffsetDateTime, attributes: bool) -> SessionRecord 
                 SessionAttributes::default()
             },
             custom_claims: Default::default(),
+            authentication_factors: Vec::new(),
+            version: 0,
+            jwts_from_version: 0,
         },
         token_hash: TokenHash::from_bytes(hash),
     }
@@ -136,7 +139,10 @@ fn main() {
         let before = live();
         rt.block_on(async {
             for i in 0..n {
-                store.create(record(i, now, attributes)).await.unwrap();
+                store
+                    .create(record(i, now, attributes), SessionLimit::unlimited())
+                    .await
+                    .unwrap();
             }
         });
         let what = if attributes {

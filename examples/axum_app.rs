@@ -116,6 +116,7 @@ use axum::routing::{get, patch, post, post_service};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tower_session_jwt::logout::{logout, logout_everywhere, logout_others, revoke_session};
+use tower_session_jwt::session::InvalidFactor;
 use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::{
     AuthError, AuthenticationFactor, Changed, CookieConfig, CredentialSource, CurrentSession,
@@ -627,7 +628,7 @@ async fn login(sessions: Sessions, request: Request) -> Response {
 
     let factor = match factor_named(factor.as_deref().unwrap_or("password")) {
         Ok(factor) => factor,
-        Err(response) => return response,
+        Err(e) => return invalid_factor(e),
     };
     let mut new = NewSession::new()
         .custom_claims(custom_claims)
@@ -660,9 +661,12 @@ async fn me(session: Session) -> Response {
 
 /// An authentication factor named by a client: `password`, `otp`, `webauthn`, … with the
 /// delivery method usual for it, authenticated now.
-fn factor_named(name: &str) -> Result<AuthenticationFactor, Response> {
+fn factor_named(name: &str) -> Result<AuthenticationFactor, InvalidFactor> {
     AuthenticationFactor::of_type(name, time::OffsetDateTime::now_utc())
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_factor", &e.to_string()))
+}
+
+fn invalid_factor(e: InvalidFactor) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid_factor", &e.to_string())
 }
 
 /// Largest body of the JSON routes that change a session.
@@ -791,7 +795,7 @@ async fn step_up(current: CurrentSession, sessions: Sessions, request: Request) 
     };
     let factor = match factor_named(name) {
         Ok(factor) => factor,
-        Err(response) => return response,
+        Err(e) => return invalid_factor(e),
     };
     match sessions.step_up(&current.session_id, factor).await {
         Ok(changed) => {

@@ -663,11 +663,8 @@ mod tests {
             attributes: SessionAttributes::new("203.0.113.7", "curl"),
             custom_claims: Map::new(),
             authentication_factors: vec![
-                AuthenticationFactor::of_type(
-                    "otp",
-                    time::macros::datetime!(2026-01-01 00:01 UTC),
-                )
-                .unwrap(),
+                AuthenticationFactor::of_type("otp", time::macros::datetime!(2026-01-01 00:01 UTC))
+                    .unwrap(),
             ],
             version: 3,
             jwts_from_version: 2,

@@ -22,8 +22,8 @@ use tower::ServiceExt as _;
 use tower_session_jwt::store::{PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::{
     AuthError, AuthPath, AuthenticationFactor, CredentialSource, Credentials, ManualClock,
-    MemoryStore, NewSession, RevokeReason, RevokedBy, SessionError, SessionEvent,
-    SessionEventKind, Sessions, SigningKey,
+    MemoryStore, NewSession, RevokeReason, RevokedBy, SessionError, SessionEvent, SessionEventKind,
+    Sessions, SigningKey,
 };
 
 const JWT_TTL: Duration = Duration::from_secs(300);
@@ -113,7 +113,10 @@ async fn a_claims_change_refuses_older_jwts_and_token_holders_get_the_new_claims
         .unwrap();
     assert_eq!(outcome.path, AuthPath::Store);
     assert_eq!(outcome.session.custom_claims["role"], "admin");
-    let reminted = outcome.jwt.clone().expect("a fresh JWT for the cookie client");
+    let reminted = outcome
+        .jwt
+        .clone()
+        .expect("a fresh JWT for the cookie client");
     assert_eq!(payload(reminted.expose())["role"], "admin");
     assert!(payload(reminted.expose()).get("trial").is_none());
     assert!(!outcome.set_cookies().is_empty());
