@@ -19,9 +19,10 @@ use sqlx::{Connection as _, Row as _};
 use time::OffsetDateTime;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::{
-    FeedCursor, RevocationFeed, SessionRecord, SessionStore, StoreError,
+    CreateOutcome, FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionRecord,
+    SessionStore, SessionUpdate, StoreError, UpdateOutcome, WhenFull,
 };
-use tower_session_jwt::{PostgresStore, PostgresStoreBuilder, RevocationEvent, SessionId};
+use tower_session_jwt::{PostgresStore, PostgresStoreBuilder, RevocationEvent, Session, SessionId};
 
 use postgres_common::{
     Server, TestStore, builder, database_url, free_port, unavailable, unique_schema,
@@ -39,8 +40,23 @@ tower_session_jwt::session_store_conformance!(
 
 async fn created(store: &PostgresStore, user: &str, ttl: Duration) -> SessionRecord {
     let rec = record(user, ttl);
-    store.create(rec.clone()).await.expect("create");
+    store
+        .create(rec.clone(), SessionLimit::unlimited())
+        .await
+        .expect("create");
     rec
+}
+
+/// The update that writes `session` as its next version, changing nothing else.
+fn next_version(session: &Session) -> SessionUpdate {
+    SessionUpdate {
+        session: Session {
+            version: session.version + 1,
+            ..session.clone()
+        },
+        token_hash: None,
+        refuse_older_jwts: false,
+    }
 }
 
 fn feed_of(store: &PostgresStore) -> Arc<dyn RevocationFeed> {
@@ -107,6 +123,7 @@ async fn feed_replays_waits_and_wakes_on_notify() {
             session_id,
             before: at,
             ended,
+            ..
         } => {
             assert_eq!(session_id, a.session.session_id);
             assert!(ended);
@@ -220,7 +237,7 @@ async fn revoke_all_appends_a_user_cutoff_even_for_nobody() {
         created(store, user, HOUR).await,
         created(store, user, HOUR).await,
     ];
-    let mut revoked = store.revoke_all(user).await.unwrap();
+    let mut revoked = store.revoke_all(user, None).await.unwrap();
     revoked.sort();
     let mut expected: Vec<SessionId> = old.iter().map(|r| r.session.session_id.clone()).collect();
     expected.sort();
@@ -237,9 +254,16 @@ async fn revoke_all_appends_a_user_cutoff_even_for_nobody() {
         assert!(rec.session.started_at < *before, "old session not cut off");
     }
     assert!(newer.session.started_at >= *before);
-    assert_eq!(store.list_by_user(user).await.unwrap(), vec![newer.session]);
+    assert_eq!(
+        store
+            .list_by_user(user, &PageRequest::default())
+            .await
+            .unwrap()
+            .sessions,
+        vec![newer.session]
+    );
 
-    assert!(store.revoke_all("nobody").await.unwrap().is_empty());
+    assert!(store.revoke_all("nobody", None).await.unwrap().is_empty());
     let more = feed.read(Some(cursor), Duration::ZERO).await.unwrap();
     assert!(
         matches!(&more.events[..], [(_, RevocationEvent::User { user_id, .. })] if user_id == "nobody")
@@ -399,7 +423,7 @@ async fn concurrent_revocations_and_a_slow_committer_lose_no_event() {
             store.revoke(&r.session.session_id)
         }));
         let nobody: Vec<String> = (0..5).map(|u| format!("nobody-{u}")).collect();
-        let users = join_all(nobody.iter().map(|u| a.revoke_all(u)));
+        let users = join_all(nobody.iter().map(|u| a.revoke_all(u, None)));
         let (singles, users) = tokio::join!(singles, users);
         for r in singles {
             assert!(r.unwrap().is_some());
@@ -625,7 +649,7 @@ async fn corrupt_rows_are_errors_not_missing_sessions() {
             Err(StoreError::Corrupt(_))
         ));
         assert!(matches!(
-            t.store.list_by_user(user).await,
+            t.store.list_by_user(user, &PageRequest::default()).await,
             Err(StoreError::Corrupt(_))
         ));
     };
@@ -665,7 +689,7 @@ async fn corrupt_rows_are_errors_not_missing_sessions() {
     .await
     .unwrap();
     assert!(matches!(
-        t.store.revoke_all("bad-id-user").await,
+        t.store.revoke_all("bad-id-user", None).await,
         Err(StoreError::Corrupt(_))
     ));
 
@@ -720,7 +744,7 @@ async fn instances_starting_together_migrate_once() {
     .fetch_all(&raw)
     .await
     .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     // They all work on the same tables.
     let rec = created(&stores[0], "migrated", HOUR).await;
     for store in &stores {
@@ -751,6 +775,235 @@ async fn instances_starting_together_migrate_once() {
         .unwrap();
     let store = builder(&url, &premade).build().await.unwrap();
     created(&store, "premade-user", HOUR).await;
+}
+
+/// The schema the first release made (migration 1, and its bookkeeping), in `{schema}`.
+const SCHEMA_V1: &str = r#"
+CREATE SCHEMA {schema};
+CREATE TABLE {schema}.sessions (
+    id          text        PRIMARY KEY,
+    token_hash  bytea       NOT NULL UNIQUE,
+    user_id     text        NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    session     json        NOT NULL
+);
+CREATE INDEX sessions_user_id ON {schema}.sessions (user_id);
+CREATE INDEX sessions_expires_at ON {schema}.sessions (expires_at);
+CREATE TABLE {schema}.revocations (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at  timestamptz NOT NULL,
+    event       json        NOT NULL
+);
+CREATE INDEX revocations_created_at ON {schema}.revocations (created_at);
+CREATE TABLE {schema}.feed_state (
+    singleton        boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    epoch            bigint      NOT NULL,
+    trimmed_through  bigint      NOT NULL DEFAULT 0,
+    trimmed_until    timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO {schema}.feed_state (epoch) VALUES (42);
+CREATE TABLE {schema}.schema_migrations (
+    version integer PRIMARY KEY,
+    description text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO {schema}.schema_migrations (version, description) VALUES (1, 'first release');
+"#;
+
+#[tokio::test]
+async fn a_first_release_schema_gets_its_new_columns_from_the_records() {
+    let url = database_url();
+    let schema = unique_schema("backfill");
+    let _cleanup = SchemaGuard(url.clone(), schema.clone());
+    let raw = match sqlx::PgPool::connect(&url).await {
+        Ok(raw) => raw,
+        Err(e) => return unavailable("backfill", &e.to_string()),
+    };
+    sqlx::raw_sql(&SCHEMA_V1.replace("{schema}", &schema))
+        .execute(&raw)
+        .await
+        .unwrap();
+    let insert = async |id: &str, user: &str, json: &str| {
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.sessions (id, token_hash, user_id, expires_at, session) \
+             VALUES ($1, decode(md5($1), 'hex'), $2, now() + interval '1 hour', $3::json)"
+        ))
+        .bind(id)
+        .bind(user)
+        .bind(json)
+        .execute(&raw)
+        .await
+        .unwrap();
+    };
+    let second =
+        OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - Duration::from_secs(600);
+    let plus_two = time::UtcOffset::from_hms(2, 0, 0).unwrap();
+    let minus_five_half = time::UtcOffset::from_hms(-5, -30, 0).unwrap();
+    // Sub-millisecond parts that a cast to microseconds would carry into the next millisecond,
+    // fractions of every length, offsets that change the day, and several versions.
+    let mut sessions = Vec::new();
+    for (i, (nanos, offset)) in [
+        (0, time::UtcOffset::UTC),
+        (1_000_000, time::UtcOffset::UTC),
+        (100_000_000, time::UtcOffset::UTC),
+        (123_456_789, time::UtcOffset::UTC),
+        (123_999_600, time::UtcOffset::UTC),
+        (999_999_999, time::UtcOffset::UTC),
+        (999_999_600, plus_two),
+        (42_000, minus_five_half),
+        (7, time::UtcOffset::UTC),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rec = record("backfill-user", HOUR);
+        rec.session.started_at =
+            (second + Duration::from_secs(i as u64 % 3) + Duration::from_nanos(nanos))
+                .to_offset(offset);
+        rec.session.last_accessed_at = rec.session.started_at;
+        rec.session.version = [0, 1, 7, 1 << 40][i % 4];
+        let json = serde_json::to_string(&rec.session).unwrap();
+        insert(rec.session.session_id.as_str(), "backfill-user", &json).await;
+        sessions.push(rec.session);
+    }
+    // Rows that hold no session record (one with an impossible date) neither stop the
+    // migration nor get values.
+    for (id, bad) in [
+        ("not-an-object", "[1, 2]"),
+        ("no-start", r#"{"session_id": "x"}"#),
+        (
+            "numeric-start",
+            r#"{"started_at": 1790000000, "version": "3"}"#,
+        ),
+        ("word-start", r#"{"started_at": "now", "version": -1}"#),
+        (
+            "impossible-date",
+            r#"{"started_at": "2026-02-30T25:61:00Z", "version": 1e3}"#,
+        ),
+    ] {
+        insert(id, "backfill-damaged", bad).await;
+    }
+
+    let store = builder(&url, &schema).build().await.unwrap();
+    let columns = async |id: &str| -> (i64, i64) {
+        let row = sqlx::query(&format!(
+            "SELECT started_ms, version FROM {schema}.sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+        (row.get(0), row.get(1))
+    };
+    for session in &sessions {
+        assert_eq!(
+            columns(session.session_id.as_str()).await,
+            (
+                tower_session_jwt::store::started_ms(session),
+                session.version as i64
+            ),
+            "the columns of a record started at {}",
+            session.started_at
+        );
+    }
+    for id in ["not-an-object", "no-start", "numeric-start", "word-start"] {
+        assert_eq!(columns(id).await, (0, 0), "row {id}");
+    }
+    // Whatever its key (it cannot be decoded), its version is no integer.
+    assert_eq!(columns("impossible-date").await.1, 0);
+    let versions: Vec<i32> = sqlx::query_scalar(&format!(
+        "SELECT version FROM {schema}.schema_migrations ORDER BY version"
+    ))
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 'sessions' \
+         ORDER BY indexname",
+    )
+    .bind(&schema)
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        vec![
+            "sessions_expires_at",
+            "sessions_pkey",
+            "sessions_token_hash_key",
+            "sessions_user_started"
+        ]
+    );
+
+    // The old sessions page in the listing's order, and update from their versions.
+    tower_session_jwt::store::sort_for_listing(&mut sessions);
+    let mut listed = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let found = store.list_by_user("backfill-user", &page).await.unwrap();
+        listed.extend(found.sessions);
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, sessions);
+    for session in &sessions {
+        assert_eq!(
+            store.update(&next_version(session)).await.unwrap(),
+            UpdateOutcome::Updated
+        );
+    }
+    assert!(matches!(
+        store
+            .list_by_user("backfill-damaged", &PageRequest::default())
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_limit_holds_across_instances() {
+    // Logins of one user on two instances at once must not both see the same room.
+    let Some(t) = TestStore::new("limit").await else {
+        return;
+    };
+    let (a, b) = (t.store.clone(), t.another().await);
+    for when_full in [WhenFull::RevokeOldest, WhenFull::Refuse] {
+        let user = format!("limit-{when_full:?}");
+        let limit = SessionLimit::new(4, when_full);
+        let records: Vec<SessionRecord> = (0..20).map(|_| record(&user, HOUR)).collect();
+        let outcomes = join_all(records.iter().enumerate().map(|(i, r)| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let r = r.clone();
+            tokio::spawn(async move { store.create(r, limit).await.unwrap() })
+        }))
+        .await;
+        let mut created_n = 0;
+        let mut evicted = Vec::new();
+        for outcome in outcomes {
+            if let CreateOutcome::Created { evicted: gone } = outcome.unwrap() {
+                created_n += 1;
+                evicted.extend(gone);
+            }
+        }
+        let live = a
+            .list_by_user(&user, &PageRequest::default())
+            .await
+            .unwrap()
+            .sessions;
+        assert_eq!(live.len(), 4, "{when_full:?}");
+        match when_full {
+            WhenFull::RevokeOldest => {
+                assert_eq!(created_n, 20);
+                assert_eq!(evicted.len(), 16, "each eviction reported once");
+                assert_eq!(evicted.iter().collect::<HashSet<_>>().len(), 16);
+            }
+            _ => assert_eq!(created_n, 4),
+        }
+    }
 }
 
 struct SchemaGuard(String, String);
@@ -821,7 +1074,10 @@ async fn expired_rows_are_purged() {
     let raw = t.raw().await;
     let mut dead = record("purge-user", HOUR);
     dead.session.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(1);
-    t.store.create(dead.clone()).await.unwrap();
+    t.store
+        .create(dead.clone(), SessionLimit::unlimited())
+        .await
+        .unwrap();
     let live = created(&t.store, "purge-user", HOUR).await;
     // The store's background round, starting with the store, may have been first.
     let purged = t.store.purge_expired().await.unwrap();
@@ -1067,11 +1323,25 @@ async fn outage_fails_closed_then_recovers_without_a_rebuild() {
     let id = &rec.session.session_id;
     fails_fast("get", store.get(id)).await;
     fails_fast("find_by_token", store.find_by_token(&rec.token_hash)).await;
-    fails_fast("list_by_user", store.list_by_user(user)).await;
-    fails_fast("create", store.create(record(user, HOUR))).await;
-    fails_fast("update", store.update(&rec.session)).await;
+    fails_fast(
+        "list_by_user",
+        store.list_by_user(user, &PageRequest::default()),
+    )
+    .await;
+    fails_fast(
+        "create",
+        store.create(record(user, HOUR), SessionLimit::unlimited()),
+    )
+    .await;
+    fails_fast(
+        "create with a limit",
+        store.create(record(user, HOUR), SessionLimit::default()),
+    )
+    .await;
+    fails_fast("update", store.update(&next_version(&rec.session))).await;
     fails_fast("revoke", store.revoke(id)).await;
-    fails_fast("revoke_all", store.revoke_all(user)).await;
+    fails_fast("revoke_all", store.revoke_all(user, None)).await;
+    fails_fast("revoke_all but one", store.revoke_all(user, Some(id))).await;
     fails_fast(
         "feed read",
         feed.read(Some(&cursor), Duration::from_secs(1)),
@@ -1193,7 +1463,12 @@ async fn stalled_server_times_out_then_recovers() {
             Some(other.session.clone())
         );
         assert_eq!(
-            store.list_by_user("stall-user").await.unwrap().len(),
+            store
+                .list_by_user("stall-user", &PageRequest::default())
+                .await
+                .unwrap()
+                .sessions
+                .len(),
             usize::from(found.is_some()) + 1
         );
     }

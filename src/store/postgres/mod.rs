@@ -8,7 +8,7 @@
 //!
 //! | table | columns | indexes |
 //! |---|---|---|
-//! | `sessions` | `id text` (the session id), `token_hash bytea` (SHA-256 of the opaque token), `user_id text`, `expires_at timestamptz`, `session json` (the [`Session`] as JSON) | primary key `id`, unique `token_hash`, `user_id`, `expires_at` |
+//! | `sessions` | `id text` (the session id), `token_hash bytea` (SHA-256 of the opaque token), `user_id text`, `expires_at timestamptz`, `session json` (the [`Session`] as JSON), `started_ms bigint` (`started_at` in Unix milliseconds, the listing's sort key), `version bigint` (the record's version) | primary key `id`, unique `token_hash`, `(user_id, started_ms DESC, id COLLATE "C" DESC)`, `expires_at` |
 //! | `revocations` | `id bigint` (identity), `created_at timestamptz`, `event json` (a [`RevocationEvent`]) | primary key `id`, `created_at` |
 //! | `feed_state` | one row: `epoch bigint` (random, names this log), `trimmed_through bigint` (highest id trimmed), `trimmed_until timestamptz` (newest `created_at` trimmed), `created_at timestamptz` (when the log was made) | |
 //! | `schema_migrations` | `version integer`, `description text`, `applied_at timestamptz` | primary key `version` |
@@ -33,17 +33,38 @@
 //! Every lookup judges expiry on the application's clock (its "now" is a query parameter) in SQL,
 //! and again on the decoded session, so an expired session is never returned whatever the
 //! database's clock says. `find_by_token`, `get` and `list_by_user` are one `SELECT` each: **one
-//! round trip per opaque-token lookup**. `create` refuses an existing id or token hash (`ON
-//! CONFLICT DO NOTHING`, then an error); `update` only touches a live row of the same user, so it
-//! never brings back a revoked or expired session. Expired rows are deleted in the background, in
-//! bounded batches.
+//! round trip per opaque-token lookup**. A listing page walks the index on `(user_id,
+//! started_ms DESC, id COLLATE "C" DESC)` from its cursor and stops one row past the page, so it
+//! costs the same however many sessions the user holds; ids compare byte-wise there (`"C"`),
+//! as the listing's order and its cursors do, whatever the database's collation.
+//!
+//! `create` refuses an existing id or token hash (`ON CONFLICT DO NOTHING`, then an error).
+//! Without a [`SessionLimit`] it is one `INSERT`. With one, it runs a `READ COMMITTED`
+//! transaction that first takes a transaction-scoped advisory lock on the user (two 32-bit keys,
+//! from the schema and the user id: a key space apart from the feed's and the migrations'
+//! one-key locks), then reads the user's live sessions in a statement of its own (so from a
+//! snapshot taken once the lock is held: it sees every creation committed before), and then, in
+//! one statement, deletes the oldest ones the limit evicts, inserts the new session and appends a
+//! revocation per eviction (under the feed lock, as below), or stores nothing. Logins of one user
+//! on several instances thus take turns, and none exceeds the limit; logins of different users
+//! do not wait for each other.
+//!
+//! `update` is one statement: a compare-and-swap that rewrites a live row of the same user and
+//! start only if its `version` column is the one the update starts from (with the new token hash,
+//! if any), and appends the event refusing older JWTs (if asked) as `revoke` appends its own. When
+//! it writes nothing, a second `SELECT` tells a stale update from a gone session. It never brings
+//! back a revoked or expired session. Reads check that the record's version is its column's.
+//! Expired rows are deleted in the background, in bounded batches.
 //!
 //! # The revocation feed, and why commit order needs a lock
 //!
 //! `revoke` and `revoke_all` are each **one statement**, so one transaction, committed when it
 //! ends, and one round trip: `DELETE` the session rows, append the [`RevocationEvent`] to
 //! `revocations`, `NOTIFY` the feed's channel. A reader that sees the deletion can see the event,
-//! and the other way round.
+//! and the other way round. `revoke_all` with an exception (one event per session deleted, made
+//! from the ids the deletion answers) and a `create` that evicts are transactions of two
+//! statements or more: their events are committed with their deletions all the same, but they
+//! hold the feed lock one round trip longer (until their `COMMIT` arrives).
 //!
 //! Readers page through `revocations` by id: "the events after the last id I read". Ids from a
 //! sequence are allocated when a transaction inserts, but become visible when it commits, and
@@ -130,7 +151,10 @@ use self::builder::Source;
 use self::error::{bounded, connection_broke, corrupt, map_err};
 use self::feed::PostgresFeed;
 use self::schema::Sql;
-use super::{RevocationFeed, SessionRecord, SessionStore, StoreError};
+use super::{
+    CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
+    SessionStore, SessionUpdate, StoreError, UpdateOutcome, started_ms,
+};
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
@@ -292,15 +316,47 @@ fn encode(session: &Session) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Backend(format!("cannot encode session: {e}").into()))
 }
 
-/// Decodes a `(id, user_id, session)` row, checking that the JSON is the row's session.
+/// A session's version as its `bigint` column.
+fn version_column(session: &Session) -> Result<i64, StoreError> {
+    i64::try_from(session.version)
+        .map_err(|_| StoreError::Backend("session version beyond the column's range".into()))
+}
+
+/// Checks the events a statement says it appended.
+fn appended(published: i64, expected: usize) -> Result<(), StoreError> {
+    if usize::try_from(published).ok() == Some(expected) {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(
+            format!("revocation recorded {published} feed events, not {expected}").into(),
+        ))
+    }
+}
+
+/// Parses the session ids of rows.
+fn parse_ids(ids: Vec<String>) -> Result<Vec<SessionId>, StoreError> {
+    ids.into_iter()
+        .map(|id| {
+            SessionId::parse(&id).map_err(|_| corrupt(format!("malformed session id {id:?}")))
+        })
+        .collect()
+}
+
+/// Decodes an `(id, user_id, session, version, ...)` row, checking that the JSON is the row's
+/// session: a record whose version disagrees with its column would make every update of it
+/// stale.
 fn decode(row: &PgRow) -> Result<Session, StoreError> {
     let id: String = row.try_get(0).map_err(map_err)?;
     let user_id: String = row.try_get(1).map_err(map_err)?;
     let json: String = row.try_get(2).map_err(map_err)?;
+    let version: i64 = row.try_get(3).map_err(map_err)?;
     let session: Session = serde_json::from_str(&json).map_err(|e| {
         StoreError::Corrupt(format!("undecodable session record {id:?}: {e}").into())
     })?;
-    if session.session_id.as_str() != id || session.user_id != user_id {
+    if session.session_id.as_str() != id
+        || session.user_id != user_id
+        || u64::try_from(version).ok() != Some(session.version)
+    {
         return Err(corrupt(format!(
             "session record {id:?} does not match its row"
         )));
@@ -321,31 +377,108 @@ fn live(rows: &[PgRow], now: OffsetDateTime) -> Result<Vec<Session>, StoreError>
 }
 
 impl SessionStore for PostgresStore {
-    async fn create(&self, record: SessionRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: SessionRecord,
+        limit: SessionLimit,
+    ) -> Result<CreateOutcome, StoreError> {
         let SessionRecord {
             session,
             token_hash,
         } = record;
         let json = encode(&session)?;
-        let done = bounded(self.inner.op_timeout, async {
-            sqlx::query(&self.inner.sql.create)
+        let version = version_column(&session)?;
+        if limit.max().is_none() {
+            // Nothing to count: one INSERT is atomic on its own.
+            let done = bounded(self.inner.op_timeout, async {
+                sqlx::query(&self.inner.sql.create)
+                    .bind(session.session_id.as_str())
+                    .bind(&token_hash.as_bytes()[..])
+                    .bind(&session.user_id)
+                    .bind(micros(session.expires_at))
+                    .bind(started_ms(&session))
+                    .bind(version)
+                    .bind(json)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)
+            })
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(duplicate());
+            }
+            return Ok(CreateOutcome::Created {
+                evicted: Vec::new(),
+            });
+        }
+        let sql = &self.inner.sql;
+        let now = OffsetDateTime::now_utc();
+        let (space, key) = sql.user_lock(&session.user_id);
+        bounded(self.inner.op_timeout, async {
+            // READ COMMITTED whatever the pool's default: the count must come from a snapshot
+            // taken once the user's lock is held.
+            let mut tx = self
+                .pool()
+                .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                .await
+                .map_err(map_err)?;
+            sqlx::query(&sql.lock_user)
+                .bind(space)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let live: Vec<String> = sqlx::query_scalar(&sql.live_ids_oldest_first)
+                .bind(&session.user_id)
+                .bind(micros(now))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let Ok(evict) = limit.to_evict(live.len()) else {
+                return Ok(CreateOutcome::LimitReached);
+            };
+            let victims: Vec<String> = live.into_iter().take(evict).collect();
+            let events = victims
+                .iter()
+                .map(|id| {
+                    let id = SessionId::parse(id)
+                        .map_err(|_| corrupt(format!("malformed session id {id:?}")))?;
+                    encode_event(&RevocationEvent::session_revoked(id, now))
+                })
+                .collect::<Result<Vec<String>, StoreError>>()?;
+            let row = sqlx::query(&sql.create_evicting)
                 .bind(session.session_id.as_str())
                 .bind(&token_hash.as_bytes()[..])
                 .bind(&session.user_id)
                 .bind(micros(session.expires_at))
+                .bind(started_ms(&session))
+                .bind(version)
                 .bind(json)
-                .execute(self.pool())
+                .bind(&victims)
+                .bind(&events)
+                .bind(sql.feed_lock_key)
+                .bind(micros(now))
+                .bind(&sql.channel)
+                .fetch_one(&mut *tx)
                 .await
-                .map_err(map_err)
+                .map_err(map_err)?;
+            let inserted: i64 = row.try_get(0).map_err(map_err)?;
+            if inserted != 1 {
+                return Err(duplicate());
+            }
+            let deleted: Vec<String> = row.try_get(3).map_err(map_err)?;
+            appended(row.try_get(1).map_err(map_err)?, deleted.len())?;
+            tx.commit().await.map_err(map_err)?;
+            // Oldest first; a victim revoked meanwhile by someone else is theirs to report.
+            let evicted = victims
+                .into_iter()
+                .filter(|id| deleted.contains(id))
+                .collect();
+            Ok(CreateOutcome::Created {
+                evicted: parse_ids(evicted)?,
+            })
         })
-        .await?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            // Ids and token hashes are 128/256 random bits; a collision means a broken RNG, and
-            // replacing the old session would hand its owner's session to someone else.
-            Err(StoreError::Backend("duplicate session id or token".into()))
-        }
+        .await
     }
 
     async fn find_by_token(&self, token_hash: &TokenHash) -> Result<Option<Session>, StoreError> {
@@ -374,49 +507,116 @@ impl SessionStore for PostgresStore {
         Ok(live(row.as_slice(), now)?.pop())
     }
 
-    async fn list_by_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<SessionPage, StoreError> {
         let now = OffsetDateTime::now_utc();
+        let sql = &self.inner.sql;
+        let fetch = i64::from(page.limit) + 1;
         let rows = self
-            .read(|| {
-                sqlx::query(&self.inner.sql.list_by_user)
+            .read(|| match &page.after {
+                None => sqlx::query(&sql.list_first)
                     .bind(user_id)
                     .bind(micros(now))
-                    .fetch_all(self.pool())
+                    .bind(fetch)
+                    .fetch_all(self.pool()),
+                Some(cursor) => sqlx::query(&sql.list_after)
+                    .bind(user_id)
+                    .bind(micros(now))
+                    .bind(cursor.started_ms)
+                    .bind(cursor.session_id.as_str())
+                    .bind(fetch)
+                    .fetch_all(self.pool()),
             })
             .await?;
-        live(&rows, now)
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let session = decode(row)?;
+            let started: i64 = row.try_get(4).map_err(map_err)?;
+            // A record whose start disagrees with its sort key would be listed out of order and
+            // break the cursor taken from it.
+            if session.user_id != user_id || started_ms(&session) != started {
+                return Err(corrupt(format!(
+                    "session record {:?} does not match its row",
+                    session.session_id.as_str()
+                )));
+            }
+            // Rows are live by `expires_at` to the microsecond; checked on the exact time too.
+            if session.is_live_at(now) {
+                sessions.push(session);
+            }
+        }
+        Ok(SessionPage::from_sorted(sessions, page.limit))
     }
 
-    async fn update(&self, session: &Session) -> Result<bool, StoreError> {
+    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
+        let session = &update.session;
         let json = encode(session)?;
+        let version = version_column(session)?;
         let sql = &self.inner.sql;
-        let now = micros(OffsetDateTime::now_utc());
+        let now = OffsetDateTime::now_utc();
+        let event = if update.refuse_older_jwts {
+            Some(encode_event(&RevocationEvent::jwts_refused(
+                session.session_id.clone(),
+                now,
+                session.version,
+            ))?)
+        } else {
+            None
+        };
+        let now = micros(now);
         bounded(self.inner.op_timeout, async {
-            let done = sqlx::query(&sql.update)
+            let written = sqlx::query(&sql.update)
                 .bind(session.session_id.as_str())
                 .bind(&session.user_id)
                 .bind(json)
                 .bind(micros(session.expires_at))
                 .bind(now)
-                .execute(self.pool())
-                .await
-                .map_err(map_err)?;
-            if done.rows_affected() == 1 {
-                return Ok(true);
+                .bind(version)
+                .bind(update.token_hash.as_ref().map(|h| &h.as_bytes()[..]))
+                .bind(started_ms(session))
+                .bind(sql.feed_lock_key)
+                .bind(update.refuse_older_jwts)
+                .bind(event)
+                .bind(&sql.channel)
+                .fetch_one(self.pool())
+                .await;
+            let row = match written {
+                Ok(row) => row,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(StoreError::Backend("duplicate token".into()));
+                }
+                Err(e) => return Err(map_err(e)),
+            };
+            let updated: i64 = row.try_get(0).map_err(map_err)?;
+            if updated == 1 {
+                appended(
+                    row.try_get(1).map_err(map_err)?,
+                    usize::from(update.refuse_older_jwts),
+                )?;
+                return Ok(UpdateOutcome::Updated);
             }
-            // Nothing updated: gone, expired, or another user's. Only the last is an error.
-            let owner: Option<String> = sqlx::query_scalar(&sql.owner_of_live)
+            // Nothing written: gone (revoked, expired, never there), moved to another user or
+            // start (refused), or at another version (stale).
+            let stored = sqlx::query(&sql.live_row_of)
                 .bind(session.session_id.as_str())
                 .bind(now)
                 .fetch_optional(self.pool())
                 .await
                 .map_err(map_err)?;
-            match owner {
-                Some(owner) if owner != session.user_id => Err(StoreError::Backend(
-                    "update may not move a session to another user".into(),
-                )),
-                _ => Ok(false),
+            let Some(stored) = stored else {
+                return Ok(UpdateOutcome::Gone);
+            };
+            let owner: String = stored.try_get(0).map_err(map_err)?;
+            let started: i64 = stored.try_get(1).map_err(map_err)?;
+            if owner != session.user_id || started != started_ms(session) {
+                return Err(StoreError::Backend(
+                    "an update may not move a session to another user or start".into(),
+                ));
             }
+            Ok(UpdateOutcome::Stale)
         })
         .await
     }
@@ -440,22 +640,44 @@ impl SessionStore for PostgresStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let live: bool = row.try_get(3).map_err(map_err)?;
-        let published: i64 = row.try_get(4).map_err(map_err)?;
+        let live: bool = row.try_get(4).map_err(map_err)?;
+        let published: i64 = row.try_get(5).map_err(map_err)?;
         if !live {
             return Ok(None);
         }
-        if published != 1 {
-            return Err(StoreError::Backend(
-                format!("revocation recorded {published} feed events, not 1").into(),
-            ));
-        }
+        appended(published, 1)?;
         // The row is gone and its event published either way; a record that cannot be decoded
         // is still reported, so the caller does not believe nothing happened.
         decode(&row).map(Some)
     }
 
-    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        match except {
+            None => self.revoke_user(user_id).await,
+            Some(keep) => self.revoke_others(user_id, keep).await,
+        }
+    }
+
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
+        Some(self.inner.feed.clone())
+    }
+}
+
+/// A duplicate session id or token hash.
+fn duplicate() -> StoreError {
+    // Ids and token hashes are 128/256 random bits; a collision means a broken RNG, and
+    // replacing the old session would hand its owner's session to someone else.
+    StoreError::Backend("duplicate session id or token".into())
+}
+
+impl PostgresStore {
+    /// `revoke_all` without an exception: one statement deletes every session of the user and
+    /// appends one user event.
+    async fn revoke_user(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let sql = &self.inner.sql;
         // Published even when nothing was live: a session being created elsewhere at this
@@ -473,22 +695,65 @@ impl SessionStore for PostgresStore {
                 .map_err(map_err)
         })
         .await?;
-        let published: i64 = row.try_get(0).map_err(map_err)?;
-        if published != 1 {
-            return Err(StoreError::Backend(
-                format!("revocation recorded {published} feed events, not 1").into(),
-            ));
-        }
-        let ids: Vec<String> = row.try_get(1).map_err(map_err)?;
-        ids.into_iter()
-            .map(|id| {
-                SessionId::parse(&id).map_err(|_| corrupt(format!("malformed session id {id:?}")))
-            })
-            .collect()
+        appended(row.try_get(0).map_err(map_err)?, 1)?;
+        parse_ids(row.try_get(1).map_err(map_err)?)
     }
 
-    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
-        Some(self.inner.feed.clone())
+    /// `revoke_all` with an exception: one transaction deletes every other session of the user
+    /// and appends one session event per live one deleted (a user event would cut off the kept
+    /// session's JWTs too). The events are made here, from the ids the deletion answers, so
+    /// this takes two statements where a revocation takes one.
+    async fn revoke_others(
+        &self,
+        user_id: &str,
+        keep: &SessionId,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let sql = &self.inner.sql;
+        bounded(self.inner.op_timeout, async {
+            let mut tx = self.pool().begin().await.map_err(map_err)?;
+            let rows = sqlx::query(&sql.delete_others)
+                .bind(user_id)
+                .bind(keep.as_str())
+                .bind(micros(now))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut malformed = None;
+            for row in &rows {
+                let live: bool = row.try_get(1).map_err(map_err)?;
+                let id: String = row.try_get(0).map_err(map_err)?;
+                match SessionId::parse(&id) {
+                    Ok(id) if live => ids.push(id),
+                    Ok(_) => {}
+                    // Deleted all the same (nothing can look it up by that id); reported once
+                    // the others are revoked.
+                    Err(_) => malformed = Some(corrupt(format!("malformed session id {id:?}"))),
+                }
+            }
+            if !ids.is_empty() {
+                let events = ids
+                    .iter()
+                    .map(|id| encode_event(&RevocationEvent::session_revoked(id.clone(), now)))
+                    .collect::<Result<Vec<String>, StoreError>>()?;
+                let row = sqlx::query(&sql.append_events)
+                    .bind(sql.feed_lock_key)
+                    .bind(micros(now))
+                    .bind(&events)
+                    .bind(&sql.channel)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                appended(row.try_get(0).map_err(map_err)?, events.len())?;
+            }
+            tx.commit().await.map_err(map_err)?;
+            match malformed {
+                Some(error) => Err(error),
+                None => Ok(ids),
+            }
+        })
+        .await
     }
 }
 

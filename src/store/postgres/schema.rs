@@ -22,10 +22,11 @@ struct Migration {
 }
 
 /// The schema's history. Never edit a published step: append a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "sessions, revocation feed, feed state",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "sessions, revocation feed, feed state",
+        sql: r#"
 CREATE TABLE {schema}.sessions (
     id          text        PRIMARY KEY,
     token_hash  bytea       NOT NULL UNIQUE,
@@ -53,7 +54,57 @@ CREATE TABLE {schema}.feed_state (
 INSERT INTO {schema}.feed_state (epoch)
     VALUES (floor(random() * 9007199254740991)::bigint + 1);
 "#,
-}];
+    },
+    // The listing's sort key (`started_at` in Unix milliseconds, rounded down like
+    // `store::started_ms`) and the record's version (for the compare-and-swap of `update`) as
+    // columns, and the index that pages a user's sessions newest first and serves every other
+    // by-user query, so the plain user index goes. Ids sort byte-wise (`COLLATE "C"`), as the
+    // listing's order and its cursors compare them, whatever the database's collation.
+    //
+    // Existing rows get both from their JSON. `started_at` is the RFC 3339 text the crate
+    // writes; it is taken apart with integer arithmetic rather than cast, since a cast rounds
+    // to microseconds (which can carry into the next millisecond) and fails on an impossible
+    // date, which would stop every instance from starting over one damaged row. A row whose
+    // JSON is no such record keeps 0 in both; it cannot be read anyway (it is reported as
+    // corrupt).
+    Migration {
+        version: 2,
+        description: "started_ms and version columns, listing index",
+        sql: r#"
+ALTER TABLE {schema}.sessions
+    ADD COLUMN started_ms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN version bigint NOT NULL DEFAULT 0;
+
+UPDATE {schema}.sessions AS s SET started_ms = p.ms
+FROM (
+    SELECT id,
+        ((make_date(substr(t, 1, 4)::int, 1, 1)
+            + make_interval(months => substr(t, 6, 2)::int - 1))::date
+          - date '1970-01-01' + substr(t, 9, 2)::int - 1)::bigint * 86400000
+        + (substr(t, 12, 2)::int * 3600 + substr(t, 15, 2)::int * 60
+           + substr(t, 18, 2)::int)::bigint * 1000
+        + rpad(coalesce(substring(t FROM '^.{19}\.(\d{1,3})'), ''), 3, '0')::int
+        - CASE WHEN zone IN ('Z', 'z') THEN 0
+               ELSE (CASE WHEN left(zone, 1) = '-' THEN -1 ELSE 1 END)
+                    * (substr(zone, 2, 2)::int * 3600000 + substr(zone, 5, 2)::int * 60000)
+          END AS ms
+    FROM (
+        SELECT id, t, substring(t FROM '([Zz]|[+-]\d{2}:\d{2})$') AS zone
+        FROM (SELECT id, session->>'started_at' AS t FROM {schema}.sessions) AS raw
+        WHERE t ~ '^(?!0000)\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$'
+    ) AS parsed
+) AS p
+WHERE s.id = p.id;
+
+UPDATE {schema}.sessions SET version = (session->>'version')::bigint
+WHERE json_typeof(session->'version') = 'number' AND session->>'version' ~ '^\d{1,18}$';
+
+CREATE INDEX sessions_user_started
+    ON {schema}.sessions (user_id, started_ms DESC, id COLLATE "C" DESC);
+DROP INDEX {schema}.sessions_user_id;
+"#,
+    },
+];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
@@ -77,6 +128,11 @@ pub(super) fn derived_key(purpose: &str, schema: &str) -> i64 {
     (u64::from_be_bytes(first) >> 1) as i64
 }
 
+/// The top 32 bits of a derived key, as one key of a two-key advisory lock.
+fn high_32(key: i64) -> i32 {
+    (key >> 31) as i32
+}
+
 /// `$n` (Unix microseconds, `bigint`) as a `timestamptz`, exactly.
 macro_rules! ts {
     ($n:literal) => {
@@ -98,21 +154,37 @@ pub(super) struct Sql {
     pub(super) migration_lock_key: i64,
     /// The `LISTEN` / `NOTIFY` channel of the feed.
     pub(super) channel: String,
+    /// The first key of the two-key advisory locks that serialise the creations of one user's
+    /// sessions (the second is derived from the user id; see [`Sql::user_lock`]).
+    pub(super) user_lock_space: i32,
 
     pub(super) create: String,
+    pub(super) lock_user: String,
+    pub(super) live_ids_oldest_first: String,
+    pub(super) create_evicting: String,
     pub(super) find_by_token: String,
     pub(super) get: String,
-    pub(super) list_by_user: String,
+    pub(super) list_first: String,
+    pub(super) list_after: String,
     pub(super) update: String,
-    pub(super) owner_of_live: String,
+    pub(super) live_row_of: String,
     pub(super) revoke: String,
     pub(super) revoke_all: String,
+    pub(super) delete_others: String,
+    pub(super) append_events: String,
     pub(super) read_feed: String,
     pub(super) trim_feed: String,
     pub(super) purge_expired: String,
 }
 
 impl Sql {
+    /// The advisory lock (two 32-bit keys) that serialises creating sessions of `user_id` in
+    /// this schema. Two-key locks live in a key space of their own, apart from the one-key
+    /// locks of the feed and of migrations; users whose keys collide only wait for each other.
+    pub(super) fn user_lock(&self, user_id: &str) -> (i32, i32) {
+        (self.user_lock_space, high_32(derived_key("user", user_id)))
+    }
+
     pub(super) fn new(schema: &str) -> Self {
         let s = schema;
         Self {
@@ -120,35 +192,99 @@ impl Sql {
             feed_lock_key: derived_key("feed", schema),
             migration_lock_key: derived_key("migrate", schema),
             channel: format!("tsj_feed_{:016x}", derived_key("channel", schema)),
+            user_lock_space: high_32(derived_key("user-lock", schema)),
 
             create: format!(
-                "INSERT INTO {s}.sessions (id, token_hash, user_id, expires_at, session) \
-                 VALUES ($1, $2, $3, {}, $5::json) ON CONFLICT DO NOTHING",
+                "INSERT INTO {s}.sessions \
+                   (id, token_hash, user_id, expires_at, started_ms, version, session) \
+                 VALUES ($1, $2, $3, {}, $5, $6, $7::json) ON CONFLICT DO NOTHING",
                 ts!("4")
             ),
+            // A statement of its own, before any read of the transaction: in READ COMMITTED
+            // each statement reads a snapshot taken when it starts, so what follows sees every
+            // creation that committed while this one waited.
+            lock_user: "SELECT pg_advisory_xact_lock($1::int4, $2::int4)".to_owned(),
+            live_ids_oldest_first: format!(
+                "SELECT id FROM {s}.sessions WHERE user_id = $1 AND expires_at > {} \
+                 ORDER BY started_ms, id COLLATE \"C\"",
+                ts!("2")
+            ),
+            // Deletes the sessions to evict ($8), inserts the new one, and appends one event
+            // (from $9, in the order of $8) for each eviction that deleted a row, taking the
+            // feed lock first (as in `revoke`) only when there is one. Answers the rows inserted,
+            // the events appended, and the ids evicted.
+            create_evicting: format!(
+                "WITH evicted AS ( \
+                   DELETE FROM {s}.sessions WHERE id = ANY($8::text[]) RETURNING id), \
+                 inserted AS ( \
+                   INSERT INTO {s}.sessions \
+                     (id, token_hash, user_id, expires_at, started_ms, version, session) \
+                   VALUES ($1, $2, $3, {expires}, $5, $6, $7::json) \
+                   ON CONFLICT DO NOTHING RETURNING id), \
+                 serialised AS ( \
+                   SELECT pg_advisory_xact_lock($10) WHERE EXISTS (SELECT 1 FROM evicted)), \
+                 appended AS ( \
+                   INSERT INTO {s}.revocations (created_at, event) \
+                   SELECT {now}, e.event::json \
+                   FROM serialised, unnest($8::text[], $9::text[]) WITH ORDINALITY AS e(id, event, n) \
+                   WHERE e.id IN (SELECT id FROM evicted) ORDER BY e.n RETURNING id), \
+                 notified AS ( \
+                   SELECT pg_notify($12, max(id)::text) FROM appended HAVING count(*) > 0) \
+                 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM appended), \
+                   (SELECT count(*) FROM notified), \
+                   coalesce((SELECT array_agg(id) FROM evicted), '{{}}')",
+                expires = ts!("4"),
+                now = ts!("11")
+            ),
             find_by_token: format!(
-                "SELECT id, user_id, session::text FROM {s}.sessions \
+                "SELECT id, user_id, session::text, version FROM {s}.sessions \
                  WHERE token_hash = $1 AND expires_at > {}",
                 ts!("2")
             ),
             get: format!(
-                "SELECT id, user_id, session::text FROM {s}.sessions \
+                "SELECT id, user_id, session::text, version FROM {s}.sessions \
                  WHERE id = $1 AND expires_at > {}",
                 ts!("2")
             ),
-            list_by_user: format!(
-                "SELECT id, user_id, session::text FROM {s}.sessions \
-                 WHERE user_id = $1 AND expires_at > {}",
+            // Walks `sessions_user_started` in its order and stops one row past the page.
+            list_first: format!(
+                "SELECT id, user_id, session::text, version, started_ms FROM {s}.sessions \
+                 WHERE user_id = $1 AND expires_at > {} \
+                 ORDER BY started_ms DESC, id COLLATE \"C\" DESC LIMIT $3",
                 ts!("2")
             ),
-            update: format!(
-                "UPDATE {s}.sessions SET session = $3::json, expires_at = {} \
-                 WHERE id = $1 AND user_id = $2 AND expires_at > {}",
-                ts!("4"),
-                ts!("5")
+            // After the cursor ($3, $4): `started_ms <= $3` starts the index range at the
+            // cursor's millisecond; the rest drops what that millisecond already listed.
+            list_after: format!(
+                "SELECT id, user_id, session::text, version, started_ms FROM {s}.sessions \
+                 WHERE user_id = $1 AND expires_at > {} \
+                   AND started_ms <= $3 AND (started_ms < $3 OR id COLLATE \"C\" < $4) \
+                 ORDER BY started_ms DESC, id COLLATE \"C\" DESC LIMIT $5",
+                ts!("2")
             ),
-            owner_of_live: format!(
-                "SELECT user_id FROM {s}.sessions WHERE id = $1 AND expires_at > {}",
+            // A compare-and-swap on the version, of a live row of the same user and start;
+            // with $10, the feed lock and the event ($11) in the same statement, as in `revoke`.
+            update: format!(
+                "WITH updated AS ( \
+                   UPDATE {s}.sessions SET session = $3::json, expires_at = {expires}, \
+                     version = $6, token_hash = coalesce($7, token_hash) \
+                   WHERE id = $1 AND user_id = $2 AND started_ms = $8 AND version = $6 - 1 \
+                     AND expires_at > {now} \
+                   RETURNING id), \
+                 serialised AS ( \
+                   SELECT pg_advisory_xact_lock($9) FROM updated WHERE $10), \
+                 appended AS ( \
+                   INSERT INTO {s}.revocations (created_at, event) \
+                   SELECT {now}, $11::json FROM serialised RETURNING id), \
+                 notified AS ( \
+                   SELECT pg_notify($12, id::text) FROM appended) \
+                 SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM notified)",
+                expires = ts!("4"),
+                now = ts!("5")
+            ),
+            live_row_of: format!(
+                "SELECT user_id, started_ms, version FROM {s}.sessions \
+                 WHERE id = $1 AND expires_at > {}",
                 ts!("2")
             ),
             // One statement, so one transaction, committed when it ends: delete the session,
@@ -158,7 +294,8 @@ impl Sql {
             revoke: format!(
                 "WITH gone AS ( \
                    DELETE FROM {s}.sessions WHERE id = $1 \
-                   RETURNING id, user_id, session::text AS session, expires_at > {now} AS live), \
+                   RETURNING id, user_id, session::text AS session, version, \
+                     expires_at > {now} AS live), \
                  serialised AS ( \
                    SELECT pg_advisory_xact_lock($3) FROM gone WHERE live), \
                  appended AS ( \
@@ -166,7 +303,8 @@ impl Sql {
                    SELECT {now}, $4::json FROM serialised RETURNING id), \
                  notified AS ( \
                    SELECT pg_notify($5, id::text) FROM appended) \
-                 SELECT id, user_id, session, live, (SELECT count(*) FROM notified) FROM gone",
+                 SELECT id, user_id, session, version, live, (SELECT count(*) FROM notified) \
+                 FROM gone",
                 now = ts!("2")
             ),
             // Likewise for every session of a user; the event is appended whether or not any
@@ -185,6 +323,26 @@ impl Sql {
                  SELECT (SELECT count(*) FROM notified), \
                    coalesce(array_agg(id) FILTER (WHERE live), '{{}}') FROM gone",
                 now = ts!("2")
+            ),
+            // Every session of a user but one ($2), answering which were live.
+            delete_others: format!(
+                "DELETE FROM {s}.sessions WHERE user_id = $1 AND id <> $2 \
+                 RETURNING id, expires_at > {} AS live",
+                ts!("3")
+            ),
+            // Appends events ($3, in order) under the feed lock, and wakes the readers once.
+            append_events: format!(
+                "WITH serialised AS ( \
+                   SELECT pg_advisory_xact_lock($1)), \
+                 appended AS ( \
+                   INSERT INTO {s}.revocations (created_at, event) \
+                   SELECT {}, e.event::json \
+                   FROM serialised, unnest($3::text[]) WITH ORDINALITY AS e(event, n) \
+                   ORDER BY e.n RETURNING id), \
+                 notified AS ( \
+                   SELECT pg_notify($4, max(id)::text) FROM appended HAVING count(*) > 0) \
+                 SELECT (SELECT count(*) FROM appended), (SELECT count(*) FROM notified)",
+                ts!("2")
             ),
             // One snapshot: the trim state, the instant from which the log is complete (it was
             // made, or its newest trimmed event, whichever is later), the highest id ever handed
