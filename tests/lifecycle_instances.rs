@@ -252,7 +252,7 @@ async fn redis_lifecycle_across_instances() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cap_holds_across_instances() {
-    let Some(t) = redis_common::TestStore::new("lifecycle-cap").await else {
+    let Some(t) = redis_common::TestStore::new("lifecycle_cap").await else {
         return;
     };
     let limit = SessionLimit::new(5, WhenFull::RevokeOldest);
@@ -282,7 +282,7 @@ async fn postgres_lifecycle_across_instances() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cap_holds_across_instances() {
-    let Some(t) = postgres_common::TestStore::new("lifecycle-cap").await else {
+    let Some(t) = postgres_common::TestStore::new("lifecycle_cap").await else {
         return;
     };
     let limit = SessionLimit::new(5, WhenFull::RevokeOldest);

@@ -245,7 +245,7 @@ impl Sessions {
                     {
                         Step::Done(Err(AuthError::ConflictingCredentials))
                     }
-                    JwtStatus::Accepted { session, trusted } => self.by_jwt(session, trusted),
+                    JwtStatus::Accepted { session, trusted } => self.by_jwt(session, trusted, None),
                     JwtStatus::Refused { error, .. } => Step::Done(Err(error)),
                 },
                 Kind::Token => {
@@ -259,7 +259,9 @@ impl Sessions {
         // the jar must not take over when the JWT stops being usable).
         let status = credentials.cookie_jwt.map(|jwt| self.check_jwt(jwt, now));
         let named = match status {
-            Some(JwtStatus::Accepted { session, trusted }) => return self.by_jwt(session, trusted),
+            Some(JwtStatus::Accepted { session, trusted }) => {
+                return self.by_jwt(session, trusted, credentials.cookie_token);
+            }
             Some(JwtStatus::Refused { error, .. }) if credentials.cookie_token.is_none() => {
                 return Step::Done(Err(error));
             }
@@ -324,15 +326,29 @@ impl Sessions {
         }))
     }
 
-    /// An accepted JWT's outcome: done at once when trusted, else confirmed in the store.
-    fn by_jwt(&self, session: Arc<Session>, trusted: bool) -> Step {
+    /// An accepted JWT's outcome: done at once when trusted, else confirmed in the store. When
+    /// the store refuses it (its session changed since it was minted: a claims change or a
+    /// rotation this instance has not heard of yet) and the browser sent its token cookie
+    /// beside it, the token decides, as it would once the feed delivers the change.
+    fn by_jwt(&self, session: Arc<Session>, trusted: bool, cookie_token: Option<&str>) -> Step {
         if trusted {
             return Step::Done(Ok(Authenticated::by_jwt(session, AuthPath::Jwt)));
         }
         let sessions = self.clone();
+        let cookie_token = cookie_token.map(str::to_owned);
         Step::Store(Box::pin(async move {
-            let session = sessions.confirm(session).await?;
-            Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed))
+            let named = session.session_id.clone();
+            match sessions.confirm(session).await {
+                Ok(session) => Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed)),
+                Err(AuthError::Revoked) if cookie_token.is_some() => {
+                    let token = cookie_token.as_deref().unwrap_or_default();
+                    match sessions.by_token(token, CredentialSource::Cookie, Some(named), None) {
+                        Step::Done(outcome) => outcome,
+                        Step::Store(future) => future.await,
+                    }
+                }
+                Err(error) => Err(error),
+            }
         }))
     }
 
