@@ -357,6 +357,21 @@ pub(crate) fn session_cookies(
     out
 }
 
+/// Appends `cookies` as `Set-Cookie` headers to a response that hands out credentials, and
+/// `Cache-Control: no-store` so no cache keeps them.
+pub(crate) fn append_set_cookies(
+    headers: &mut http::HeaderMap,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) {
+    for cookie in cookies {
+        headers.append(http::header::SET_COOKIE, cookie);
+    }
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+}
+
 /// The `Set-Cookie` value that hands out `jwt`.
 pub(crate) fn jwt_cookie(settings: &Settings, jwt: &str, max_age: time::Duration) -> HeaderValue {
     cookie_header(&settings.cookies, &settings.jwt_cookie, jwt, max_age, None)

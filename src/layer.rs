@@ -21,13 +21,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::{CACHE_CONTROL, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::cookies::{mark_sensitive, sets_session_cookie};
+use crate::cookies::{append_set_cookies, mark_sensitive, sets_session_cookie};
 use crate::error::AuthError;
 use crate::manager::{Authenticated, Sessions, Step};
 use crate::session::Session;
@@ -420,12 +420,9 @@ where
                             sessions.settings(),
                             headers.get_all(SET_COOKIE).iter(),
                         ) {
-                            for cookie in cookies.drain(..) {
-                                headers.append(SET_COOKIE, cookie);
-                            }
-                            // A response that hands out credentials must not be stored by a
-                            // shared cache, whatever the handler said.
-                            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                            // With `no-store`: a response that hands out credentials must not
+                            // be stored by a shared cache, whatever the handler said.
+                            append_set_cookies(headers, cookies.drain(..));
                         }
                     }
                     return Poll::Ready(Ok(response));

@@ -3,10 +3,9 @@
 
 use std::net::SocketAddr;
 
-use http::header::{CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Response, request::Parts};
 
-use crate::cookies::session_cookies;
+use crate::cookies::{append_set_cookies, session_cookies};
 use crate::error::SessionError;
 use crate::manager::{CreatedSession, Sessions};
 use crate::session::{NewSession, SessionAttributes};
@@ -37,11 +36,7 @@ impl Login {
 
     /// Appends both `Set-Cookie` headers to a response, and `Cache-Control: no-store`.
     pub fn set_cookies<B>(&self, response: &mut Response<B>) {
-        let headers = response.headers_mut();
-        for cookie in &self.cookies {
-            headers.append(SET_COOKIE, cookie.clone());
-        }
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        append_set_cookies(response.headers_mut(), self.cookies.iter().cloned());
     }
 }
 

@@ -473,14 +473,6 @@ impl Sessions {
             {
                 Some(updated) => {
                     extended = updated.expires_at != session.expires_at;
-                    if extended {
-                        self.emit(
-                            &updated,
-                            crate::events::SessionEventKind::Extended {
-                                expires_at: updated.expires_at,
-                            },
-                        );
-                    }
                     session = Arc::new(updated);
                     fetched_at = now;
                     fetched = true;

@@ -15,7 +15,7 @@ use http::HeaderValue;
 use serde_json::{Map, Value};
 
 use super::{CONTENDED, MAX_UPDATE_ATTEMPTS, Sessions};
-use crate::cookies::session_cookies;
+use crate::cookies::{append_set_cookies, session_cookies};
 use crate::error::SessionError;
 use crate::events::SessionEventKind;
 use crate::jwt::SessionJwt;
@@ -134,14 +134,7 @@ impl Changed {
 
     /// Appends the cookies to a response, with `Cache-Control: no-store`.
     pub fn set_cookies<B>(&self, response: &mut http::Response<B>) {
-        let headers = response.headers_mut();
-        for cookie in &self.cookies {
-            headers.append(http::header::SET_COOKIE, cookie.clone());
-        }
-        headers.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
+        append_set_cookies(response.headers_mut(), self.cookies.iter().cloned());
     }
 }
 
@@ -202,9 +195,8 @@ impl Sessions {
         }
         let rotate = change.rotates();
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let current = match self.inner.store.get(session_id).await? {
-                Some(s) if s.is_live_at(self.now()) && !self.revocation_list().is_revoked(&s) => s,
-                _ => return Err(SessionError::UnknownSession),
+            let Some(current) = self.get(session_id).await? else {
+                return Err(SessionError::UnknownSession);
             };
             let now = self.now();
             let mut next = current.clone();
@@ -226,11 +218,7 @@ impl Sessions {
                 next.record_factor(factor)?;
             }
             if let Some(duration) = change.extend_for {
-                let mut until = now + duration;
-                if let Some(max) = self.inner.settings.max_lifetime {
-                    until = until.min(next.started_at + max);
-                }
-                next.expires_at = next.expires_at.max(until);
+                next.expires_at = self.extended_expiry(&next, now + duration);
             }
             // Claims and tokens decide what a JWT may do: older JWTs go. A factor added
             // without rotation or an extension leaves older JWTs as they were (less).

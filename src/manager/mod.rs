@@ -280,18 +280,13 @@ impl Sessions {
             CreateOutcome::LimitReached => return Err(SessionError::SessionLimitReached),
         };
         self.emit(&session, SessionEventKind::Created { factor });
-        for gone in evicted {
-            self.revocation_list()
-                .apply(&RevocationEvent::session_revoked(gone.clone(), now));
-            self.emit_for(
-                gone,
-                &session.user_id,
-                SessionEventKind::Revoked {
-                    by: RevokedBy::Limit,
-                    reason: RevokeReason::SessionLimit,
-                },
-            );
-        }
+        self.note_revoked(
+            &evicted,
+            &session.user_id,
+            now,
+            RevokedBy::Limit,
+            RevokeReason::SessionLimit,
+        );
         self.cache_insert(
             token_hash,
             Arc::new(session.clone()),
@@ -359,27 +354,26 @@ impl Sessions {
         if self.revocation_list().is_revoked(&session) {
             return Ok(None);
         }
-        let before = session.expires_at;
-        let updated = self.touch(&session, now, true).await?;
-        if let Some(updated) = &updated
-            && updated.expires_at != before
-        {
-            self.emit(
-                updated,
-                SessionEventKind::Extended {
-                    expires_at: updated.expires_at,
-                },
-            );
-        }
-        Ok(updated)
+        self.touch(&session, now, true).await
+    }
+
+    /// `session`'s expiry moved to `until`, never earlier than it is and never past the
+    /// maximum lifetime.
+    fn extended_expiry(&self, session: &Session, until: OffsetDateTime) -> OffsetDateTime {
+        let until = match self.inner.settings.max_lifetime {
+            Some(max) => until.min(session.started_at + max),
+            None => until,
+        };
+        session.expires_at.max(until)
     }
 
     fn touch_due(&self, session: &Session, now: OffsetDateTime) -> bool {
         now - session.last_accessed_at >= self.inner.settings.jwt_ttl
     }
 
-    /// Writes `last_accessed_at = now` and, when `slide`, the extended expiry. `None` when the
-    /// session is gone (the store refuses to recreate it). When the record changed since
+    /// Writes `last_accessed_at = now` and, when `slide`, the extended expiry (an `Extended`
+    /// event when it moved). `None` when the session is gone (the store refuses to recreate
+    /// it). When the record changed since
     /// `session` was read (a claims change on another instance, say), the stored record is read
     /// again and touched instead, so a touch never overwrites a newer change.
     async fn touch(
@@ -394,11 +388,8 @@ impl Sessions {
             updated.last_accessed_at = now;
             updated.version += 1;
             if slide {
-                let mut expires_at = now + self.inner.settings.session_ttl;
-                if let Some(max) = self.inner.settings.max_lifetime {
-                    expires_at = expires_at.min(base.started_at + max);
-                }
-                updated.expires_at = updated.expires_at.max(expires_at);
+                updated.expires_at =
+                    self.extended_expiry(&updated, now + self.inner.settings.session_ttl);
             }
             let update = SessionUpdate {
                 session: updated,
@@ -406,7 +397,18 @@ impl Sessions {
                 refuse_older_jwts: false,
             };
             match self.inner.store.update(&update).await? {
-                UpdateOutcome::Updated => return Ok(Some(update.session)),
+                UpdateOutcome::Updated => {
+                    let updated = update.session;
+                    if updated.expires_at != base.expires_at {
+                        self.emit(
+                            &updated,
+                            SessionEventKind::Extended {
+                                expires_at: updated.expires_at,
+                            },
+                        );
+                    }
+                    return Ok(Some(updated));
+                }
                 UpdateOutcome::Stale => match self.inner.store.get(&session.session_id).await? {
                     Some(current) => base = current,
                     None => return Ok(None),
@@ -584,18 +586,7 @@ impl Sessions {
         // The cutoff covers sessions created concurrently; the ids make the revocation exact
         // even for sessions started in the same clock tick as the cutoff.
         let at = self.now();
-        for session_id in &revoked {
-            self.revocation_list()
-                .apply(&RevocationEvent::session_revoked(session_id.clone(), at));
-            self.emit_for(
-                session_id.clone(),
-                user_id,
-                SessionEventKind::Revoked {
-                    by,
-                    reason: RevokeReason::SignedOutEverywhere,
-                },
-            );
-        }
+        self.note_revoked(&revoked, user_id, at, by, RevokeReason::SignedOutEverywhere);
         Ok(revoked.len())
     }
 
@@ -629,19 +620,35 @@ impl Sessions {
             .revoke_all(&current.user_id, Some(&current.session_id))
             .await?;
         let at = self.now();
-        for session_id in &revoked {
+        self.note_revoked(
+            &revoked,
+            &current.user_id,
+            at,
+            RevokedBy::User,
+            RevokeReason::SignedOutOthers,
+        );
+        Ok(revoked)
+    }
+
+    /// Records sessions of `user_id` that the store revoked in one step (an eviction, a
+    /// revoke-all): this instance refuses their JWTs at once, and each gets its event.
+    fn note_revoked(
+        &self,
+        revoked: &[SessionId],
+        user_id: &str,
+        at: OffsetDateTime,
+        by: RevokedBy,
+        reason: RevokeReason,
+    ) {
+        for session_id in revoked {
             self.revocation_list()
                 .apply(&RevocationEvent::session_revoked(session_id.clone(), at));
             self.emit_for(
                 session_id.clone(),
-                &current.user_id,
-                SessionEventKind::Revoked {
-                    by: RevokedBy::User,
-                    reason: RevokeReason::SignedOutOthers,
-                },
+                user_id,
+                SessionEventKind::Revoked { by, reason },
             );
         }
-        Ok(revoked)
     }
 
     /// The public keys that verify session JWTs, as a JWKS document
