@@ -61,6 +61,14 @@ fn payload(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
+/// Whether the opaque token, and the JWT, each authenticate alone.
+async fn accepted(sessions: &Sessions, token: &str, jwt: &str) -> [bool; 2] {
+    [
+        sessions.authenticate_token(token).await.is_ok(),
+        sessions.authenticate_jwt(jwt).await.is_ok(),
+    ]
+}
+
 fn cookies<'a>(jwt: &'a str, token: &'a str) -> Credentials<'a> {
     Credentials::new()
         .with_jwt(jwt, CredentialSource::Cookie)
@@ -311,24 +319,13 @@ async fn rotation_keeps_the_session_and_retires_both_old_credentials() {
     assert_eq!(rotated.session.session_id, created.session.session_id);
     let token = rotated.token.clone().unwrap();
     assert_ne!(token.expose(), created.token.expose());
-    assert!(
-        sessions
-            .authenticate_token(created.token.expose())
-            .await
-            .is_err()
+    assert_eq!(
+        accepted(&sessions, created.token.expose(), created.jwt.expose()).await,
+        [false, false]
     );
-    assert!(
-        sessions
-            .authenticate_jwt(created.jwt.expose())
-            .await
-            .is_err()
-    );
-    assert!(sessions.authenticate_token(token.expose()).await.is_ok());
-    assert!(
-        sessions
-            .authenticate_jwt(rotated.jwt.expose())
-            .await
-            .is_ok()
+    assert_eq!(
+        accepted(&sessions, token.expose(), rotated.jwt.expose()).await,
+        [true, true]
     );
     assert_eq!(
         rotated.cookies().len(),
@@ -397,27 +394,17 @@ async fn signing_out_other_devices_keeps_exactly_the_current_session() {
     expected.sort();
     assert_eq!(gone, expected);
     for other in &others {
-        assert!(sessions.authenticate_jwt(other.jwt.expose()).await.is_err());
-        assert!(
-            sessions
-                .authenticate_token(other.token.expose())
-                .await
-                .is_err()
+        assert_eq!(
+            accepted(&sessions, other.token.expose(), other.jwt.expose()).await,
+            [false, false]
         );
     }
-    assert!(
-        sessions
-            .authenticate_jwt(current.jwt.expose())
-            .await
-            .is_ok()
-    );
-    assert!(
-        sessions
-            .authenticate_token(current.token.expose())
-            .await
-            .is_ok()
-    );
-    assert!(sessions.authenticate_jwt(bob.jwt.expose()).await.is_ok());
+    for kept in [&current, &bob] {
+        assert_eq!(
+            accepted(&sessions, kept.token.expose(), kept.jwt.expose()).await,
+            [true, true]
+        );
+    }
     let listed = sessions.list("alice").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].session_id, current.session.session_id);

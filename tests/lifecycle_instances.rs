@@ -211,6 +211,8 @@ async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
 
 /// Concurrent logins of one user spread over two instances never exceed the cap.
 async fn cap_across_instances(a: Sessions, b: Sessions, cap: usize) {
+    a.ready().await;
+    b.ready().await;
     let results = join_all((0..40).map(|i| {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         async move { s.create("crowd", NewSession::new()).await }
@@ -235,62 +237,43 @@ async fn cap_across_instances(a: Sessions, b: Sessions, cap: usize) {
     }
 }
 
-#[cfg(feature = "redis")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_lifecycle_across_instances() {
-    let Some(t) = redis_common::TestStore::new("lifecycle").await else {
-        return;
+/// The two checks over one backend: `$common::TestStore` gives two stores on shared data.
+macro_rules! across_instances {
+    ($module:ident, $common:ident) => {
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lifecycle() {
+                let Some(t) = $common::TestStore::new("lifecycle").await else {
+                    return;
+                };
+                let limit = SessionLimit::default();
+                lifecycle_across_instances(
+                    instance(t.another().await, limit),
+                    instance(t.another().await, limit),
+                )
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cap_holds() {
+                let Some(t) = $common::TestStore::new("lifecycle_cap").await else {
+                    return;
+                };
+                let limit = SessionLimit::new(5, WhenFull::RevokeOldest);
+                cap_across_instances(
+                    instance(t.another().await, limit),
+                    instance(t.another().await, limit),
+                    5,
+                )
+                .await;
+            }
+        }
     };
-    let limit = SessionLimit::default();
-    lifecycle_across_instances(
-        instance(t.another().await, limit),
-        instance(t.another().await, limit),
-    )
-    .await;
 }
 
 #[cfg(feature = "redis")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cap_holds_across_instances() {
-    let Some(t) = redis_common::TestStore::new("lifecycle_cap").await else {
-        return;
-    };
-    let limit = SessionLimit::new(5, WhenFull::RevokeOldest);
-    let (a, b) = (
-        instance(t.another().await, limit),
-        instance(t.another().await, limit),
-    );
-    a.ready().await;
-    b.ready().await;
-    cap_across_instances(a, b, 5).await;
-}
-
+across_instances!(redis, redis_common);
 #[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_lifecycle_across_instances() {
-    let Some(t) = postgres_common::TestStore::new("lifecycle").await else {
-        return;
-    };
-    let limit = SessionLimit::default();
-    lifecycle_across_instances(
-        instance(t.another().await, limit),
-        instance(t.another().await, limit),
-    )
-    .await;
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_cap_holds_across_instances() {
-    let Some(t) = postgres_common::TestStore::new("lifecycle_cap").await else {
-        return;
-    };
-    let limit = SessionLimit::new(5, WhenFull::RevokeOldest);
-    let (a, b) = (
-        instance(t.another().await, limit),
-        instance(t.another().await, limit),
-    );
-    a.ready().await;
-    b.ready().await;
-    cap_across_instances(a, b, 5).await;
-}
+across_instances!(postgres, postgres_common);
