@@ -63,6 +63,29 @@ async fn jwt_path_makes_no_store_call() {
     assert_eq!(store.calls(), before);
 }
 
+/// A JWT minted here stays on the fast path while the feed has nothing to say: an empty read
+/// is not a replay, so it must not make this instance forget what it minted (a JWT minted in the
+/// horizon's own second is trusted only because it was minted here).
+#[tokio::test]
+async fn jwts_minted_here_stay_trusted_across_empty_feed_reads() {
+    // The store's own feed is followed (a wrapper would hide it), and the clock stands still,
+    // so the JWT is issued in the horizon's second.
+    let (sessions, _clock, _store) = manual();
+    sessions.ready().await;
+    let created = sessions.create("alice", NewSession::new()).await.unwrap();
+    // The follower waits up to a second per read: let it read (and find nothing) a few times.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let path = sessions
+        .authenticate(&tower_session_jwt::Credentials::new().with_jwt(
+            created.jwt.expose(),
+            tower_session_jwt::CredentialSource::Cookie,
+        ))
+        .await
+        .unwrap()
+        .path;
+    assert_eq!(path, tower_session_jwt::AuthPath::Jwt);
+}
+
 #[tokio::test]
 async fn revoke_kills_token_and_jwt_at_once() {
     let (sessions, _, _) = manual();

@@ -122,15 +122,24 @@ impl Trust {
         self.last_caught_up_ms.store(u64::MAX, Ordering::Release);
     }
 
-    /// Moves the horizon to `horizon` (it only moves forward: a replay after a lost cursor
-    /// knows less of the past than the first one did).
-    fn set_horizon(&self, horizon: OffsetDateTime, first: bool) {
+    /// Moves the horizon to `horizon` after a read from the start of the feed (it only moves
+    /// forward: a later read from the start knows no more of the past than the first one did).
+    ///
+    /// The generation moves on a `replay` (the first read after a lost cursor) and whenever the
+    /// horizon itself moved, for then revocations between the two horizons may be unknown here.
+    /// It does not move on an ordinary read from the start that finds the same horizon: a
+    /// reader of a feed that has had no event yet reads from the start every time, and taking
+    /// each such read for a loss made this instance forget which JWTs it had minted, so those
+    /// issued in the horizon's second fell off the fast path.
+    fn set_horizon(&self, horizon: OffsetDateTime, first: bool, replay: bool) {
         let secs = horizon.unix_timestamp();
         if first {
             self.horizon_secs.store(secs, Ordering::Release);
         } else {
-            self.horizon_secs.fetch_max(secs, Ordering::AcqRel);
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            let before = self.horizon_secs.fetch_max(secs, Ordering::AcqRel);
+            if replay || secs > before {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
         }
     }
 }
@@ -140,6 +149,9 @@ impl Trust {
 pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFeed>) {
     let mut cursor: Option<FeedCursor> = None;
     let mut first = true;
+    // Set by a lost cursor: the next read from the start is a replay. (The cursor alone cannot
+    // tell: an empty feed leaves it at `None` without anything being lost.)
+    let mut replay = false;
     let mut backoff = Duration::from_millis(100);
     // Until caught up, read on at once; then wait for news.
     let mut wait = Duration::ZERO;
@@ -158,8 +170,9 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
             Ok(batch) => {
                 backoff = Duration::from_millis(100);
                 if cursor.is_none() {
-                    state.trust.set_horizon(batch.horizon, first);
+                    state.trust.set_horizon(batch.horizon, first, replay);
                     first = false;
+                    replay = false;
                 }
                 let empty = batch.events.is_empty();
                 for (at, event) in batch.events {
@@ -187,6 +200,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                     "revocation feed cursor fell out of the retention; replaying the feed"
                 );
                 cursor = None;
+                replay = true;
                 wait = Duration::ZERO;
             }
             Err(error) => {
