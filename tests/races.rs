@@ -68,3 +68,53 @@ async fn same_instance_revocation_wins_every_race() {
     sessions.ready().await;
     race(sessions.clone(), sessions, 30).await;
 }
+
+/// Two instances on one clock mint byte-identical JWTs for the same session (EdDSA signatures
+/// are deterministic). When instance B verifies A's copy while minting its own, the JWT must
+/// stay "minted here" on B: a verification finishing after the mint must not overwrite that,
+/// or the JWT falls off B's fast path for as long as it lives (seen as a flaky two-instance
+/// test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verifying_a_twin_never_unmarks_a_jwt_minted_here() {
+    use tower_session_jwt::{AuthPath, CredentialSource, Credentials, ManualClock};
+    // A frozen clock: every JWT is issued in the feed horizon's second, so only "minted here"
+    // can put it on the fast path.
+    let clock = ManualClock::starting_now();
+    let store = MemoryStore::with_clock(clock.clone());
+    let instance = || common::builder(&clock, store.clone()).build().unwrap();
+    let (a, b) = (instance(), instance());
+    a.ready().await;
+    b.ready().await;
+    let mut off_fast_path = 0;
+    for _ in 0..200 {
+        let created = a.create("twin", NewSession::new()).await.unwrap();
+        let twin = created.jwt.expose().to_owned();
+        let token = created.token.expose().to_owned();
+        // B verifies A's JWT while it mints its own for the same session, same second.
+        let verify = {
+            let (b, twin) = (b.clone(), twin.clone());
+            tokio::spawn(async move { b.authenticate_jwt(&twin).await.is_ok() })
+        };
+        let mint = {
+            let (b, token) = (b.clone(), token.clone());
+            tokio::spawn(async move {
+                let credentials = Credentials::new().with_token(&token, CredentialSource::Cookie);
+                b.authenticate(&credentials).await.unwrap().jwt.unwrap()
+            })
+        };
+        let minted = mint.await.unwrap();
+        assert!(verify.await.unwrap());
+        assert_eq!(
+            minted.expose(),
+            twin,
+            "the two instances minted different JWTs"
+        );
+        let credentials = Credentials::new()
+            .with_jwt(minted.expose(), CredentialSource::Cookie)
+            .with_token(&token, CredentialSource::Cookie);
+        if b.authenticate(&credentials).await.unwrap().path != AuthPath::Jwt {
+            off_fast_path += 1;
+        }
+    }
+    assert_eq!(off_fast_path, 0, "JWTs minted on B left B's fast path");
+}

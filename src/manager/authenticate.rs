@@ -369,12 +369,12 @@ impl Sessions {
                         session: Arc::new(verified.session),
                         minted_in: None,
                     };
-                    if let Some(cache) = &inner.jwt_cache
-                        && unix_now < entry.expires_at + leeway
-                    {
-                        cache.insert(Arc::from(jwt), entry.clone());
+                    match &inner.jwt_cache {
+                        Some(cache) if unix_now < entry.expires_at + leeway => {
+                            remember_verified(cache, jwt, entry)
+                        }
+                        _ => entry,
                     }
-                    entry
                 }
                 Err(error) => {
                     return JwtStatus::Refused {
@@ -515,19 +515,21 @@ impl Sessions {
     ) -> Result<SessionJwt, crate::jwt::SignError> {
         let jwt = self.inner.codec.mint(session, now)?;
         if let Some(cache) = &self.inner.jwt_cache {
-            cache.insert(
-                Arc::from(jwt.expose()),
-                CachedJwt {
-                    // What the JWT carries: the attributes are not minted.
-                    session: Arc::new(Session {
-                        attributes: Default::default(),
-                        ..session.clone()
-                    }),
-                    issued_at: now.unix_timestamp(),
-                    expires_at: jwt.expires_at().unix_timestamp(),
-                    minted_in: Some(self.inner.revocations.trust.generation()),
-                },
-            );
+            // Through the entry API, like `remember_verified`, so that the two never interleave
+            // on one key (a plain insert does not take moka's per-key lock).
+            let minted = CachedJwt {
+                // What the JWT carries: the attributes are not minted.
+                session: Arc::new(Session {
+                    attributes: Default::default(),
+                    ..session.clone()
+                }),
+                issued_at: now.unix_timestamp(),
+                expires_at: jwt.expires_at().unix_timestamp(),
+                minted_in: Some(self.inner.revocations.trust.generation()),
+            };
+            cache
+                .entry(Arc::from(jwt.expose()))
+                .and_upsert_with(|_| minted);
         }
         Ok(jwt)
     }
@@ -572,4 +574,25 @@ impl Sessions {
             cache.invalidate(hash);
         }
     }
+}
+
+/// Caches a JWT this instance verified, unless an entry for the same bytes appeared meanwhile:
+/// that one may be this instance's own mint of the same JWT (another instance minting for the
+/// same session in the same second signs the very same bytes), which must stay "minted here".
+/// Returns the entry that is cached.
+fn remember_verified(
+    cache: &moka::sync::Cache<Arc<str>, CachedJwt>,
+    jwt: &str,
+    verified: CachedJwt,
+) -> CachedJwt {
+    use moka::ops::compute::Op;
+    let result = cache
+        .entry(Arc::from(jwt))
+        .and_compute_with(|existing| match existing {
+            Some(_) => Op::Nop,
+            None => Op::Put(verified.clone()),
+        });
+    result
+        .into_entry()
+        .map_or(verified, |entry| entry.into_value())
 }
