@@ -13,7 +13,8 @@
 //!    Requests authenticated through `Authorization` get no cookies.
 //! 4. Nothing valid: `401` with `WWW-Authenticate: Bearer` (required mode) or the request goes on
 //!    without a session, the refusal noted in [`RefusedCredential`] (optional mode). A store
-//!    failure answers `503` in both modes.
+//!    failure answers `503` in both modes. gRPC calls get gRPC statuses instead
+//!    (`UNAUTHENTICATED`, `UNAVAILABLE`; see [`crate::grpc`]).
 
 use std::fmt;
 use std::future::Future;
@@ -110,7 +111,8 @@ impl<B> SessionLayer<B> {
         self
     }
 
-    /// Replaces the default rejection responses ([`AuthError::to_response`]).
+    /// Replaces the default rejection responses ([`AuthError::to_response`], or for gRPC calls
+    /// [`grpc::refusal`](crate::grpc::refusal)), for HTTP and gRPC requests alike.
     ///
     /// # Example
     ///
@@ -135,12 +137,15 @@ impl<B> SessionLayer<B> {
 }
 
 impl<B> SessionLayer<B> {
-    fn reject(&self, error: &AuthError) -> Response<B>
+    /// The refusal: the custom handler's, else a gRPC status for a gRPC call (see
+    /// [`crate::grpc`]), else [`AuthError::to_response`].
+    fn reject<Req>(&self, error: &AuthError, request: &Request<Req>) -> Response<B>
     where
         B: Default,
     {
         match &self.on_error {
             Some(handler) => handler(error),
+            None if crate::grpc::is_grpc(request.headers()) => crate::grpc::auth_refusal(error),
             None => error.to_response(),
         }
     }
@@ -223,6 +228,7 @@ where
         };
         match step {
             Step::Done(Ok(outcome)) => {
+                sessions.metrics().authenticated(outcome.path);
                 record(&span, outcome.path.as_str(), "authenticated");
                 insert(&mut request, sessions, Some(outcome.session));
                 ResponseFuture::calling(inner.call(request), Vec::new(), None)
@@ -237,20 +243,21 @@ where
                 },
             },
             Step::Done(Err(error)) => {
+                crate::metrics::refused("none", error.reason());
                 record(&span, "none", error.reason());
                 if self.layer.passes_anonymously(&error) {
                     insert(&mut request, sessions, None);
                     refused(&mut request, &error);
                     ResponseFuture::calling(inner.call(request), Vec::new(), None)
                 } else {
-                    ResponseFuture::done(self.layer.reject(&error))
+                    ResponseFuture::done(self.layer.reject(&error, &request))
                 }
             }
         }
     }
 }
 
-fn record(span: &tracing::Span, path: &str, outcome: &str) {
+fn record(span: &tracing::Span, path: &'static str, outcome: &'static str) {
     span.record("path", path);
     span.record("outcome", outcome);
     let _entered = span.enter();
@@ -378,6 +385,7 @@ where
                     };
                     let next = match result {
                         Ok(mut outcome) => {
+                            layer.sessions.metrics().authenticated(outcome.path);
                             record(span, outcome.path.as_str(), "authenticated");
                             let cookies = outcome.take_cookies();
                             insert(&mut request, &layer.sessions, Some(outcome.session));
@@ -388,6 +396,7 @@ where
                             }
                         }
                         Err(error) => {
+                            crate::metrics::refused("store", error.reason());
                             record(span, "store", error.reason());
                             if layer.passes_anonymously(&error) {
                                 insert(&mut request, &layer.sessions, None);
@@ -399,7 +408,7 @@ where
                                 }
                             } else {
                                 State::Done {
-                                    response: Some(layer.reject(&error)),
+                                    response: Some(layer.reject(&error, &request)),
                                 }
                             }
                         }

@@ -84,11 +84,14 @@ mod csrf;
 mod error;
 mod events;
 pub mod extract;
+pub mod grpc;
+pub mod health;
 pub mod jwt;
 mod layer;
 mod login;
 pub mod logout;
 mod manager;
+pub mod metrics;
 mod revocation;
 pub mod session;
 pub mod step_up;
@@ -102,6 +105,7 @@ pub use cookies::{
 };
 pub use error::{AuthError, SessionError};
 pub use events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
+pub use health::{Health, HealthService, health};
 pub use jwt::{Algorithm, JwtError, KeyError, SessionJwt, SigningKey, VerificationKey};
 pub use layer::{
     CurrentSession, ErrorHandler, RefusedCredential, ResponseFuture, SessionLayer, SessionService,

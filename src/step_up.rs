@@ -206,7 +206,8 @@ impl<S> Layer<S> for RecentAuth {
 }
 
 /// The service of a [`RecentAuth`] layer: passes requests whose [`CurrentSession`] meets the
-/// requirement, answers the challenge otherwise (and `401` with no session at all).
+/// requirement, answers the challenge otherwise (and `401` with no session at all). gRPC calls
+/// get `PERMISSION_DENIED` (and `UNAUTHENTICATED`) instead; see [`crate::grpc`].
 #[derive(Clone, Debug)]
 pub struct RecentAuthService<S> {
     inner: S,
@@ -230,8 +231,16 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let grpc = crate::grpc::is_grpc(request.headers());
         let verdict = match request.extensions().get::<CurrentSession>() {
-            Some(current) => self.guard.check(current).map_err(|e| e.to_response()),
+            Some(current) => self.guard.check(current).map_err(|e| {
+                if grpc {
+                    crate::grpc::refusal(crate::grpc::GrpcCode::PermissionDenied, &e.to_string())
+                } else {
+                    e.to_response()
+                }
+            }),
+            None if grpc => Err(crate::grpc::auth_refusal(&AuthError::MissingCredentials)),
             None => Err(AuthError::MissingCredentials.to_response()),
         };
         match verdict {

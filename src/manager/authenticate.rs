@@ -192,10 +192,12 @@ impl Sessions {
         &self,
         credentials: &Credentials<'_>,
     ) -> Result<Authenticated, AuthError> {
-        match self.begin(credentials) {
-            Step::Done(outcome) => outcome,
-            Step::Store(future) => future.await,
-        }
+        let (outcome, decided_at) = match self.begin(credentials) {
+            Step::Done(outcome) => (outcome, "none"),
+            Step::Store(future) => (future.await, "store"),
+        };
+        self.metrics().request(&outcome, decided_at);
+        outcome
     }
 
     /// Authenticates a session JWT alone: signature, pinned header, claims, lifetime and the
@@ -359,6 +361,11 @@ impl Sessions {
         let leeway = inner.codec.leeway_secs();
         let unix_now = now.unix_timestamp();
         let cached = inner.jwt_cache.as_ref().and_then(|c| c.get(jwt));
+        if inner.jwt_cache.is_some() {
+            inner
+                .metrics
+                .cache(crate::metrics::Cache::Jwt, cached.is_some());
+        }
         let entry = match cached {
             Some(hit) => hit,
             None => match inner.codec.verify(jwt, now, Expiry::Ignore) {
@@ -541,13 +548,17 @@ impl Sessions {
         if self.inner.shared_store && !self.inner.revocations.trust.caught_up() {
             return None;
         }
-        let hit = cache.get(hash)?;
-        // moka's own TTL runs on real time; freshness is judged on the injected clock too. A
-        // session whose JWTs were refused after it was fetched has changed: fetch it again.
-        let list = self.revocation_list();
-        let stale = now - hit.fetched_at >= self.inner.settings.jwt_ttl
-            || (!list.is_revoked(&hit.session) && list.refuses_jwt(&hit.session));
-        (!stale).then_some(hit)
+        let hit = cache.get(hash).filter(|hit| {
+            // moka's own TTL runs on real time; freshness is judged on the injected clock too.
+            // A session whose JWTs were refused after it was fetched has changed: fetch it again.
+            let list = self.revocation_list();
+            now - hit.fetched_at < self.inner.settings.jwt_ttl
+                && (list.is_revoked(&hit.session) || !list.refuses_jwt(&hit.session))
+        });
+        self.inner
+            .metrics
+            .cache(crate::metrics::Cache::Token, hit.is_some());
+        hit
     }
 
     pub(super) fn cache_insert(

@@ -248,6 +248,7 @@ impl Sessions {
             }
             let session = update.session;
             if refuse {
+                crate::metrics::revocation("jwts");
                 // Here at once; elsewhere through the store's feed.
                 self.revocation_list().apply(&RevocationEvent::jwts_refused(
                     session.session_id.clone(),

@@ -97,6 +97,8 @@ struct Inner {
     /// Verified JWTs: the whole token string (compared in full on a hit, so no collision can
     /// stand in for verification) → the session it carries and its `iat` and `exp`.
     jwt_cache: Option<moka::sync::Cache<Arc<str>, CachedJwt>>,
+    /// Handles of the per-request metrics, registered at build.
+    metrics: crate::metrics::Hot,
     /// Where [`SessionEvent`]s go.
     events: Option<EventHook>,
 }
@@ -174,6 +176,7 @@ impl Sessions {
             list: RevocationList::new(clock.clone(), retention),
             trust,
         });
+        revocations.trust.report();
         if let Some(feed) = feed {
             tokio::spawn(follow(Arc::downgrade(&revocations), feed));
         }
@@ -188,6 +191,7 @@ impl Sessions {
                 token_cache,
                 jwt_cache,
                 events,
+                metrics: crate::metrics::Hot::register(),
             }),
         }
     }
@@ -280,6 +284,9 @@ impl Sessions {
             CreateOutcome::LimitReached => return Err(SessionError::SessionLimitReached),
         };
         self.emit(&session, SessionEventKind::Created { factor });
+        if !evicted.is_empty() {
+            crate::metrics::revocation("limit");
+        }
         self.note_revoked(
             &evicted,
             &session.user_id,
@@ -494,6 +501,7 @@ impl Sessions {
         by: RevokedBy,
         reason: RevokeReason,
     ) -> Result<Option<Session>, StoreError> {
+        crate::metrics::revocation("session");
         // Locally first: even if the store call fails, this instance already refuses the JWT.
         self.revocation_list()
             .apply(&RevocationEvent::session_revoked(
@@ -580,6 +588,7 @@ impl Sessions {
         user_id: &str,
         by: RevokedBy,
     ) -> Result<usize, StoreError> {
+        crate::metrics::revocation("user");
         self.revocation_list()
             .apply(&RevocationEvent::user_revoked(user_id, self.now()));
         let revoked = self.inner.store.revoke_all(user_id, None).await?;
@@ -614,6 +623,7 @@ impl Sessions {
     /// # });
     /// ```
     pub async fn revoke_others(&self, current: &Session) -> Result<Vec<SessionId>, StoreError> {
+        crate::metrics::revocation("others");
         let revoked = self
             .inner
             .store
@@ -679,6 +689,15 @@ impl Sessions {
     /// The local revocation list.
     pub fn revocations(&self) -> &RevocationList {
         self.revocation_list()
+    }
+
+    pub(crate) fn metrics(&self) -> &crate::metrics::Hot {
+        &self.inner.metrics
+    }
+
+    /// A store lookup by id (the health check's probe).
+    pub(crate) async fn store_get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.inner.store.get(id).await
     }
 
     fn revocation_list(&self) -> &RevocationList {

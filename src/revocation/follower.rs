@@ -37,6 +37,8 @@ pub(crate) struct Trust {
     has_feed: bool,
     /// Milliseconds since `epoch` of the last caught-up read; `u64::MAX` while behind.
     last_caught_up_ms: AtomicU64,
+    /// The same, kept while behind (`0`, the epoch, before the first): for the lag metric.
+    last_known_ms: AtomicU64,
     /// JWTs issued at or before this instant (Unix seconds) are confirmed in the store.
     horizon_secs: AtomicI64,
     /// Counts the times the horizon moved forward after the first read (a replay after a lost
@@ -44,6 +46,7 @@ pub(crate) struct Trust {
     generation: AtomicU64,
     /// Woken when the reader catches up, for [`Trust::ready`].
     caught_up: tokio::sync::Notify,
+    gauges: crate::metrics::FeedGauges,
 }
 
 impl Trust {
@@ -53,9 +56,11 @@ impl Trust {
             epoch: Instant::now(),
             has_feed: false,
             last_caught_up_ms: AtomicU64::new(0),
+            last_known_ms: AtomicU64::new(0),
             horizon_secs: AtomicI64::new(started.unix_timestamp()),
             generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
+            gauges: crate::metrics::FeedGauges::register(),
         }
     }
 
@@ -65,9 +70,11 @@ impl Trust {
             epoch: Instant::now(),
             has_feed: true,
             last_caught_up_ms: AtomicU64::new(u64::MAX),
+            last_known_ms: AtomicU64::new(0),
             horizon_secs: AtomicI64::new(i64::MAX),
             generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
+            gauges: crate::metrics::FeedGauges::register(),
         }
     }
 
@@ -113,6 +120,7 @@ impl Trust {
     /// when the feed was asked, not from when it answered.
     fn mark_caught_up(&self, sent_ms: u64) {
         self.last_caught_up_ms.store(sent_ms, Ordering::Release);
+        self.last_known_ms.store(sent_ms, Ordering::Release);
         // Every time, not only after being behind: a waiter may have come while the last read
         // was merely stale.
         self.caught_up.notify_waiters();
@@ -120,6 +128,19 @@ impl Trust {
 
     fn mark_behind(&self) {
         self.last_caught_up_ms.store(u64::MAX, Ordering::Release);
+    }
+
+    /// Publishes the feed metrics: whether the fast path is trusted, and how old the knowledge
+    /// of revocations is (since the last caught-up read was sent; while behind, since the last
+    /// one ever, or since start).
+    pub(crate) fn report(&self) {
+        let now = self.elapsed_ms();
+        let since = match self.last_caught_up_ms.load(Ordering::Acquire) {
+            u64::MAX => self.last_known_ms.load(Ordering::Acquire),
+            last => last,
+        };
+        let lag = Duration::from_millis(now.saturating_sub(since));
+        self.gauges.set(self.caught_up(), lag);
     }
 
     /// Moves the horizon to `horizon` after a read from the start of the feed (it only moves
@@ -177,6 +198,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                 let empty = batch.events.is_empty();
                 for (at, event) in batch.events {
                     state.list.apply(&event);
+                    crate::metrics::feed_event(&event);
                     cursor = Some(at);
                 }
                 if batch.caught_up {
@@ -187,6 +209,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                     state.trust.mark_behind();
                     wait = Duration::ZERO;
                 }
+                state.trust.report();
                 drop(state);
                 if empty && waited && started.elapsed() < FEED_WAIT / 4 {
                     // A feed that answers "nothing" without waiting must not be polled hot.
@@ -195,6 +218,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
             }
             Err(StoreError::FeedCursorLost) => {
                 state.trust.mark_behind();
+                state.trust.report();
                 drop(state);
                 tracing::warn!(
                     "revocation feed cursor fell out of the retention; replaying the feed"
@@ -205,6 +229,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
             }
             Err(error) => {
                 state.trust.mark_behind();
+                state.trust.report();
                 drop(state);
                 tracing::warn!(%error, "revocation feed read failed; confirming JWTs in the store until it recovers");
                 tokio::time::sleep(backoff).await;

@@ -356,48 +356,65 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn is_shared(&self) -> bool;
 }
 
+/// Runs a store call, recording its duration under `op`.
+async fn timed<T>(op: &'static str, call: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    crate::metrics::store_call(op, started.elapsed());
+    result
+}
+
 impl<S: SessionStore> DynStore for S {
     fn create(
         &self,
         record: SessionRecord,
         limit: SessionLimit,
     ) -> BoxFuture<'_, Result<CreateOutcome, StoreError>> {
-        Box::pin(SessionStore::create(self, record, limit))
+        Box::pin(timed("create", SessionStore::create(self, record, limit)))
     }
     fn find_by_token<'a>(
         &'a self,
         token_hash: &'a TokenHash,
     ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        Box::pin(SessionStore::find_by_token(self, token_hash))
+        Box::pin(timed(
+            "find_by_token",
+            SessionStore::find_by_token(self, token_hash),
+        ))
     }
     fn get<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        Box::pin(SessionStore::get(self, id))
+        Box::pin(timed("get", SessionStore::get(self, id)))
     }
     fn list_by_user<'a>(
         &'a self,
         user_id: &'a str,
         page: &'a PageRequest,
     ) -> BoxFuture<'a, Result<SessionPage, StoreError>> {
-        Box::pin(SessionStore::list_by_user(self, user_id, page))
+        Box::pin(timed(
+            "list_by_user",
+            SessionStore::list_by_user(self, user_id, page),
+        ))
     }
     fn update<'a>(
         &'a self,
         update: &'a SessionUpdate,
     ) -> BoxFuture<'a, Result<UpdateOutcome, StoreError>> {
-        Box::pin(SessionStore::update(self, update))
+        Box::pin(timed("update", SessionStore::update(self, update)))
     }
     fn revoke<'a>(
         &'a self,
         id: &'a SessionId,
     ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        Box::pin(SessionStore::revoke(self, id))
+        Box::pin(timed("revoke", SessionStore::revoke(self, id)))
     }
     fn revoke_all<'a>(
         &'a self,
         user_id: &'a str,
         except: Option<&'a SessionId>,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, StoreError>> {
-        Box::pin(SessionStore::revoke_all(self, user_id, except))
+        Box::pin(timed(
+            "revoke_all",
+            SessionStore::revoke_all(self, user_id, except),
+        ))
     }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         SessionStore::revocation_feed(self)

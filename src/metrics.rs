@@ -1,0 +1,153 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade: install any exporter
+//! (Prometheus, StatsD, OpenTelemetry, …) and these series appear. Without a recorder they cost
+//! next to nothing: the handles of the per-request series are registered once and are no-ops
+//! then.
+//!
+//! **Install the recorder before building [`Sessions`](crate::Sessions)** (at start-up, as
+//! usual): each `Sessions` registers the handles of its per-request series and of the feed's
+//! gauges when it is built, with the recorder installed then.
+//!
+//! | series | type | labels | meaning |
+//! |---|---|---|---|
+//! | `tower_session_jwt_requests_total` | counter | `path`, `outcome` | authentications: `path` is `jwt` (fast path, no store call), `jwt_confirmed` (JWT confirmed in the store), `store` (opaque token), `none` (refused before any); `outcome` is `authenticated` or the refusal's [`AuthError::reason`](crate::AuthError::reason) (`revoked`, `expired`, `store_error`, …) |
+//! | `tower_session_jwt_feed_trusted` | gauge | | `1` while the JWT fast path is trusted (the revocation feed is caught up and fresh), else `0` |
+//! | `tower_session_jwt_feed_lag_seconds` | gauge | | how old this instance's knowledge of revocations is: seconds since the last read that found the feed caught up was sent |
+//! | `tower_session_jwt_feed_events_total` | counter | `kind` | revocation events applied from the feed: `session_revoked`, `jwts_refused` (a claims change or rotation), `user_revoked` |
+//! | `tower_session_jwt_store_duration_seconds` | histogram | `op` | store calls: `create`, `find_by_token`, `get`, `list_by_user`, `update`, `revoke`, `revoke_all` |
+//! | `tower_session_jwt_cache_hits_total` | counter | `cache` | `jwt` (verification cache) or `token` (token cache) hits |
+//! | `tower_session_jwt_cache_misses_total` | counter | `cache` | the same caches' misses |
+//! | `tower_session_jwt_revocations_total` | counter | `scope` | revocations made on this instance: `session` (one session), `user` (all of a user's), `others` (all but the current), `limit` (evicted by the session limit), `jwts` (older JWTs of a changed session) |
+//!
+//! The README's "Running it" section says which to alert on.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, counter, gauge, histogram};
+
+use crate::manager::AuthPath;
+use crate::revocation::RevocationEvent;
+
+pub(crate) const REQUESTS: &str = "tower_session_jwt_requests_total";
+pub(crate) const FEED_TRUSTED: &str = "tower_session_jwt_feed_trusted";
+pub(crate) const FEED_LAG: &str = "tower_session_jwt_feed_lag_seconds";
+pub(crate) const FEED_EVENTS: &str = "tower_session_jwt_feed_events_total";
+pub(crate) const STORE_DURATION: &str = "tower_session_jwt_store_duration_seconds";
+pub(crate) const CACHE_HITS: &str = "tower_session_jwt_cache_hits_total";
+pub(crate) const CACHE_MISSES: &str = "tower_session_jwt_cache_misses_total";
+pub(crate) const REVOCATIONS: &str = "tower_session_jwt_revocations_total";
+
+/// The handles of the series every request touches, registered when
+/// [`Sessions`](crate::Sessions) is built (no-ops without a recorder then).
+pub(crate) struct Hot {
+    authenticated: [Counter; 3],
+    jwt_cache: (Counter, Counter),
+    token_cache: (Counter, Counter),
+}
+
+impl Hot {
+    pub(crate) fn register() -> Self {
+        let ok =
+            |path: &'static str| counter!(REQUESTS, "path" => path, "outcome" => "authenticated");
+        let cache = |name: &'static str| {
+            (
+                counter!(CACHE_HITS, "cache" => name),
+                counter!(CACHE_MISSES, "cache" => name),
+            )
+        };
+        Self {
+            authenticated: [ok("jwt"), ok("jwt_confirmed"), ok("store")],
+            jwt_cache: cache("jwt"),
+            token_cache: cache("token"),
+        }
+    }
+
+    /// A request authenticated on `path`.
+    #[inline]
+    pub(crate) fn authenticated(&self, path: AuthPath) {
+        let index = match path {
+            AuthPath::Jwt => 0,
+            AuthPath::JwtConfirmed => 1,
+            AuthPath::Store => 2,
+        };
+        self.authenticated[index].increment(1);
+    }
+
+    /// An authentication's outcome; `refused_at` is the path a refusal is counted on.
+    pub(crate) fn request(
+        &self,
+        outcome: &Result<crate::manager::Authenticated, crate::AuthError>,
+        refused_at: &'static str,
+    ) {
+        match outcome {
+            Ok(authenticated) => self.authenticated(authenticated.path),
+            Err(error) => refused(refused_at, error.reason()),
+        }
+    }
+
+    /// A cache lookup.
+    #[inline]
+    pub(crate) fn cache(&self, which: Cache, hit: bool) {
+        let (hits, misses) = match which {
+            Cache::Jwt => &self.jwt_cache,
+            Cache::Token => &self.token_cache,
+        };
+        if hit { hits } else { misses }.increment(1);
+    }
+}
+
+/// A request refused at `path` (`none` when refused without a store call, `store` after one)
+/// for `reason`.
+pub(crate) fn refused(path: &'static str, reason: &'static str) {
+    counter!(REQUESTS, "path" => path, "outcome" => reason).increment(1);
+}
+
+/// The caches [`Hot::cache`] counts.
+#[derive(Clone, Copy)]
+pub(crate) enum Cache {
+    Jwt,
+    Token,
+}
+
+/// The feed's gauges, registered when [`Sessions`](crate::Sessions) is built.
+pub(crate) struct FeedGauges {
+    trusted: Gauge,
+    lag: Gauge,
+}
+
+impl FeedGauges {
+    pub(crate) fn register() -> Self {
+        Self {
+            trusted: gauge!(FEED_TRUSTED),
+            lag: gauge!(FEED_LAG),
+        }
+    }
+
+    /// The feed's state: trusted or not, and the age of what is known.
+    pub(crate) fn set(&self, trusted: bool, lag: Duration) {
+        self.trusted.set(if trusted { 1.0 } else { 0.0 });
+        self.lag.set(lag.as_secs_f64());
+    }
+}
+
+/// A revocation event applied from the feed.
+pub(crate) fn feed_event(event: &RevocationEvent) {
+    counter!(FEED_EVENTS, "kind" => event_kind(event)).increment(1);
+}
+
+fn event_kind(event: &RevocationEvent) -> &'static str {
+    match event {
+        RevocationEvent::Session { ended: true, .. } => "session_revoked",
+        RevocationEvent::Session { .. } => "jwts_refused",
+        RevocationEvent::User { .. } => "user_revoked",
+    }
+}
+
+/// A revocation made on this instance.
+pub(crate) fn revocation(scope: &'static str) {
+    counter!(REVOCATIONS, "scope" => scope).increment(1);
+}
+
+/// How long a store call took.
+pub(crate) fn store_call(op: &'static str, took: Duration) {
+    histogram!(STORE_DURATION, "op" => op).record(took.as_secs_f64());
+}
