@@ -15,7 +15,10 @@
 //!   JWTs refused everywhere at once, the token rotated on step-up), and a route guarded by
 //!   [`Sessions::require_recent_auth`] (RFC 9470);
 //! * paginated device listing, and every session event logged as a JSON line on stdout;
-//! * the JWKS document other services can verify session JWTs with.
+//! * the JWKS document other services can verify session JWTs with;
+//! * for operators, `GET /metrics` (the [`metrics`](tower_session_jwt::metrics) series in
+//!   Prometheus text) and `GET /healthz` ([`health`]: `200` when the revocation feed is caught up
+//!   and the store answers, else `503`).
 //!
 //! The app trusts the posted `user_id`: it demonstrates sessions, not password checking.
 //!
@@ -100,6 +103,10 @@
 //!
 //! # The public keys that verify session JWTs.
 //! curl -s $B/.well-known/jwks.json
+//!
+//! # For operators: metrics (Prometheus text) and readiness.
+//! curl -s $B/metrics | grep tower_session_jwt_
+//! curl -si $B/healthz                                            # 200 {"ready":true,…}
 //! ```
 
 use std::fmt::Write as _;
@@ -113,8 +120,10 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, patch, post, post_service};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tower_session_jwt::health;
 use tower_session_jwt::logout::{logout, logout_everywhere, logout_others, revoke_session};
 use tower_session_jwt::session::InvalidFactor;
 use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
@@ -162,6 +171,9 @@ pub fn app_with_step_up(sessions: Sessions, step_up_max_age: Duration) -> Router
             post_service(logout_everywhere(&sessions).redirect_forms_to("/")),
         )
         .route("/.well-known/jwks.json", get(jwks))
+        // For operators: Prometheus text, and readiness for load balancers.
+        .route("/metrics", get(metrics))
+        .route_service("/healthz", health(&sessions))
         .with_state(StepUpMaxAge(step_up_max_age))
         // Optional: anonymous requests reach `/`, `/login` and the logout routes; handlers that
         // need a session say so with their extractors.
@@ -178,6 +190,8 @@ async fn main() {
     };
     let insecure_cookies = std::env::var("INSECURE_COOKIES").is_ok_and(|v| v == "1");
 
+    // The metrics recorder goes in before the sessions are built (they register their series).
+    metrics_handle();
     let sessions = configure(with_store(Sessions::builder()).await, insecure_cookies)
         .build()
         .unwrap_or_else(|e| fail(format!("invalid session configuration: {e}")));
@@ -207,6 +221,39 @@ async fn main() {
     })
     .await
     .unwrap_or_else(|e| fail(format!("server error: {e}")));
+}
+
+/// The process's Prometheus recorder, installed on first use. If another recorder was
+/// installed first (a test's, say), `/metrics` renders this one's empty set.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        // Store latencies as histograms, so that they add up across instances.
+        let buckets = [
+            0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("tower_session_jwt_store_duration_seconds".into()),
+                &buckets,
+            )
+            .expect("buckets are not empty");
+        match builder.install_recorder() {
+            Ok(handle) => handle,
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+/// `GET /metrics`: the `tower_session_jwt_*` series (and any other) in Prometheus text.
+async fn metrics() -> Response {
+    let handle = metrics_handle();
+    handle.run_upkeep();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
 }
 
 fn fail(message: String) -> ! {

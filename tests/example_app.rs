@@ -1128,3 +1128,141 @@ async fn the_app_over_real_tcp() {
 
     server.abort();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Operators: /metrics and /healthz
+
+/// The value of the Prometheus sample `series` (name with labels, as rendered), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_show_every_documented_series() {
+    // The recorder first: sessions register their series when built.
+    axum_app::metrics_handle();
+    let clock = ManualClock::starting_now();
+    let store = MemoryStore::with_clock(clock.clone());
+    // Two instances with one key.
+    let instance = || {
+        builder(&clock, store.clone())
+            .signing_key(SigningKey::ed25519_pem(common::ED_PEM).unwrap())
+            .build()
+            .unwrap()
+    };
+    let sessions = instance();
+    sessions.ready().await;
+    let app = App {
+        router: axum_app::app(sessions),
+        clock: clock.clone(),
+    };
+    let before = app.get("/metrics", &[]).await.text();
+    let count = |text: &str, series: &str| sample(text, series).unwrap_or(0.0);
+
+    // A login; the JWT path (twice: the second use is a verification-cache hit); the store
+    // path; a request with nothing; a refused token.
+    let login = app.login("metrics-alice").await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.me_status(&[("authorization", &bearer(&login.jwt))])
+                .await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        app.me_status(&[("authorization", &bearer(&login.token))])
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(app.me_status(&[]).await, StatusCode::UNAUTHORIZED);
+    // A JWT minted by another instance in the feed horizon's second is confirmed in the store.
+    let other = instance();
+    other.ready().await;
+    let elsewhere = other
+        .create("metrics-bob", tower_session_jwt::NewSession::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.me_status(&[("authorization", &bearer(elsewhere.jwt.expose()))])
+            .await,
+        StatusCode::OK
+    );
+    // A revocation (logout), which the feed then carries back to this instance.
+    let answer = app
+        .post("/logout", &[("authorization", &bearer(&login.jwt))])
+        .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.me_status(&[("authorization", &bearer(&login.jwt))])
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let answer = app.get("/metrics", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer
+            .header(header::CONTENT_TYPE)
+            .starts_with("text/plain")
+    );
+    let after = answer.text();
+    let grew = |series: &str| {
+        let (was, is) = (count(&before, series), count(&after, series));
+        assert!(is > was, "{series}: {was} then {is}\n{after}");
+    };
+    // Other tests share the process's recorder: every check is "grew", never "equals".
+    grew(r#"tower_session_jwt_requests_total{path="jwt",outcome="authenticated"}"#);
+    grew(r#"tower_session_jwt_requests_total{path="jwt_confirmed",outcome="authenticated"}"#);
+    grew(r#"tower_session_jwt_requests_total{path="store",outcome="authenticated"}"#);
+    grew(r#"tower_session_jwt_requests_total{path="none",outcome="missing_credentials"}"#);
+    grew(r#"tower_session_jwt_requests_total{path="none",outcome="revoked"}"#);
+    grew(r#"tower_session_jwt_cache_hits_total{cache="jwt"}"#);
+    grew(r#"tower_session_jwt_cache_misses_total{cache="jwt"}"#);
+    grew(r#"tower_session_jwt_cache_hits_total{cache="token"}"#);
+    grew(r#"tower_session_jwt_revocations_total{scope="session"}"#);
+    grew(r#"tower_session_jwt_feed_events_total{kind="session_revoked"}"#);
+    grew(r#"tower_session_jwt_store_duration_seconds_count{op="create"}"#);
+    grew(r#"tower_session_jwt_store_duration_seconds_count{op="get"}"#);
+    grew(r#"tower_session_jwt_store_duration_seconds_count{op="revoke"}"#);
+    assert!(
+        sample(&after, "tower_session_jwt_feed_trusted").is_some(),
+        "{after}"
+    );
+    let lag = sample(&after, "tower_session_jwt_feed_lag_seconds").expect("feed lag");
+    assert!((0.0..10.0).contains(&lag), "feed lag {lag}");
+    // Store durations are histograms (buckets), so they aggregate across instances.
+    assert!(
+        after.contains(r#"tower_session_jwt_store_duration_seconds_bucket{op="create",le="#),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn healthz_flips_while_the_store_is_down() {
+    let clock = ManualClock::starting_now();
+    let store = common::FlakyStore::new(MemoryStore::with_clock(clock.clone()));
+    let sessions = builder(&clock, store.clone()).build().unwrap();
+    let app = App {
+        router: axum_app::app(sessions),
+        clock,
+    };
+    let answer = app.get("/healthz", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["ready"], true);
+    assert_eq!(answer.header(header::CACHE_CONTROL), "no-store");
+
+    store.set_down(true);
+    let answer = app.get("/healthz", &[]).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        answer.json(),
+        json!({"ready": false, "feed_caught_up": true, "store_reachable": false})
+    );
+
+    store.set_down(false);
+    let answer = app.get("/healthz", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
