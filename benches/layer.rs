@@ -808,5 +808,47 @@ fn primitives(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, primitives);
+/// The warm JWT path with and without a metrics recorder. Runs last: installing a recorder is
+/// for the rest of the process. Sessions built before the install keep no-op handles (as in an
+/// application without an exporter); those built after count every request.
+fn metrics_cost(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _runtime = rt.enter();
+    let warm = |rt: &Runtime| {
+        let sessions = builder(MemoryStore::new(), "EdDSA").build().unwrap();
+        rt.block_on(sessions.ready());
+        let jwt = jwt_of(rt, &sessions);
+        (app().layer(SessionLayer::new(sessions)), jwt)
+    };
+    let (without, without_jwt) = warm(&rt);
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("no other recorder in this process");
+    let (with, with_jwt) = warm(&rt);
+    let mut g = group(c, "metrics");
+    bench_service(&mut g, &rt, "bare", app(), Spec::get(None), StatusCode::OK);
+    bench_service(
+        &mut g,
+        &rt,
+        "ours/jwt_warm/EdDSA/no_recorder",
+        without,
+        Spec::bearer(&without_jwt),
+        StatusCode::OK,
+    );
+    bench_service(
+        &mut g,
+        &rt,
+        "ours/jwt_warm/EdDSA/prometheus_recorder",
+        with,
+        Spec::bearer(&with_jwt),
+        StatusCode::OK,
+    );
+    g.finish();
+}
+
+criterion_group!(benches, bench, primitives, metrics_cost);
 criterion_main!(benches);

@@ -106,9 +106,14 @@ impl Drop for TestStore {
 
 /// Drops `schema` on a thread of its own (so that it also runs from `Drop` during a panic or
 /// inside a runtime).
+///
+/// The test's runtime is blocked meanwhile, so a connection of the test's pool that still holds
+/// a lock in the schema (a transaction cut short by a timeout, whose rollback the pool would
+/// send from a task of that very runtime) cannot let go: the drop waits for locks at most a
+/// moment, then ends the backends holding them and tries again. It never waits forever.
 pub fn drop_schema(url: &str, schema: &str) {
     let url = url.to_owned();
-    let statement = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    let schema = schema.to_owned();
     let _ = std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -119,10 +124,29 @@ pub fn drop_schema(url: &str, schema: &str) {
         runtime.block_on(async {
             use sqlx::Connection as _;
             let connect = sqlx::PgConnection::connect(&url);
-            if let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(5), connect).await {
-                let _ = sqlx::query(&statement).execute(&mut conn).await;
-                let _ = conn.close().await;
+            let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(5), connect).await
+            else {
+                return;
+            };
+            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            let _ = sqlx::query("SET lock_timeout = '3s'")
+                .execute(&mut conn)
+                .await;
+            for _ in 0..3 {
+                if sqlx::query(&drop).execute(&mut conn).await.is_ok() {
+                    break;
+                }
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                     JOIN pg_class c ON c.oid = l.relation \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&mut conn)
+                .await;
             }
+            let _ = conn.close().await;
         });
     })
     .join();
