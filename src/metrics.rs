@@ -9,7 +9,7 @@
 //!
 //! | series | type | labels | meaning |
 //! |---|---|---|---|
-//! | `tower_session_jwt_requests_total` | counter | `path`, `outcome` | authentications: `path` is `jwt` (fast path, no store call), `jwt_confirmed` (JWT confirmed in the store), `store` (opaque token), `none` (refused before any); `outcome` is `authenticated` or the refusal's [`AuthError::reason`](crate::AuthError::reason) (`revoked`, `expired`, `store_error`, …) |
+//! | `tower_session_jwt_requests_total` | counter | `path`, `outcome` | authentications: `path` is `jwt` (fast path, no store call), `jwt_confirmed` (JWT confirmed in the store), `store` (opaque token), or for a refusal `none` (refused without a store call) or `store` (refused after one); `outcome` is `authenticated` or the refusal's [`AuthError::reason`](crate::AuthError::reason) (`revoked`, `expired`, `store_error`, …) |
 //! | `tower_session_jwt_feed_trusted` | gauge | | `1` while the JWT fast path is trusted (the revocation feed is caught up and fresh), else `0` |
 //! | `tower_session_jwt_feed_lag_seconds` | gauge | | how old this instance's knowledge of revocations is: seconds since the last read that found the feed caught up was sent |
 //! | `tower_session_jwt_feed_events_total` | counter | `kind` | revocation events applied from the feed: `session_revoked`, `jwts_refused` (a claims change or rotation), `user_revoked` |
