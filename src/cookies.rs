@@ -193,24 +193,25 @@ pub(crate) fn each_presented<'a>(
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
         }
-        // Pairs are read one by one, so a byte that is not UTF-8 in someone else's cookie
-        // hides only that cookie, never ours (whose values are always base64url).
+        // Pairs are read one by one and only their names are compared: the other cookies of
+        // the site (analytics, preferences) are neither decoded nor checked, so a byte that is
+        // not UTF-8 in someone else's cookie hides only that cookie, never ours.
         for pair in value.as_bytes().split(|b| *b == b';') {
-            let Ok(pair) = std::str::from_utf8(pair) else {
+            let Some((name, value)) = cookie_pair(pair) else {
                 continue;
             };
-            let Ok(cookie) = cookie::Cookie::parse(pair) else {
-                continue;
-            };
-            let (name, value) = cookie.name_value_trimmed();
-            let kind = if name == settings.jwt_cookie {
+            let kind = if name == settings.jwt_cookie.as_bytes() {
                 Kind::Jwt
-            } else if name == settings.token_cookie {
+            } else if name == settings.token_cookie.as_bytes() {
                 Kind::Token
             } else {
                 continue;
             };
-            if !each(kind, borrowed(pair, value), CredentialSource::Cookie) {
+            // Ours are base64url; anything else (not UTF-8, say) is not a credential of ours.
+            let Ok(value) = std::str::from_utf8(value) else {
+                continue;
+            };
+            if !each(kind, value, CredentialSource::Cookie) {
                 return Ok(());
             }
         }
@@ -247,18 +248,20 @@ pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
 }
 
 /// Bytes allowed in an RFC 6750 `b64token` (without the trailing `=` padding, which no
-/// credential of this crate carries).
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] =
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        b += 1;
-    }
-    table
-};
+/// credential of this crate carries), as range comparisons only.
+#[inline(always)]
+fn is_b64token(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    letter
+        | digit
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
 
 /// A bearer credential and whether it has the two dots of a compact JWT.
 struct Bearer<'a> {
@@ -279,12 +282,27 @@ fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
     let start = rest.iter().position(|b| *b != b' ')?;
     let end = rest.iter().rposition(|b| *b != b' ')? + 1;
     let credential = &rest[start..end];
+    // No early exits and no tables, over 32-byte chunks: plain comparisons the compiler turns
+    // into vector code, which matters for a JWT of several hundred bytes on every request.
+    let mut invalid = 0u8;
     let mut dots = 0usize;
-    for &b in credential {
-        if !B64TOKEN[b as usize] {
-            return None;
+    let mut chunks = credential.chunks_exact(32);
+    for chunk in &mut chunks {
+        let mut bad = 0u8;
+        let mut dot = 0u8;
+        for &b in chunk {
+            bad |= u8::from(!is_b64token(b));
+            dot += u8::from(b == b'.');
         }
+        invalid |= bad;
+        dots += usize::from(dot);
+    }
+    for &b in chunks.remainder() {
+        invalid |= u8::from(!is_b64token(b));
         dots += usize::from(b == b'.');
+    }
+    if invalid != 0 {
+        return None;
     }
     // Every byte is ASCII, so this cannot fail.
     let credential = std::str::from_utf8(credential).ok()?;
@@ -294,10 +312,30 @@ fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
     })
 }
 
-/// `value` as a slice of `text` (the cookie crate hands back a slice of its input).
-fn borrowed<'a>(text: &'a str, value: &str) -> &'a str {
-    let start = value.as_ptr() as usize - text.as_ptr() as usize;
-    &text[start..start + value.len()]
+/// One `name=value` pair of a `Cookie` header, both trimmed of spaces and tabs, the value of
+/// one pair of surrounding double quotes (RFC 6265 §4.1.1 allows them); `None` without `=` or
+/// with an empty name.
+fn cookie_pair(pair: &[u8]) -> Option<(&[u8], &[u8])> {
+    let equals = pair.iter().position(|b| *b == b'=')?;
+    let name = trim_spaces(&pair[..equals]);
+    if name.is_empty() {
+        return None;
+    }
+    let mut value = trim_spaces(&pair[equals + 1..]);
+    if let [b'"', inner @ .., b'"'] = value {
+        value = inner;
+    }
+    Some((name, value))
+}
+
+fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 fn cookie_header(
@@ -427,4 +465,49 @@ pub(crate) fn removal(cookies: &CookieConfig, name: &str, path: &str) -> HeaderV
     }
     HeaderValue::from_str(&builder.build().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_pairs_are_trimmed_and_unquoted() {
+        let pair = |text: &[u8]| cookie_pair(text).map(|(n, v)| (n.to_vec(), v.to_vec()));
+        let owned = |n: &str, v: &str| Some((n.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        assert_eq!(pair(b" session_jwt=abc"), owned("session_jwt", "abc"));
+        assert_eq!(pair(b"\tname = value \t"), owned("name", "value"));
+        assert_eq!(pair(b"name=\"quoted\""), owned("name", "quoted"));
+        assert_eq!(pair(b"name=a=b"), owned("name", "a=b"));
+        assert_eq!(pair(b"name="), owned("name", ""));
+        assert_eq!(pair(b"name=\""), owned("name", "\""));
+        assert_eq!(pair(b"=value"), None);
+        assert_eq!(pair(b"  =value"), None);
+        assert_eq!(pair(b"novalue"), None);
+        assert_eq!(pair(b""), None);
+    }
+
+    #[test]
+    fn bearer_values_are_b64tokens() {
+        let value = |text: &str| HeaderValue::from_str(text).unwrap();
+        let header = value("Bearer aa.bb.cc");
+        let jwt = bearer(&header).unwrap();
+        assert!(jwt.is_jwt);
+        assert_eq!(jwt.credential, "aa.bb.cc");
+        let header = value("bearer   A-b_c~d+e/f  ");
+        let token = bearer(&header).unwrap();
+        assert!(!token.is_jwt);
+        assert_eq!(token.credential, "A-b_c~d+e/f");
+        for bad in [
+            "Bearer a,b",
+            "Bearer a b",
+            "Bearer a=b",
+            "Basic abc",
+            "Bearer ",
+            "Bearer",
+        ] {
+            assert!(bearer(&value(bad)).is_none(), "{bad}");
+        }
+        assert!(bearer(&HeaderValue::from_bytes(b"Bearer a\xffb").unwrap()).is_none());
+    }
 }

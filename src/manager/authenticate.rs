@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
 use super::Sessions;
+use super::jwt_key::{JwtKey, JwtRef};
 use crate::cookies::{CredentialSource, Credentials, Kind, extract, session_cookies};
 use crate::error::AuthError;
 use crate::jwt::{Expiry, JwtError, SessionJwt};
@@ -360,7 +361,7 @@ impl Sessions {
         let inner = &self.inner;
         let leeway = inner.codec.leeway_secs();
         let unix_now = now.unix_timestamp();
-        let cached = inner.jwt_cache.as_ref().and_then(|c| c.get(jwt));
+        let cached = inner.jwt_cache.as_ref().and_then(|c| c.get(&JwtRef(jwt)));
         if inner.jwt_cache.is_some() {
             inner
                 .metrics
@@ -413,7 +414,12 @@ impl Sessions {
     /// The session a genuine JWT names, expired or not (`None` for anything not minted by a
     /// configured key). A JWT the layer just accepted is found in the verification cache.
     pub(crate) fn jwt_session_id(&self, jwt: &str) -> Option<SessionId> {
-        if let Some(hit) = self.inner.jwt_cache.as_ref().and_then(|c| c.get(jwt)) {
+        if let Some(hit) = self
+            .inner
+            .jwt_cache
+            .as_ref()
+            .and_then(|c| c.get(&JwtRef(jwt)))
+        {
             return Some(hit.session.session_id.clone());
         }
         self.inner
@@ -535,7 +541,7 @@ impl Sessions {
                 minted_in: Some(self.inner.revocations.trust.generation()),
             };
             cache
-                .entry(Arc::from(jwt.expose()))
+                .entry(JwtKey::new(jwt.expose()))
                 .and_upsert_with(|_| minted);
         }
         Ok(jwt)
@@ -592,13 +598,13 @@ impl Sessions {
 /// same session in the same second signs the very same bytes), which must stay "minted here".
 /// Returns the entry that is cached.
 fn remember_verified(
-    cache: &moka::sync::Cache<Arc<str>, CachedJwt>,
+    cache: &moka::sync::Cache<JwtKey, CachedJwt>,
     jwt: &str,
     verified: CachedJwt,
 ) -> CachedJwt {
     use moka::ops::compute::Op;
     let result = cache
-        .entry(Arc::from(jwt))
+        .entry(JwtKey::new(jwt))
         .and_compute_with(|existing| match existing {
             Some(_) => Op::Nop,
             None => Op::Put(verified.clone()),

@@ -9,6 +9,7 @@
 
 mod authenticate;
 mod build;
+mod jwt_key;
 mod lifecycle;
 
 use std::fmt;
@@ -96,7 +97,7 @@ struct Inner {
     token_cache: Option<moka::sync::Cache<TokenHash, CachedLookup>>,
     /// Verified JWTs: the whole token string (compared in full on a hit, so no collision can
     /// stand in for verification) → the session it carries and its `iat` and `exp`.
-    jwt_cache: Option<moka::sync::Cache<Arc<str>, CachedJwt>>,
+    jwt_cache: Option<moka::sync::Cache<jwt_key::JwtKey, CachedJwt>>,
     /// Handles of the per-request metrics, registered at build.
     metrics: crate::metrics::Hot,
     /// Where [`SessionEvent`]s go.

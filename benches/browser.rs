@@ -1,0 +1,526 @@
+//! The request path under real browser headers: `Host`, a 100-byte `User-Agent`, `Accept`, a
+//! `Cookie` header with six cookies of which none is ours (analytics, theme, language, a
+//! tower-sessions `id`, an opaque `session`), and the credential in `Authorization: Bearer`.
+//! All variants run in one process against `browser/bare` (the same router, no layer) and two
+//! hand-written reference layers, the cheapest code that does the same job:
+//!
+//! * `reference/opaque_cookie_sha256_moka`: scans the cookies for `session`, hashes its 43-byte
+//!   value with SHA-256 and looks the digest up in a moka sync cache of 100,000 sessions;
+//! * `reference/hs256_pinned`: compares the JWT's header segment with the one expected, checks
+//!   the HMAC-SHA256 signature and parses the claims (`sub`, `sid`, `exp`).
+//!
+//! It also counts heap allocations per request (a counting global allocator) and prints them.
+//!
+//! Run: `cargo bench --bench browser -- --noplot`. See BENCHMARKS.md for the figures.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::{ACCEPT, AUTHORIZATION, COOKIE, HOST, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use futures_util::future::{Either, Ready, ready};
+use tokio::runtime::Runtime;
+use tower::{Layer, Service, ServiceExt};
+use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions, SigningKey};
+
+// ---- allocation counting ----
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---- the requests ----
+
+const ISS: &str = "https://app.example";
+const AUD: &str = "app";
+const HS_SECRET: &[u8] = b"bench-hs256-secret-0123456789abcdef";
+const USER_AGENT_VALUE: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.3";
+/// The reference layers' opaque session, 43 bytes of base64url as ours are.
+const OPAQUE: &str = "x5Gm1tq3C0vG8qgkq2bQh7sYF1u9cNw3pL6dT0aZrEk";
+
+fn headers(credential: &str, tower_sessions_id: &str) -> HeaderMap {
+    assert_eq!(USER_AGENT_VALUE.len(), 100);
+    let mut headers = HeaderMap::new();
+    headers.insert(HOST, HeaderValue::from_static("app.example"));
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static(
+            "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8",
+        ),
+    );
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {credential}")).unwrap(),
+    );
+    let cookie = format!(
+        "_ga=GA1.2.1234567890.1700000000; theme=dark; lang=en-US; id={tower_sessions_id}; \
+         session={OPAQUE}; _gid=GA1.2.987654321.1700000000"
+    );
+    headers.insert(COOKIE, HeaderValue::from_str(&cookie).unwrap());
+    headers
+}
+
+/// A request, built fresh for every call from the same headers.
+#[derive(Clone)]
+struct Spec(HeaderMap);
+
+impl Spec {
+    fn build(&self) -> Request<Body> {
+        let mut request = Request::get("/me").body(Body::empty()).unwrap();
+        *request.headers_mut() = self.0.clone();
+        request
+    }
+}
+
+fn app() -> Router {
+    Router::new().route("/me", get(|| async { "me" }))
+}
+
+async fn send<S, B>(service: &mut S, request: Request<Body>) -> Response<B>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Debug,
+{
+    service.ready().await.unwrap().call(request).await.unwrap()
+}
+
+/// Benchmarks `service` (after checking it answers `200`), and prints its allocations per
+/// request.
+fn bench<S, B>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    id: &str,
+    service: S,
+    spec: &Spec,
+) where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+    S::Error: Debug,
+{
+    let mut probe = service.clone();
+    let response = rt.block_on(send(&mut probe, spec.build()));
+    assert_eq!(response.status(), StatusCode::OK, "{id}");
+    drop(response);
+    let allocations = rt.block_on(async {
+        const N: u64 = 1000;
+        let mut service = service.clone();
+        for _ in 0..10 {
+            drop(send(&mut service, spec.build()).await);
+        }
+        let requests: Vec<_> = (0..N).map(|_| spec.build()).collect();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for request in requests {
+            drop(send(&mut service, request).await);
+        }
+        (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64
+    });
+    println!("ALLOCATIONS {id}: {allocations:.2} per request (request building excluded)");
+    group.bench_function(id, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let mut service = service.clone();
+            let spec = spec.clone();
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(send(&mut service, spec.build()).await);
+                }
+                start.elapsed()
+            }
+        })
+    });
+}
+
+// ---- reference: cookie scan + SHA-256 + moka ----
+
+#[derive(Clone)]
+struct RefOpaqueLayer {
+    cache: moka::sync::Cache<[u8; 32], Arc<String>>,
+}
+
+#[derive(Clone)]
+struct RefOpaque<S> {
+    inner: S,
+    cache: moka::sync::Cache<[u8; 32], Arc<String>>,
+}
+
+impl<S> Layer<S> for RefOpaqueLayer {
+    type Service = RefOpaque<S>;
+    fn layer(&self, inner: S) -> RefOpaque<S> {
+        RefOpaque {
+            inner,
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    for value in headers.get_all(COOKIE) {
+        for pair in value.to_str().ok()?.split(';') {
+            if let Some((n, v)) = pair.trim().split_once('=')
+                && n == name
+            {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+impl<S> Service<Request<Body>> for RefOpaque<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response<Body>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let found = cookie(request.headers(), "session").and_then(|token| {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+            self.cache.get(<&[u8; 32]>::try_from(digest.as_ref()).ok()?)
+        });
+        match found {
+            Some(user) => {
+                request.extensions_mut().insert(user);
+                Either::Left(self.inner.call(request))
+            }
+            None => Either::Right(ready(Ok(StatusCode::UNAUTHORIZED.into_response()))),
+        }
+    }
+}
+
+fn reference_opaque() -> RefOpaque<Router> {
+    let cache = moka::sync::Cache::builder().max_capacity(200_000).build();
+    for i in 0..100_000u32 {
+        let token = format!("{i:043}");
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        cache.insert(
+            digest.as_ref().try_into().unwrap(),
+            Arc::new(format!("user-{i}")),
+        );
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, OPAQUE.as_bytes());
+    cache.insert(
+        digest.as_ref().try_into().unwrap(),
+        Arc::new("user-1".to_owned()),
+    );
+    cache.run_pending_tasks();
+    RefOpaqueLayer { cache }.layer(app())
+}
+
+// ---- reference: pinned-header HS256 ----
+
+#[derive(Clone)]
+struct RefHs256<S> {
+    inner: S,
+    key: Arc<aws_lc_rs::hmac::Key>,
+    header: Arc<str>,
+}
+
+#[derive(serde::Deserialize)]
+struct RefClaims<'a> {
+    #[serde(borrow)]
+    sub: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sid: std::borrow::Cow<'a, str>,
+    exp: i64,
+}
+
+/// The identity a handler would receive.
+#[derive(Clone)]
+#[allow(dead_code)]
+struct RefIdentity {
+    sub: String,
+    sid: String,
+}
+
+impl<S> RefHs256<S> {
+    fn check(&self, headers: &HeaderMap) -> Option<RefIdentity> {
+        let jwt = headers
+            .get(AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
+        let (signed, signature) = jwt.rsplit_once('.')?;
+        let (header, payload) = signed.split_once('.')?;
+        if header != &*self.header {
+            return None;
+        }
+        let mut buffer = [0u8; 64];
+        let n = URL_SAFE_NO_PAD.decode_slice(signature, &mut buffer).ok()?;
+        aws_lc_rs::hmac::verify(&self.key, signed.as_bytes(), &buffer[..n]).ok()?;
+        let mut claims = [0u8; 1024];
+        let n = URL_SAFE_NO_PAD.decode_slice(payload, &mut claims).ok()?;
+        let claims: RefClaims<'_> = serde_json::from_slice(&claims[..n]).ok()?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        (claims.exp > now).then(|| RefIdentity {
+            sub: claims.sub.into_owned(),
+            sid: claims.sid.into_owned(),
+        })
+    }
+}
+
+impl<S> Service<Request<Body>> for RefHs256<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response<Body>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        match self.check(request.headers()) {
+            Some(identity) => {
+                request.extensions_mut().insert(identity);
+                Either::Left(self.inner.call(request))
+            }
+            None => Either::Right(ready(Ok(StatusCode::UNAUTHORIZED.into_response()))),
+        }
+    }
+}
+
+fn reference_hs256(jwt: &str) -> RefHs256<Router> {
+    RefHs256 {
+        inner: app(),
+        key: Arc::new(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            HS_SECRET,
+        )),
+        header: Arc::from(jwt.split('.').next().unwrap()),
+    }
+}
+
+// ---- the floor: from_fn + jsonwebtoken::decode ----
+
+#[derive(serde::Deserialize, Clone)]
+#[allow(dead_code)]
+struct FloorClaims {
+    sub: String,
+    sid: String,
+    exp: i64,
+}
+
+fn floor_hs256() -> Router {
+    let key = Arc::new(jsonwebtoken::DecodingKey::from_secret(HS_SECRET));
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&[ISS]);
+    validation.set_audience(&[AUD]);
+    let validation = Arc::new(validation);
+    app().layer(middleware::from_fn(
+        move |mut request: axum::extract::Request, next: Next| {
+            let (key, validation) = (key.clone(), validation.clone());
+            async move {
+                let token = request
+                    .headers()
+                    .get(AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                let Some(token) = token else {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                };
+                match jsonwebtoken::decode::<FloorClaims>(token, &key, &validation) {
+                    Ok(data) => {
+                        request.extensions_mut().insert(Arc::new(data.claims));
+                        next.run(request).await
+                    }
+                    Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+                }
+            }
+        },
+    ))
+}
+
+// ---- tower-sessions, reading one value ----
+
+fn tower_sessions_router() -> Router {
+    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+    Router::new()
+        .route(
+            "/me",
+            get(|session: Session| async move {
+                session
+                    .get::<String>("user")
+                    .await
+                    .unwrap()
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
+            "/login",
+            get(|session: Session| async move {
+                session.insert("user", "user-1").await.unwrap();
+                "ok"
+            }),
+        )
+        .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false))
+}
+
+/// Signs in on tower-sessions once and returns its `id` cookie value.
+fn tower_sessions_id(rt: &Runtime, router: &Router) -> String {
+    let response = rt.block_on(send(
+        &mut router.clone(),
+        Request::get("/login").body(Body::empty()).unwrap(),
+    ));
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (pair, _) = set_cookie.split_once(';').unwrap();
+    pair.strip_prefix("id=").unwrap().to_owned()
+}
+
+// ---- the runs ----
+
+fn sessions(alg: &str, rt: &Runtime, verification_cache: bool) -> Sessions {
+    let key = match alg {
+        "HS256" => SigningKey::hs256("hs", HS_SECRET).unwrap(),
+        _ => SigningKey::ed25519_pem(include_bytes!("../tests/keys/ed25519.pem")).unwrap(),
+    };
+    let mut builder = Sessions::builder()
+        .store(MemoryStore::new())
+        .signing_key(key)
+        .issuer(ISS)
+        .audience(AUD)
+        .jwt_ttl(Duration::from_secs(1800));
+    if !verification_cache {
+        builder = builder.verification_cache_capacity(0);
+    }
+    let sessions = builder.build().unwrap();
+    rt.block_on(sessions.ready());
+    sessions
+}
+
+fn browser(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _runtime = rt.enter();
+    let ts_router = tower_sessions_router();
+    let ts_id = tower_sessions_id(&rt, &ts_router);
+    let with = |credential: &str| Spec(headers(credential, &ts_id));
+
+    let mut g = c.benchmark_group("browser");
+    g.measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(30);
+
+    let hs = sessions("HS256", &rt, true);
+    let hs_jwt = rt
+        .block_on(hs.create("user-1", NewSession::new()))
+        .unwrap()
+        .jwt
+        .expose()
+        .to_owned();
+
+    bench(&mut g, &rt, "bare", app(), &with(&hs_jwt));
+    bench(
+        &mut g,
+        &rt,
+        "reference/opaque_cookie_sha256_moka",
+        reference_opaque(),
+        &with(&hs_jwt),
+    );
+    bench(
+        &mut g,
+        &rt,
+        "reference/hs256_pinned",
+        reference_hs256(&hs_jwt),
+        &with(&hs_jwt),
+    );
+
+    for alg in ["EdDSA", "HS256"] {
+        let warm = sessions(alg, &rt, true);
+        let created = rt
+            .block_on(warm.create("user-1", NewSession::new()))
+            .unwrap();
+        let layered = app().layer(SessionLayer::new(warm.clone()));
+        bench(
+            &mut g,
+            &rt,
+            &format!("ours/jwt_warm/{alg}"),
+            layered.clone(),
+            &with(created.jwt.expose()),
+        );
+        if alg == "EdDSA" {
+            bench(
+                &mut g,
+                &rt,
+                "ours/opaque_cache_hit/EdDSA",
+                layered,
+                &with(created.token.expose()),
+            );
+        }
+    }
+    let cold = sessions("HS256", &rt, false);
+    let jwt = rt
+        .block_on(cold.create("user-1", NewSession::new()))
+        .unwrap()
+        .jwt;
+    bench(
+        &mut g,
+        &rt,
+        "ours/jwt_cold/HS256",
+        app().layer(SessionLayer::new(cold.clone())),
+        &with(jwt.expose()),
+    );
+
+    bench(
+        &mut g,
+        &rt,
+        "floor/from_fn_jsonwebtoken_hs256",
+        floor_hs256(),
+        &with(&hs_jwt),
+    );
+    bench(
+        &mut g,
+        &rt,
+        "peer/tower_sessions_memory_store",
+        ts_router,
+        &with(&hs_jwt),
+    );
+    g.finish();
+}
+
+criterion_group!(benches, browser);
+criterion_main!(benches);
