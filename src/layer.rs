@@ -227,11 +227,14 @@ where
             Err(error) => Step::Done(Err(error)),
         };
         match step {
-            Step::Done(Ok(outcome)) => {
+            Step::Done(Ok(mut outcome)) => {
                 sessions.metrics().authenticated(outcome.path);
                 record(&span, outcome.path.as_str(), "authenticated");
+                // Cookies only from a token-cache hit of a cookie client (the JWT again).
+                let cookies = outcome.take_cookies();
+                let with_cookies = (!cookies.is_empty()).then(|| sessions.clone());
                 insert(&mut request, sessions, Some(outcome.session));
-                ResponseFuture::calling(inner.call(request), Vec::new(), None)
+                ResponseFuture::calling(inner.call(request), cookies, with_cookies)
             }
             Step::Store(auth) => ResponseFuture {
                 state: State::Authenticating {

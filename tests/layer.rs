@@ -353,3 +353,42 @@ async fn host_prefixed_cookies_ignore_unprefixed_ones() {
     let response = send(&app, get_with("/me", &[("cookie", &prefixed)])).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// A token-cache hit is answered without the store, like the JWT fast path, and still behaves
+/// as the store path does: a cookie client gets its JWT cookie again, a bearer client gets no
+/// cookies, and a revoked session is refused at once.
+#[tokio::test]
+async fn token_cache_hits_need_no_store_and_keep_the_store_paths_answers() {
+    let clock = ManualClock::starting_now();
+    let store = FlakyStore::new(MemoryStore::with_clock(clock.clone()));
+    let sessions = builder(&clock, store.clone()).build().unwrap();
+    sessions.ready().await;
+    let alice = sessions.create("alice", NewSession::new()).await.unwrap();
+    let app = app(SessionLayer::new(sessions.clone()));
+    store.set_down(true);
+    let before = store.calls();
+
+    let cookie = format!("session_token={}", alice.token.expose());
+    let response = send(&app, get_with("/me", &[("cookie", &cookie)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let set: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].starts_with(&format!("session_jwt={}", alice.jwt.expose())));
+
+    let bearer = format!("Bearer {}", alice.token.expose());
+    let response = send(&app, get_with("/me", &[("authorization", &bearer)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(store.calls(), before, "a token-cache hit went to the store");
+
+    // Revoked here: refused at once, from the cache too (the store is back for the revoke).
+    store.set_down(false);
+    sessions.revoke(&alice.session.session_id).await.unwrap();
+    let response = send(&app, get_with("/me", &[("authorization", &bearer)])).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

@@ -290,14 +290,40 @@ impl Sessions {
         if !is_token_shaped(token) {
             return Step::Done(Err(AuthError::MalformedToken));
         }
-        let token = token.to_owned();
         let other = other.filter(|t| is_token_shaped(t)).map(TokenHash::of);
-        let sessions = self.clone();
         // Only a cookie client gets a JWT back; minting one for a header client would be a
         // signature for nothing.
         let want_jwt = source == CredentialSource::Cookie;
+        let hash = TokenHash::of(token);
+        let now = self.now();
+        let hit = self.cache_get(&hash, now);
+        // A token-cache hit that needs no store call is answered at once, like the JWT fast
+        // path (a second token beside it must be looked up, so that waits for the store).
+        if other.is_none()
+            && let Some((session, jwt)) = hit
+                .as_ref()
+                .and_then(|hit| self.settled_hit(hit, now, want_jwt))
+        {
+            if named.is_some_and(|id| id != session.session_id) {
+                return Step::Done(Err(AuthError::ConflictingCredentials));
+            }
+            let set_cookies = match &jwt {
+                Some(jwt) => {
+                    session_cookies(&self.inner.settings, None, jwt, session.expires_at, now)
+                }
+                None => Vec::new(),
+            };
+            return Step::Done(Ok(Authenticated {
+                session,
+                path: AuthPath::Store,
+                jwt,
+                set_cookies,
+            }));
+        }
+        let token = token.to_owned();
+        let sessions = self.clone();
         Step::Store(Box::pin(async move {
-            let (session, jwt, extended) = sessions.refresh_by_token(&token, want_jwt).await?;
+            let (session, jwt, extended) = sessions.refresh(hash, now, hit, want_jwt).await?;
             let jwt = jwt.filter(|_| want_jwt);
             if named.is_some_and(|id| id != session.session_id) {
                 return Err(AuthError::ConflictingCredentials);
@@ -457,15 +483,64 @@ impl Sessions {
         }
         let hash = TokenHash::of(token);
         let now = self.now();
-        let (mut session, mut fetched_at, cached_jwt, mut fetched) =
-            match self.cache_get(&hash, now) {
-                Some(hit) => (hit.session, hit.fetched_at, hit.jwt, false),
-                None => {
-                    let found = self.inner.store.find_by_token(&hash).await?;
-                    let found = found.ok_or(AuthError::UnknownSession)?;
-                    (Arc::new(found), now, None, true)
-                }
-            };
+        let hit = self.cache_get(&hash, now);
+        self.refresh(hash, now, hit, want_jwt).await
+    }
+
+    /// A token-cache hit that needs nothing asynchronous: a live session that is not revoked,
+    /// no touch due, and for a cookie client (`want_jwt`) a cached JWT that can go out again.
+    /// Otherwise `None`, and [`refresh`](Self::refresh) decides with the same lookup.
+    fn settled_hit(
+        &self,
+        hit: &CachedLookup,
+        now: OffsetDateTime,
+        want_jwt: bool,
+    ) -> Option<(Arc<Session>, Option<SessionJwt>)> {
+        let session = &hit.session;
+        if !session.is_live_at(now)
+            || self.revocation_list().is_revoked(session)
+            || self.touch_due(session, now)
+        {
+            return None;
+        }
+        let jwt = if want_jwt {
+            Some(self.reusable_jwt(hit.jwt.clone(), session, now)?)
+        } else {
+            None
+        };
+        Some((session.clone(), jwt))
+    }
+
+    /// A JWT minted earlier for `session` that may go out again: at least half its lifetime
+    /// left, and not refused since.
+    fn reusable_jwt(
+        &self,
+        jwt: Option<SessionJwt>,
+        session: &Session,
+        now: OffsetDateTime,
+    ) -> Option<SessionJwt> {
+        let half_life = self.inner.settings.jwt_ttl / 2;
+        let list = self.revocation_list();
+        jwt.filter(|jwt| jwt.expires_at() - now >= half_life && !list.refuses_jwt(session))
+    }
+
+    /// [`refresh_by_token`](Self::refresh_by_token) from the token's hash and its token-cache
+    /// lookup (`hit`).
+    async fn refresh(
+        &self,
+        hash: TokenHash,
+        now: OffsetDateTime,
+        hit: Option<CachedLookup>,
+        want_jwt: bool,
+    ) -> Result<(Arc<Session>, Option<SessionJwt>, bool), AuthError> {
+        let (mut session, mut fetched_at, cached_jwt, mut fetched) = match hit {
+            Some(hit) => (hit.session, hit.fetched_at, hit.jwt, false),
+            None => {
+                let found = self.inner.store.find_by_token(&hash).await?;
+                let found = found.ok_or(AuthError::UnknownSession)?;
+                (Arc::new(found), now, None, true)
+            }
+        };
         if !session.is_live_at(now) {
             self.cache_invalidate(&hash);
             return Err(AuthError::UnknownSession);
@@ -497,11 +572,7 @@ impl Sessions {
                 }
             }
         }
-        let half_life = self.inner.settings.jwt_ttl / 2;
-        let list = self.revocation_list();
-        let reusable = reusable
-            .filter(|jwt| jwt.expires_at() - now >= half_life && !list.refuses_jwt(&session));
-        let jwt = match reusable {
+        let jwt = match self.reusable_jwt(reusable, &session, now) {
             Some(jwt) => Some(jwt),
             None if want_jwt => {
                 let jwt = self.mint(&session, now)?;
