@@ -474,22 +474,35 @@ fn browser(c: &mut Criterion) {
         let created = rt
             .block_on(warm.create("user-1", NewSession::new()))
             .unwrap();
+        // In the reference layers' position (around the router), and through `Router::layer`
+        // (which boxes the layered service and its future once more per route).
+        let outer = SessionLayer::new(warm.clone()).layer(app());
         let layered = app().layer(SessionLayer::new(warm.clone()));
+        let (jwt, token) = (with(created.jwt.expose()), with(created.token.expose()));
         bench(
             &mut g,
             &rt,
             &format!("ours/jwt_warm/{alg}"),
-            layered.clone(),
-            &with(created.jwt.expose()),
+            outer.clone(),
+            &jwt,
         );
+        let id = format!("ours_router_layer/jwt_warm/{alg}");
+        bench(&mut g, &rt, &id, layered.clone(), &jwt);
         if alg == "EdDSA" {
-            bench(
-                &mut g,
-                &rt,
-                "ours/opaque_cache_hit/EdDSA",
-                layered,
-                &with(created.token.expose()),
+            // As a browser sends it: the JWT cookie among the others, no Authorization.
+            let mut in_cookie = headers(created.jwt.expose(), &ts_id);
+            in_cookie.remove(AUTHORIZATION);
+            let cookie = format!(
+                "{}; session_jwt={}",
+                in_cookie[COOKIE].to_str().unwrap(),
+                created.jwt.expose()
             );
+            in_cookie.insert(COOKIE, HeaderValue::from_str(&cookie).unwrap());
+            let id = "ours/jwt_warm_cookie/EdDSA";
+            bench(&mut g, &rt, id, outer.clone(), &Spec(in_cookie));
+            bench(&mut g, &rt, "ours/opaque_cache_hit/EdDSA", outer, &token);
+            let id = "ours_router_layer/opaque_cache_hit/EdDSA";
+            bench(&mut g, &rt, id, layered, &token);
         }
     }
     let cold = sessions("HS256", &rt, false);
@@ -501,7 +514,7 @@ fn browser(c: &mut Criterion) {
         &mut g,
         &rt,
         "ours/jwt_cold/HS256",
-        app().layer(SessionLayer::new(cold.clone())),
+        SessionLayer::new(cold.clone()).layer(app()),
         &with(jwt.expose()),
     );
 

@@ -104,6 +104,9 @@
 //! # The public keys that verify session JWTs.
 //! curl -s $B/.well-known/jwks.json
 //!
+//! # The load test's baseline (BENCHMARKS.md): a session-shaped body without the layer.
+//! curl -s $B/api/sample
+//!
 //! # For operators: metrics (Prometheus text) and readiness.
 //! curl -s $B/metrics | grep tower_session_jwt_
 //! curl -si $B/healthz                                            # 200 {"ready":true,…}
@@ -178,6 +181,8 @@ pub fn app_with_step_up(sessions: Sessions, step_up_max_age: Duration) -> Router
         // Optional: anonymous requests reach `/`, `/login` and the logout routes; handlers that
         // need a session say so with their extractors.
         .layer(SessionLayer::new(sessions).optional())
+        // Outside the layer: the load test's baseline (see `sample`).
+        .route("/api/sample", get(sample))
 }
 
 #[tokio::main]
@@ -704,6 +709,33 @@ async fn login(sessions: Sessions, request: Request) -> Response {
 /// `GET /api/me`: the current session, with Stytch's field names.
 async fn me(session: Session) -> Response {
     no_store(Json(session))
+}
+
+/// `GET /api/sample`: a fixed session, shaped and sized like `/api/me`'s answer, without
+/// authentication: the baseline of the load test in BENCHMARKS.md (what `/api/me` costs beyond
+/// producing the same body).
+async fn sample() -> Response {
+    static SAMPLE: std::sync::OnceLock<Session> = std::sync::OnceLock::new();
+    let sample = SAMPLE.get_or_init(|| {
+        let sample = json!({
+            "session_id": "session-Q2x8sVb1mJcR0hT5yW3kLg",
+            "user_id": "alice",
+            "started_at": "2026-12-03T10:00:00.275757542Z",
+            "last_accessed_at": "2026-12-03T10:00:00.275757542Z",
+            "expires_at": "2026-12-10T10:00:00.275757542Z",
+            "attributes": {"ip_address": "", "user_agent": ""},
+            "authentication_factors": [{
+                "type": "password",
+                "delivery_method": "knowledge",
+                "last_authenticated_at": "2026-12-03T10:00:00.275757542Z"
+            }],
+            "custom_claims": {},
+            "version": 0
+        });
+        serde_json::from_value(sample).expect("a valid session")
+    });
+    // Cloned and serialized as `/api/me` does with the request's session.
+    no_store(Json(sample.clone()))
 }
 
 /// An authentication factor named by a client: `password`, `otp`, `webauthn`, … with the

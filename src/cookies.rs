@@ -193,25 +193,27 @@ pub(crate) fn each_presented<'a>(
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
         }
-        // Pairs are read one by one and only their names are compared: the other cookies of
-        // the site (analytics, preferences) are neither decoded nor checked, so a byte that is
-        // not UTF-8 in someone else's cookie hides only that cookie, never ours.
-        for pair in value.as_bytes().split(|b| *b == b';') {
-            let Some((name, value)) = cookie_pair(pair) else {
-                continue;
-            };
-            let kind = if name == settings.jwt_cookie.as_bytes() {
-                Kind::Jwt
-            } else if name == settings.token_cookie.as_bytes() {
-                Kind::Token
-            } else {
-                continue;
-            };
-            // Ours are base64url; anything else (not UTF-8, say) is not a credential of ours.
-            let Ok(value) = std::str::from_utf8(value) else {
-                continue;
-            };
-            if !each(kind, value, CredentialSource::Cookie) {
+        // Only our two names are looked for (a vectorised substring search), so the site's
+        // other cookies (analytics, preferences, a JWT-sized one) are neither split, decoded
+        // nor checked, and a byte that is not UTF-8 in someone else's cookie hides only that
+        // cookie, never ours.
+        let bytes = value.as_bytes();
+        for (name, kind) in [
+            (settings.jwt_cookie.as_bytes(), Kind::Jwt),
+            (settings.token_cookie.as_bytes(), Kind::Token),
+        ] {
+            let mut stopped = false;
+            each_cookie_named(bytes, name, |value| {
+                // Ours are base64url; anything else (not UTF-8, say) is not a credential.
+                match std::str::from_utf8(value) {
+                    Ok(value) => {
+                        stopped = !each(kind, value, CredentialSource::Cookie);
+                        !stopped
+                    }
+                    Err(_) => true,
+                }
+            });
+            if stopped {
                 return Ok(());
             }
         }
@@ -310,6 +312,33 @@ fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
         credential,
         is_jwt: dots == 2,
     })
+}
+
+/// Calls `each` with the value of every cookie named `name` in one `Cookie` header value, in
+/// order, until it returns `false`: a pair whose name, trimmed of spaces and tabs, is `name`
+/// (so neither `xname=` nor a value that contains `name=`); the value as [`cookie_pair`] gives
+/// it.
+fn each_cookie_named<'a>(header: &'a [u8], name: &[u8], mut each: impl FnMut(&'a [u8]) -> bool) {
+    if name.is_empty() {
+        return;
+    }
+    let mut from = 0;
+    while let Some(found) = memchr::memmem::find(&header[from..], name) {
+        let start = from + found;
+        from = start + 1;
+        let before = trim_spaces(&header[..start]);
+        if !(before.is_empty() || before.ends_with(b";")) {
+            continue;
+        }
+        let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |i| start + i);
+        if let Some((found_name, value)) = cookie_pair(&header[start..end])
+            && found_name == name
+            && !each(value)
+        {
+            return;
+        }
+        from = end;
+    }
 }
 
 /// One `name=value` pair of a `Cookie` header, both trimmed of spaces and tabs, the value of
@@ -485,6 +514,33 @@ mod tests {
         assert_eq!(pair(b"  =value"), None);
         assert_eq!(pair(b"novalue"), None);
         assert_eq!(pair(b""), None);
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name_only() {
+        let named = |header: &[u8], name: &str| {
+            let mut found = Vec::new();
+            each_cookie_named(header, name.as_bytes(), |v| {
+                found.push(String::from_utf8_lossy(v).into_owned());
+                true
+            });
+            found
+        };
+        let header = b"_ga=1; x_session_jwt=no; session_jwt=a; other=session_jwt=no; \
+                       session_jwtx=no;session_jwt = \"b\" ; __Host-session_jwt=c";
+        assert_eq!(named(header, "session_jwt"), ["a", "b"]);
+        assert_eq!(named(header, "__Host-session_jwt"), ["c"]);
+        assert_eq!(named(b"session_jwt", "session_jwt"), Vec::<String>::new());
+        assert_eq!(named(b"session_jwt=", "session_jwt"), [""]);
+        assert_eq!(named(b"a=\xff; session_jwt=ok", "session_jwt"), ["ok"]);
+        assert_eq!(named(b"", "session_jwt"), Vec::<String>::new());
+        // Stops when told to.
+        let mut seen = 0;
+        each_cookie_named(b"n=1; n=2; n=3", b"n", |_| {
+            seen += 1;
+            seen < 2
+        });
+        assert_eq!(seen, 2);
     }
 
     #[test]
