@@ -535,5 +535,62 @@ fn browser(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, browser);
+/// The same requests from two worker threads at once (as a server on two cores runs them), to
+/// show what the single-threaded rows hide: per-request writes to memory that both cores share.
+fn concurrent(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _runtime = rt.enter();
+    let mut g = c.benchmark_group("browser_2_threads");
+    g.measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20);
+    let warm = sessions("EdDSA", &rt, true);
+    let created = rt
+        .block_on(warm.create("user-1", NewSession::new()))
+        .unwrap();
+    let spec = Spec(headers(created.jwt.expose(), "none"));
+    let run = |g: &mut BenchmarkGroup<'_, WallTime>, id: &str, service: Router| {
+        let spec = spec.clone();
+        g.bench_function(id, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (service, spec) = (service.clone(), spec.clone());
+                async move {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..2)
+                        .map(|_| {
+                            let (mut service, spec) = (service.clone(), spec.clone());
+                            tokio::spawn(async move {
+                                for _ in 0..iters.div_ceil(2) {
+                                    black_box(send(&mut service, spec.build()).await);
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+    };
+    run(&mut g, "bare", app());
+    run(
+        &mut g,
+        "reference/opaque_cookie_sha256_moka",
+        Router::new().fallback_service(reference_opaque()),
+    );
+    run(
+        &mut g,
+        "ours/jwt_warm/EdDSA",
+        Router::new().fallback_service(SessionLayer::new(warm.clone()).layer(app())),
+    );
+    g.finish();
+}
+
+criterion_group!(benches, browser, concurrent);
 criterion_main!(benches);
