@@ -119,9 +119,14 @@ pub fn refusal<B: Default>(code: GrpcCode, message: &str) -> Response<B> {
     response
 }
 
-/// The layer's gRPC answer to a refused request.
-pub(crate) fn auth_refusal<B: Default>(error: &AuthError) -> Response<B> {
-    refusal(code_of(error), &message_of(error))
+/// The answer to a request refused for `error`: a gRPC status for a gRPC call, else
+/// [`AuthError::to_response`]. The layer's and the guards' one choice between the two.
+pub(crate) fn auth_response<B: Default>(error: &AuthError, headers: &HeaderMap) -> Response<B> {
+    if is_grpc(headers) {
+        refusal(code_of(error), &message_of(error))
+    } else {
+        error.to_response()
+    }
 }
 
 /// gRPC's percent-encoding of `grpc-message`: every byte outside printable ASCII (space

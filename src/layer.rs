@@ -30,7 +30,7 @@ use tower_service::Service;
 
 use crate::cookies::{append_set_cookies, mark_sensitive, sets_session_cookie};
 use crate::error::AuthError;
-use crate::manager::{Authenticated, Sessions, Step};
+use crate::manager::{AuthPath, Authenticated, Sessions, Step};
 use crate::session::Session;
 use crate::store::BoxFuture;
 
@@ -145,8 +145,7 @@ impl<B> SessionLayer<B> {
     {
         match &self.on_error {
             Some(handler) => handler(error),
-            None if crate::grpc::is_grpc(request.headers()) => crate::grpc::auth_refusal(error),
-            None => error.to_response(),
+            None => crate::grpc::auth_response(error, request.headers()),
         }
     }
 
@@ -228,8 +227,7 @@ where
         };
         match step {
             Step::Done(Ok(mut outcome)) => {
-                sessions.metrics().authenticated(outcome.path);
-                record(&span, outcome.path.as_str(), "authenticated");
+                authenticated(&span, sessions, outcome.path);
                 // Cookies only from a token-cache hit of a cookie client (the JWT again).
                 let cookies = outcome.take_cookies();
                 let with_cookies = (!cookies.is_empty()).then(|| sessions.clone());
@@ -246,8 +244,7 @@ where
                 },
             },
             Step::Done(Err(error)) => {
-                crate::metrics::refused("none", error.reason());
-                record(&span, "none", error.reason());
+                refused_at(&span, "none", &error);
                 if self.layer.passes_anonymously(&error) {
                     insert(&mut request, sessions, None);
                     refused(&mut request, &error);
@@ -260,7 +257,20 @@ where
     }
 }
 
-fn record(span: &tracing::Span, path: &'static str, outcome: &'static str) {
+/// A request authenticated on `path`: counted and traced.
+fn authenticated(span: &tracing::Span, sessions: &Sessions, path: AuthPath) {
+    sessions.metrics().authenticated(path);
+    record(span, path.as_str(), "authenticated");
+}
+
+/// A request refused at `at` (`none` before any store call, `store` after one): counted and
+/// traced.
+fn refused_at(span: &tracing::Span, at: &'static str, error: &AuthError) {
+    crate::metrics::refused(at, error.reason());
+    record(span, at, error.reason());
+}
+
+fn record(span: &tracing::Span, path: &str, outcome: &str) {
     span.record("path", path);
     span.record("outcome", outcome);
     let _entered = span.enter();
@@ -388,8 +398,7 @@ where
                     };
                     let next = match result {
                         Ok(mut outcome) => {
-                            layer.sessions.metrics().authenticated(outcome.path);
-                            record(span, outcome.path.as_str(), "authenticated");
+                            authenticated(span, &layer.sessions, outcome.path);
                             let cookies = outcome.take_cookies();
                             insert(&mut request, &layer.sessions, Some(outcome.session));
                             State::Calling {
@@ -399,8 +408,7 @@ where
                             }
                         }
                         Err(error) => {
-                            crate::metrics::refused("store", error.reason());
-                            record(span, "store", error.reason());
+                            refused_at(span, "store", &error);
                             if layer.passes_anonymously(&error) {
                                 insert(&mut request, &layer.sessions, None);
                                 refused(&mut request, &error);

@@ -240,8 +240,10 @@ where
                     e.to_response()
                 }
             }),
-            None if grpc => Err(crate::grpc::auth_refusal(&AuthError::MissingCredentials)),
-            None => Err(AuthError::MissingCredentials.to_response()),
+            None => Err(crate::grpc::auth_response(
+                &AuthError::MissingCredentials,
+                request.headers(),
+            )),
         };
         match verdict {
             Ok(()) => {

@@ -307,18 +307,7 @@ impl Sessions {
             if named.is_some_and(|id| id != session.session_id) {
                 return Step::Done(Err(AuthError::ConflictingCredentials));
             }
-            let set_cookies = match &jwt {
-                Some(jwt) => {
-                    session_cookies(&self.inner.settings, None, jwt, session.expires_at, now)
-                }
-                None => Vec::new(),
-            };
-            return Step::Done(Ok(Authenticated {
-                session,
-                path: AuthPath::Store,
-                jwt,
-                set_cookies,
-            }));
+            return Step::Done(Ok(self.by_store(session, jwt, None, now)));
         }
         let token = token.to_owned();
         let sessions = self.clone();
@@ -335,24 +324,31 @@ impl Sessions {
                 return Err(AuthError::ConflictingCredentials);
             }
             // The token cookie goes again only when the session's expiry moved, so that its
-            // Max-Age follows it; the fresh JWT always.
-            let set_cookies = match &jwt {
-                Some(jwt) => session_cookies(
-                    &sessions.inner.settings,
-                    extended.then_some(token.as_str()),
-                    jwt,
-                    session.expires_at,
-                    sessions.now(),
-                ),
-                None => Vec::new(),
-            };
-            Ok(Authenticated {
-                session,
-                path: AuthPath::Store,
-                jwt,
-                set_cookies,
-            })
+            // Max-Age follows it.
+            let token = extended.then_some(token.as_str());
+            Ok(sessions.by_store(session, jwt, token, sessions.now()))
         }))
+    }
+
+    /// The token path's outcome: `session`, and for a cookie client (one given a `jwt`) the JWT
+    /// cookie, with the token cookie too when `token` is given.
+    fn by_store(
+        &self,
+        session: Arc<Session>,
+        jwt: Option<SessionJwt>,
+        token: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Authenticated {
+        let set_cookies = match &jwt {
+            Some(jwt) => session_cookies(&self.inner.settings, token, jwt, session.expires_at, now),
+            None => Vec::new(),
+        };
+        Authenticated {
+            session,
+            path: AuthPath::Store,
+            jwt,
+            set_cookies,
+        }
     }
 
     /// An accepted JWT's outcome: done at once when trusted, else confirmed in the store. When
@@ -387,12 +383,13 @@ impl Sessions {
         let inner = &self.inner;
         let leeway = inner.codec.leeway_secs();
         let unix_now = now.unix_timestamp();
-        let cached = inner.jwt_cache.as_ref().and_then(|c| c.get(&JwtRef(jwt)));
-        if inner.jwt_cache.is_some() {
+        let cached = inner.jwt_cache.as_ref().and_then(|cache| {
+            let hit = cache.get(&JwtRef(jwt));
             inner
                 .metrics
-                .cache(crate::metrics::Cache::Jwt, cached.is_some());
-        }
+                .cache(crate::metrics::Cache::Jwt, hit.is_some());
+            hit
+        });
         let entry = match cached {
             Some(hit) => hit,
             None => match inner.codec.verify(jwt, now, Expiry::Ignore) {
