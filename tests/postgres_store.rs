@@ -19,8 +19,8 @@ use sqlx::{Connection as _, Row as _};
 use time::OffsetDateTime;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::{
-    CreateOutcome, FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionRecord,
-    SessionStore, SessionUpdate, StoreError, UpdateOutcome, WhenFull,
+    FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionRecord, SessionStore,
+    SessionUpdate, StoreError, UpdateOutcome,
 };
 use tower_session_jwt::{PostgresStore, PostgresStoreBuilder, RevocationEvent, Session, SessionId};
 
@@ -971,39 +971,7 @@ async fn the_session_limit_holds_across_instances() {
         return;
     };
     let (a, b) = (t.store.clone(), t.another().await);
-    for when_full in [WhenFull::RevokeOldest, WhenFull::Refuse] {
-        let user = format!("limit-{when_full:?}");
-        let limit = SessionLimit::new(4, when_full);
-        let records: Vec<SessionRecord> = (0..20).map(|_| record(&user, HOUR)).collect();
-        let outcomes = join_all(records.iter().enumerate().map(|(i, r)| {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            let r = r.clone();
-            tokio::spawn(async move { store.create(r, limit).await.unwrap() })
-        }))
-        .await;
-        let mut created_n = 0;
-        let mut evicted = Vec::new();
-        for outcome in outcomes {
-            if let CreateOutcome::Created { evicted: gone } = outcome.unwrap() {
-                created_n += 1;
-                evicted.extend(gone);
-            }
-        }
-        let live = a
-            .list_by_user(&user, &PageRequest::default())
-            .await
-            .unwrap()
-            .sessions;
-        assert_eq!(live.len(), 4, "{when_full:?}");
-        match when_full {
-            WhenFull::RevokeOldest => {
-                assert_eq!(created_n, 20);
-                assert_eq!(evicted.len(), 16, "each eviction reported once");
-                assert_eq!(evicted.iter().collect::<HashSet<_>>().len(), 16);
-            }
-            _ => assert_eq!(created_n, 4),
-        }
-    }
+    conformance::limit_holds_across_stores(&a, &b).await;
 }
 
 struct SchemaGuard(String, String);

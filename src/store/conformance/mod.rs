@@ -720,6 +720,42 @@ pub async fn limit_refuses_when_full<S: SessionStore>(store: &S) {
     );
 }
 
+/// Two stores over one backend (two processes on one file, two instances on one server)
+/// creating sessions of one user at once never take the user past the limit, with either
+/// policy, and each eviction is reported once. Not part of [`run_all`], which has one store:
+/// call it with two, from a multi-threaded runtime so that the creates run in parallel.
+pub async fn limit_holds_across_stores<S: SessionStore + Clone>(a: &S, b: &S) {
+    for when_full in [WhenFull::RevokeOldest, WhenFull::Refuse] {
+        let user = unique_user("limit-across");
+        let limit = SessionLimit::new(4, when_full);
+        let records: Vec<SessionRecord> = (0..20).map(|_| record(&user, HOUR)).collect();
+        let outcomes = join_all(records.iter().enumerate().map(|(i, r)| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let r = r.clone();
+            tokio::spawn(async move { store.create(r, limit).await.unwrap() })
+        }))
+        .await;
+        let mut created_n = 0;
+        let mut evicted = Vec::new();
+        for outcome in outcomes {
+            if let CreateOutcome::Created { evicted: gone } = outcome.unwrap() {
+                created_n += 1;
+                evicted.extend(gone);
+            }
+        }
+        assert_eq!(list(a, &user).await.len(), 4, "{when_full:?}");
+        match when_full {
+            WhenFull::RevokeOldest => {
+                assert_eq!(created_n, 20);
+                assert_eq!(evicted.len(), 16, "each eviction reported once");
+                let distinct: std::collections::HashSet<_> = evicted.iter().collect();
+                assert_eq!(distinct.len(), 16);
+            }
+            _ => assert_eq!(created_n, 4),
+        }
+    }
+}
+
 /// Concurrent creates never take a user past the limit, with either policy.
 pub async fn limit_holds_under_concurrent_creates<S: SessionStore>(store: &S) {
     for when_full in [WhenFull::RevokeOldest, WhenFull::Refuse] {
