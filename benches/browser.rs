@@ -13,6 +13,8 @@
 //!
 //! Run: `cargo bench --bench browser -- --noplot`. See BENCHMARKS.md for the figures.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Debug;
 use std::hint::black_box;
@@ -25,16 +27,15 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::header::{ACCEPT, AUTHORIZATION, COOKIE, HOST, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{app, runtime, send, tower_sessions_router};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use futures_util::future::{Either, Ready, ready};
 use tokio::runtime::Runtime;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions, SigningKey};
 
 // ---- allocation counting ----
@@ -104,18 +105,6 @@ impl Spec {
     }
 }
 
-fn app() -> Router {
-    Router::new().route("/me", get(|| async { "me" }))
-}
-
-async fn send<S, B>(service: &mut S, request: Request<Body>) -> Response<B>
-where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Debug,
-{
-    service.ready().await.unwrap().call(request).await.unwrap()
-}
-
 /// Benchmarks `service` (after checking it answers `200`), and prints its allocations per
 /// request.
 fn bench<S, B>(
@@ -161,27 +150,51 @@ fn bench<S, B>(
     });
 }
 
+// ---- the reference layers ----
+
+/// What a hand-written authentication layer decides: the identity a request carries, if any.
+trait Check {
+    type Identity: Clone + Send + Sync + 'static;
+    fn check(&self, headers: &HeaderMap) -> Option<Self::Identity>;
+}
+
+/// A hand-written tower layer around `inner`: the identity into the extensions and on to
+/// `inner`, or `401` without calling it.
+#[derive(Clone)]
+struct Reference<S, C> {
+    inner: S,
+    check: C,
+}
+
+impl<S, C> Service<Request<Body>> for Reference<S, C>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    C: Check,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response<Body>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        match self.check.check(request.headers()) {
+            Some(identity) => {
+                request.extensions_mut().insert(identity);
+                Either::Left(self.inner.call(request))
+            }
+            None => Either::Right(ready(Ok(StatusCode::UNAUTHORIZED.into_response()))),
+        }
+    }
+}
+
 // ---- reference: cookie scan + SHA-256 + moka ----
 
 #[derive(Clone)]
-struct RefOpaqueLayer {
+struct OpaqueCheck {
     cache: moka::sync::Cache<[u8; 32], Arc<String>>,
-}
-
-#[derive(Clone)]
-struct RefOpaque<S> {
-    inner: S,
-    cache: moka::sync::Cache<[u8; 32], Arc<String>>,
-}
-
-impl<S> Layer<S> for RefOpaqueLayer {
-    type Service = RefOpaque<S>;
-    fn layer(&self, inner: S) -> RefOpaque<S> {
-        RefOpaque {
-            inner,
-            cache: self.cache.clone(),
-        }
-    }
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -197,34 +210,16 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     None
 }
 
-impl<S> Service<Request<Body>> for RefOpaque<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Response<Body>, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let found = cookie(request.headers(), "session").and_then(|token| {
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-            self.cache.get(<&[u8; 32]>::try_from(digest.as_ref()).ok()?)
-        });
-        match found {
-            Some(user) => {
-                request.extensions_mut().insert(user);
-                Either::Left(self.inner.call(request))
-            }
-            None => Either::Right(ready(Ok(StatusCode::UNAUTHORIZED.into_response()))),
-        }
+impl Check for OpaqueCheck {
+    type Identity = Arc<String>;
+    fn check(&self, headers: &HeaderMap) -> Option<Arc<String>> {
+        let token = cookie(headers, "session")?;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        self.cache.get(<&[u8; 32]>::try_from(digest.as_ref()).ok()?)
     }
 }
 
-fn reference_opaque() -> RefOpaque<Router> {
+fn reference_opaque() -> Reference<Router, OpaqueCheck> {
     let cache = moka::sync::Cache::builder().max_capacity(200_000).build();
     for i in 0..100_000u32 {
         let token = format!("{i:043}");
@@ -240,14 +235,16 @@ fn reference_opaque() -> RefOpaque<Router> {
         Arc::new("user-1".to_owned()),
     );
     cache.run_pending_tasks();
-    RefOpaqueLayer { cache }.layer(app())
+    Reference {
+        inner: app(),
+        check: OpaqueCheck { cache },
+    }
 }
 
 // ---- reference: pinned-header HS256 ----
 
 #[derive(Clone)]
-struct RefHs256<S> {
-    inner: S,
+struct Hs256Check {
     key: Arc<aws_lc_rs::hmac::Key>,
     header: Arc<str>,
 }
@@ -269,7 +266,8 @@ struct RefIdentity {
     sid: String,
 }
 
-impl<S> RefHs256<S> {
+impl Check for Hs256Check {
+    type Identity = RefIdentity;
     fn check(&self, headers: &HeaderMap) -> Option<RefIdentity> {
         let jwt = headers
             .get(AUTHORIZATION)?
@@ -295,103 +293,29 @@ impl<S> RefHs256<S> {
     }
 }
 
-impl<S> Service<Request<Body>> for RefHs256<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Response<Body>, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        match self.check(request.headers()) {
-            Some(identity) => {
-                request.extensions_mut().insert(identity);
-                Either::Left(self.inner.call(request))
-            }
-            None => Either::Right(ready(Ok(StatusCode::UNAUTHORIZED.into_response()))),
-        }
-    }
-}
-
-fn reference_hs256(jwt: &str) -> RefHs256<Router> {
-    RefHs256 {
+fn reference_hs256(jwt: &str) -> Reference<Router, Hs256Check> {
+    Reference {
         inner: app(),
-        key: Arc::new(aws_lc_rs::hmac::Key::new(
-            aws_lc_rs::hmac::HMAC_SHA256,
-            HS_SECRET,
-        )),
-        header: Arc::from(jwt.split('.').next().unwrap()),
+        check: Hs256Check {
+            key: Arc::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                HS_SECRET,
+            )),
+            header: Arc::from(jwt.split('.').next().unwrap()),
+        },
     }
 }
 
 // ---- the floor: from_fn + jsonwebtoken::decode ----
 
-#[derive(serde::Deserialize, Clone)]
-#[allow(dead_code)]
-struct FloorClaims {
-    sub: String,
-    sid: String,
-    exp: i64,
-}
-
 fn floor_hs256() -> Router {
-    let key = Arc::new(jsonwebtoken::DecodingKey::from_secret(HS_SECRET));
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.set_issuer(&[ISS]);
     validation.set_audience(&[AUD]);
-    let validation = Arc::new(validation);
-    app().layer(middleware::from_fn(
-        move |mut request: axum::extract::Request, next: Next| {
-            let (key, validation) = (key.clone(), validation.clone());
-            async move {
-                let token = request
-                    .headers()
-                    .get(AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "));
-                let Some(token) = token else {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                };
-                match jsonwebtoken::decode::<FloorClaims>(token, &key, &validation) {
-                    Ok(data) => {
-                        request.extensions_mut().insert(Arc::new(data.claims));
-                        next.run(request).await
-                    }
-                    Err(_) => StatusCode::UNAUTHORIZED.into_response(),
-                }
-            }
-        },
-    ))
-}
-
-// ---- tower-sessions, reading one value ----
-
-fn tower_sessions_router() -> Router {
-    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
-    Router::new()
-        .route(
-            "/me",
-            get(|session: Session| async move {
-                session
-                    .get::<String>("user")
-                    .await
-                    .unwrap()
-                    .unwrap_or_default()
-            }),
-        )
-        .route(
-            "/login",
-            get(|session: Session| async move {
-                session.insert("user", "user-1").await.unwrap();
-                "ok"
-            }),
-        )
-        .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false))
+    common::floor(
+        jsonwebtoken::DecodingKey::from_secret(HS_SECRET),
+        validation,
+    )
 }
 
 /// Signs in on tower-sessions once and returns its `id` cookie value.
@@ -430,11 +354,7 @@ fn sessions(alg: &str, rt: &Runtime, verification_cache: bool) -> Sessions {
 }
 
 fn browser(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let _runtime = rt.enter();
     let ts_router = tower_sessions_router();
     let ts_id = tower_sessions_id(&rt, &ts_router);
@@ -538,11 +458,7 @@ fn browser(c: &mut Criterion) {
 /// The same requests from two worker threads at once (as a server on two cores runs them), to
 /// show what the single-threaded rows hide: per-request writes to memory that both cores share.
 fn concurrent(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(2);
     let _runtime = rt.enter();
     let mut g = c.benchmark_group("browser_2_threads");
     g.measurement_time(Duration::from_secs(2))

@@ -9,23 +9,23 @@
 //! with Redis unreachable on 127.0.0.1:6379, the Redis group is skipped with a note). See
 //! BENCHMARKS.md for the figures.
 
+mod common;
+
 use std::fmt::Debug;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::IntoResponse;
-use axum::routing::{get, post_service};
+use axum::routing::post_service;
+use common::{app, runtime, send, tower_sessions_router};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use jwt_authorizer::{IntoLayer, JwtAuthorizer, RegisteredClaims};
 use tokio::runtime::Runtime;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tower_session_jwt::store::{SessionLimit, SessionRecord, SessionStore};
 use tower_session_jwt::{
     MemoryStore, NewSession, RevocationEvent, Session, SessionId, SessionLayer, Sessions,
@@ -79,10 +79,6 @@ fn builder(store: impl SessionStore, alg: &str) -> SessionsBuilder {
 }
 
 /// The application: one route, a small string.
-fn app() -> Router {
-    Router::new().route("/me", get(|| async { "me" }))
-}
-
 /// A request, built fresh for every call.
 #[derive(Clone)]
 struct Spec {
@@ -114,14 +110,6 @@ impl Spec {
         }
         request.body(Body::empty()).unwrap()
     }
-}
-
-async fn send<S, B>(service: &mut S, request: Request<Body>) -> Response<B>
-where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Debug,
-{
-    service.ready().await.unwrap().call(request).await.unwrap()
 }
 
 /// Benchmarks `service` on requests built from `spec`, after checking once that it answers
@@ -157,15 +145,6 @@ fn bench_service<S, B>(
 
 // ---- floor: a hand-written middleware around `jsonwebtoken::decode` ----
 
-/// What a hand-written middleware would decode: the identity and the expiry.
-#[derive(serde::Deserialize, Clone)]
-#[allow(dead_code)]
-struct FloorClaims {
-    sub: String,
-    sid: String,
-    exp: i64,
-}
-
 fn floor_router(alg: &str) -> Router {
     let (key, algorithm) = decoding_key(alg);
     let mut validation = jsonwebtoken::Validation::new(algorithm);
@@ -173,31 +152,7 @@ fn floor_router(alg: &str) -> Router {
     validation.set_audience(&[AUD]);
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
-    let key = Arc::new(key);
-    let validation = Arc::new(validation);
-    app().layer(middleware::from_fn(
-        move |mut request: axum::extract::Request, next: Next| {
-            let key = key.clone();
-            let validation = validation.clone();
-            async move {
-                let token = request
-                    .headers()
-                    .get(AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "));
-                let Some(token) = token else {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                };
-                match jsonwebtoken::decode::<FloorClaims>(token, &key, &validation) {
-                    Ok(data) => {
-                        request.extensions_mut().insert(Arc::new(data.claims));
-                        next.run(request).await
-                    }
-                    Err(_) => StatusCode::UNAUTHORIZED.into_response(),
-                }
-            }
-        },
-    ))
+    common::floor(key, validation)
 }
 
 // ---- peers ----
@@ -234,30 +189,6 @@ async fn jwt_authorizer_layer(
         _ => unreachable!(),
     };
     vec![builder.validation(validation).build().await.unwrap()].into_layer()
-}
-
-/// tower-sessions with its MemoryStore: `/login` writes one value, `/me` reads it.
-fn tower_sessions_router() -> Router {
-    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
-    Router::new()
-        .route(
-            "/me",
-            get(|session: Session| async move {
-                session
-                    .get::<String>("user")
-                    .await
-                    .unwrap()
-                    .unwrap_or_default()
-            }),
-        )
-        .route(
-            "/login",
-            get(|session: Session| async move {
-                session.insert("user", "user-1").await.unwrap();
-                "ok"
-            }),
-        )
-        .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false))
 }
 
 // ---- helpers for the store-backed paths ----
@@ -297,11 +228,7 @@ fn bench(c: &mut Criterion) {
     // One worker thread runs the background tasks (the MemoryStore and Redis revocation feeds,
     // whose freshness the JWT fast path depends on) between and during measurements; requests
     // themselves are driven on the bench thread.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let _runtime = rt.enter();
 
     // ---- floor and bare ----
@@ -812,11 +739,7 @@ fn primitives(c: &mut Criterion) {
 /// for the rest of the process. Sessions built before the install keep no-op handles (as in an
 /// application without an exporter); those built after count every request.
 fn metrics_cost(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let _runtime = rt.enter();
     let warm = |rt: &Runtime| {
         let sessions = builder(MemoryStore::new(), "EdDSA").build().unwrap();
