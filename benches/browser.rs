@@ -135,19 +135,8 @@ fn bench<S, B>(
         (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64
     });
     println!("ALLOCATIONS {id}: {allocations:.2} per request (request building excluded)");
-    group.bench_function(id, |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let mut service = service.clone();
-            let spec = spec.clone();
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(send(&mut service, spec.build()).await);
-                }
-                start.elapsed()
-            }
-        })
-    });
+    let spec = spec.clone();
+    common::time_requests(group, rt, id, service, move || spec.build());
 }
 
 // ---- the reference layers ----

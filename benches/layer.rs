@@ -128,19 +128,7 @@ fn bench_service<S, B>(
     let mut probe = service.clone();
     let response = rt.block_on(send(&mut probe, spec.build()));
     assert_eq!(response.status(), expected, "{id}: unexpected status");
-    group.bench_function(id, |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let mut service = service.clone();
-            let spec = spec.clone();
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(send(&mut service, spec.build()).await);
-                }
-                start.elapsed()
-            }
-        })
-    });
+    common::time_requests(group, rt, id, service, move || spec.build());
 }
 
 // ---- floor: a hand-written middleware around `jsonwebtoken::decode` ----

@@ -99,3 +99,30 @@ pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Times `service` on requests made fresh by `request` (the making is timed too, the same for
+/// every variant).
+pub fn time_requests<S, B>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    id: &str,
+    service: S,
+    request: impl Fn() -> Request<Body> + Clone + 'static,
+) where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+    S::Error: Debug,
+{
+    group.bench_function(id, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let mut service = service.clone();
+            let request = request.clone();
+            async move {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    std::hint::black_box(send(&mut service, request()).await);
+                }
+                start.elapsed()
+            }
+        })
+    });
+}
