@@ -20,6 +20,11 @@ pub enum AuthError {
     /// The session token is not shaped like one. `401`, `error="invalid_token"`.
     #[error("malformed session token")]
     MalformedToken,
+    /// The session token carries a tag no configured [token key](crate::TokenKey) made, or is
+    /// untagged while keys are configured and the migration window is over: it was not minted
+    /// here, and the store was not asked. `401`, `error="invalid_token"`.
+    #[error("session token not minted here")]
+    ForgedToken,
     /// No live session has this token (unknown, expired or revoked). `401`,
     /// `error="invalid_token"`.
     #[error("unknown or expired session")]
@@ -51,6 +56,7 @@ impl AuthError {
             AuthError::MissingCredentials => "missing_credentials",
             AuthError::InvalidJwt(e) => e.reason(),
             AuthError::MalformedToken => "malformed_token",
+            AuthError::ForgedToken => "forged_token",
             AuthError::UnknownSession => "unknown_session",
             AuthError::Revoked => "revoked",
             AuthError::ConflictingCredentials => "conflicting_credentials",

@@ -125,4 +125,4 @@ pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use store::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteStore, SqliteStoreBuilder};
-pub use token::{SessionToken, TokenError, TokenHash};
+pub use token::{SessionToken, TAGGED_TOKEN_LEN, TOKEN_LEN, TokenError, TokenHash, TokenKey};

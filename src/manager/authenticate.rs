@@ -24,7 +24,7 @@ use crate::error::AuthError;
 use crate::jwt::{Expiry, JwtError, SessionJwt};
 use crate::session::{Session, SessionId};
 use crate::store::BoxFuture;
-use crate::token::{TokenHash, is_token_shaped};
+use crate::token::TokenHash;
 
 /// Which path authenticated a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,10 +287,12 @@ impl Sessions {
         named: Option<SessionId>,
         other: Option<&str>,
     ) -> Step {
-        if !is_token_shaped(token) {
-            return Step::Done(Err(AuthError::MalformedToken));
+        if let Err(refused) = self.admit_token(token) {
+            return Step::Done(Err(refused));
         }
-        let other = other.filter(|t| is_token_shaped(t)).map(TokenHash::of);
+        let other = other
+            .filter(|t| self.admit_token(t).is_ok())
+            .map(TokenHash::of);
         // Only a cookie client gets a JWT back; minting one for a header client would be a
         // signature for nothing.
         let want_jwt = source == CredentialSource::Cookie;
@@ -429,7 +431,7 @@ impl Sessions {
         let trust = &revocations.trust;
         let minted_here = entry.minted_in == Some(trust.generation());
         JwtStatus::Accepted {
-            trusted: trust.caught_up() && (minted_here || trust.after_horizon(entry.issued_at)),
+            trusted: trust.trusts(entry.issued_at, minted_here),
             session: entry.session,
         }
     }
@@ -475,9 +477,7 @@ impl Sessions {
         token: &str,
         want_jwt: bool,
     ) -> Result<(Arc<Session>, Option<SessionJwt>, bool), AuthError> {
-        if !is_token_shaped(token) {
-            return Err(AuthError::MalformedToken);
-        }
+        self.admit_token(token)?;
         let hash = TokenHash::of(token);
         let now = self.now();
         let hit = self.cache_get(&hash, now);

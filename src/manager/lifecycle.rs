@@ -232,7 +232,7 @@ impl Sessions {
                 .unwrap_or(Duration::from_secs(1));
             self.check_jwt_size(&jwt, remaining)?;
             let token = if rotate {
-                Some(SessionToken::generate()?)
+                Some(self.inner.settings.tokens.generate()?)
             } else {
                 None
             };

@@ -31,7 +31,7 @@ use crate::store::{
     CreateOutcome, DynStore, PageRequest, RevocationFeed, SessionPage, SessionRecord,
     SessionUpdate, StoreError, UpdateOutcome,
 };
-use crate::token::{SessionToken, TokenHash, is_token_shaped};
+use crate::token::{Inadmissible, SessionToken, TokenHash};
 
 pub(crate) use authenticate::Step;
 pub use authenticate::{AuthPath, Authenticated, RefreshedSession};
@@ -170,7 +170,7 @@ impl Sessions {
                 .build()
         });
         let trust = match feed {
-            Some(_) => Trust::with_feed(),
+            Some(_) => Trust::with_feed(settings.feed_outage_grace),
             None => Trust::without_feed(clock.now()),
         };
         let revocations = Arc::new(Revocations {
@@ -267,7 +267,7 @@ impl Sessions {
         // keep is refused rather than left to the store path on every request.
         let jwt = self.mint(&session, now)?;
         self.check_jwt_size(&jwt, ttl)?;
-        let token = SessionToken::generate()?;
+        let token = self.inner.settings.tokens.generate()?;
         let token_hash = token.hash();
         let outcome = self
             .inner
@@ -546,7 +546,8 @@ impl Sessions {
         by: RevokedBy,
         reason: RevokeReason,
     ) -> Result<Option<Session>, StoreError> {
-        if !is_token_shaped(token) {
+        // A token not minted here names no session: nothing to ask the store.
+        if self.admit_token(token).is_err() {
             return Ok(None);
         }
         let hash = TokenHash::of(token);
@@ -555,6 +556,19 @@ impl Sessions {
             Some(session) => self.revoke_by(&session.session_id, by, reason).await,
             None => Ok(None),
         }
+    }
+
+    /// Whether a presented token may go to the store (see [`crate::TokenKey`]): refused
+    /// tokens cost no store call.
+    pub(crate) fn admit_token(&self, token: &str) -> Result<(), AuthError> {
+        self.inner
+            .settings
+            .tokens
+            .admit(token, self.now())
+            .map_err(|why| match why {
+                Inadmissible::Malformed => AuthError::MalformedToken,
+                Inadmissible::Forged => AuthError::ForgedToken,
+            })
     }
 
     /// Revokes the session a JWT names. The JWT must be genuine (signature, header, issuer,
