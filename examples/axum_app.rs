@@ -40,6 +40,7 @@
 //! | `SESSION_TTL_SECS` | session lifetime, extended by activity (sliding; default 604800, 7 days) |
 //! | `TRUSTED_ORIGINS` | comma-separated origins (`https://app.example`) allowed to post to `/login` and the logout routes besides the app's own |
 //! | `SIGNING_KEY_FILE` | an Ed25519 `PRIVATE KEY` PEM; without it a key is generated at start, so JWTs from an earlier run (or another instance) fail over to the opaque token |
+//! | `TOKEN_KEY_FILE` | a file of at least 32 secret bytes (`head -c 32 /dev/urandom > token.key`) every instance reads: session tokens are tagged with it, and tokens this app did not mint are refused with no store call ([`TokenKey`]); without it tokens are untagged and every well-formed one is looked up |
 //! | `SESSIONS_DB` | the SQLite file sessions are kept in (default `sessions.db` in the working directory): the default store, so a restart keeps everyone signed in |
 //! | `DATABASE_URL` | keep sessions in PostgreSQL instead (`postgres://…`, needs `--features postgres`) |
 //! | `REDIS_URL` | keep sessions in Redis instead (needs `--features redis`) |
@@ -133,7 +134,7 @@ use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::{
     AuthError, AuthenticationFactor, Changed, CookieConfig, CredentialSource, CurrentSession,
     MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions, SessionsBuilder,
-    SigningKey, StoreError,
+    SigningKey, StoreError, TokenKey,
 };
 
 /// The app's routes, behind one optional [`SessionLayer`], with `/api/sensitive` requiring an
@@ -276,6 +277,10 @@ pub fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBu
         Err(_) => SigningKey::generate_ed25519()
             .unwrap_or_else(|e| fail(format!("cannot generate a key: {e}"))),
     };
+    let token_key = std::env::var("TOKEN_KEY_FILE").ok().map(|path| {
+        let secret = std::fs::read(&path).unwrap_or_else(|e| fail(format!("{path}: {e}")));
+        TokenKey::new(1, &secret).unwrap_or_else(|e| fail(format!("{path}: {e}")))
+    });
     let trusted_origins: Vec<String> = std::env::var("TRUSTED_ORIGINS")
         .unwrap_or_default()
         .split(',')
@@ -297,6 +302,10 @@ pub fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBu
         Ok(other) => fail(format!(
             "WHEN_FULL={other:?}: \"refuse\" or \"revoke_oldest\""
         )),
+    };
+    let builder = match token_key {
+        Some(key) => builder.token_key(key),
+        None => builder,
     };
     builder
         .signing_key(key)

@@ -80,6 +80,14 @@ pub enum ConfigError {
     /// called outside a Tokio runtime.
     #[error("build() must be called inside a Tokio runtime when the store has a revocation feed")]
     NoRuntime,
+    /// [`SessionsBuilder::feed_outage_grace`] is longer than the JWT lifetime.
+    #[error("the feed outage grace ({grace:?}) may not exceed the JWT lifetime ({jwt_ttl:?})")]
+    GraceTooLong {
+        /// The grace asked for.
+        grace: Duration,
+        /// The JWT lifetime.
+        jwt_ttl: Duration,
+    },
     /// A cookie setting is not valid (name, domain or prefix rules).
     #[error("invalid cookie configuration: {0}")]
     InvalidCookie(String),
@@ -240,6 +248,9 @@ pub struct SessionsBuilder {
     pub(crate) client_ip_header: Option<http::HeaderName>,
     pub(crate) trusted_origins: Vec<String>,
     pub(crate) tolerate_feedless: bool,
+    pub(crate) tokens: crate::token::TokenPolicy,
+    pub(crate) breaker: Option<crate::store::CircuitBreaker>,
+    pub(crate) feed_outage_grace: Duration,
 }
 
 impl Default for SessionsBuilder {
@@ -265,6 +276,9 @@ impl Default for SessionsBuilder {
             client_ip_header: None,
             trusted_origins: Vec::new(),
             tolerate_feedless: false,
+            tokens: Default::default(),
+            breaker: Some(Default::default()),
+            feed_outage_grace: Duration::ZERO,
         }
     }
 }
@@ -288,6 +302,10 @@ pub(crate) struct Settings {
     /// Origins (`scheme://host[:port]`, lower case) allowed to post to the login and logout
     /// handlers besides the request's own.
     pub(crate) trusted_origins: Vec<String>,
+    /// Token keys and the untagged-token window.
+    pub(crate) tokens: crate::token::TokenPolicy,
+    /// Bounded staleness while the feed is unreachable; zero is off.
+    pub(crate) feed_outage_grace: Duration,
 }
 
 impl SessionsBuilder {
@@ -480,6 +498,97 @@ impl SessionsBuilder {
         self
     }
 
+    /// The store's circuit breaker (on by default, [`CircuitBreaker::default`]): after a few
+    /// consecutive failed calls, store calls answer
+    /// [`StoreError::CircuitOpen`](crate::StoreError::CircuitOpen) (`503`) at once instead of
+    /// each waiting for the store's timeout, and one probe call at a time finds out when the
+    /// store is back, which closes the circuit by itself. A stalled store then costs one
+    /// timeout per probe period, not one per request.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_session_jwt::store::CircuitBreaker;
+    /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .circuit_breaker(CircuitBreaker { failures: 5, probe_after: Duration::from_millis(500) })
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn circuit_breaker(mut self, breaker: crate::store::CircuitBreaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// Turns the circuit breaker off: every store call waits for the store's own answer or
+    /// timeout.
+    pub fn without_circuit_breaker(mut self) -> Self {
+        self.breaker = None;
+        self
+    }
+
+    /// **Opt-in bounded staleness** (off by default): while the revocation feed is unreachable,
+    /// keep trusting JWTs issued before the last successful feed read for up to `grace` after
+    /// that read, instead of confirming every JWT in the (equally unreachable) store. At most
+    /// the JWT lifetime ([`ConfigError::GraceTooLong`] otherwise).
+    ///
+    /// This keeps signed-in users working through a store failover of up to `grace`. **The
+    /// risk, exactly:** a revocation made on another instance while this one cannot read the
+    /// feed is not seen here until the feed is back, or until `grace` has passed since the last
+    /// read, whichever comes first; for that long the revoked session's JWTs (issued before the
+    /// last read) are accepted here. Revocations made on this instance are applied at once, as
+    /// always. JWTs issued after the last read are not covered, nor is anything while the feed
+    /// is known to hold unread events (a backlog, a lost cursor): those are confirmed in the
+    /// store, as without a grace.
+    pub fn feed_outage_grace(mut self, grace: Duration) -> Self {
+        self.feed_outage_grace = grace;
+        self
+    }
+
+    /// Tags every new session token with `key`, so that tokens this service did not mint are
+    /// refused ([`AuthError::ForgedToken`](crate::AuthError::ForgedToken), `401`) before any
+    /// store call: a flood of random or guessed tokens then costs one MAC each instead of one
+    /// store round trip each. Every instance needs the same key, like the signing key.
+    ///
+    /// Once a key is configured, untagged tokens (those minted without one, by this or an
+    /// earlier version) are refused too; give them a migration window with
+    /// [`accept_untagged_tokens_until`](Self::accept_untagged_tokens_until). The [token
+    /// module](crate::TokenKey) describes the format.
+    ///
+    /// ```
+    /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey, TokenKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .token_key(TokenKey::new(2, &[0x5a; 32]).unwrap())
+    ///     .previous_token_key(TokenKey::new(1, &[0xa5; 32]).unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn token_key(mut self, key: crate::TokenKey) -> Self {
+        self.tokens.current = Some(key);
+        self
+    }
+
+    /// A token key that no longer tags new tokens but still admits the tokens it tagged: keep
+    /// it after a rotation until those sessions have ended. May be called several times.
+    pub fn previous_token_key(mut self, key: crate::TokenKey) -> Self {
+        self.tokens.previous.push(key);
+        self
+    }
+
+    /// While token keys are configured, still admits untagged tokens (minted before the keys
+    /// were) until `until`: the migration window. Set it to the upgrade's time plus the
+    /// sessions' maximum lifetime; after it, untagged tokens are refused without a store call.
+    /// Without token keys every well-formed token goes to the store and this has no effect.
+    pub fn accept_untagged_tokens_until(mut self, until: time::OffsetDateTime) -> Self {
+        self.tokens.untagged_until = Some(until);
+        self
+    }
+
     /// Accepts a [shared](SessionStore::is_shared) store that has no revocation feed.
     ///
     /// # ⚠️ Warning: revoked sessions live on elsewhere
@@ -511,6 +620,12 @@ impl SessionsBuilder {
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::LeewayTooLarge);
         }
+        if self.feed_outage_grace > self.jwt_ttl {
+            return Err(ConfigError::GraceTooLong {
+                grace: self.feed_outage_grace,
+                jwt_ttl: self.jwt_ttl,
+            });
+        }
         self.cookies.validate()?;
         let trusted_origins = self
             .trusted_origins
@@ -535,6 +650,8 @@ impl SessionsBuilder {
             cookies: self.cookies.clone(),
             client_ip_header: self.client_ip_header.clone(),
             trusted_origins,
+            tokens: self.tokens.clone(),
+            feed_outage_grace: self.feed_outage_grace,
         })
     }
 }

@@ -14,6 +14,7 @@
 //! | `tower_session_jwt_feed_lag_seconds` | gauge | | how old this instance's knowledge of revocations is: seconds since the last read that found the feed caught up was sent |
 //! | `tower_session_jwt_feed_events_total` | counter | `kind` | revocation events applied from the feed: `session_revoked`, `jwts_refused` (a claims change or rotation), `user_revoked` |
 //! | `tower_session_jwt_store_duration_seconds` | histogram | `op` | store calls: `create`, `find_by_token`, `get`, `list_by_user`, `update`, `revoke`, `revoke_all` |
+//! | `tower_session_jwt_store_circuit_open` | gauge | | `1` while the store's [circuit breaker](crate::store::CircuitBreaker) is open (store calls fail fast), else `0` |
 //! | `tower_session_jwt_cache_hits_total` | counter | `cache` | `jwt` (verification cache) or `token` (token cache) hits |
 //! | `tower_session_jwt_cache_misses_total` | counter | `cache` | the same caches' misses |
 //! | `tower_session_jwt_revocations_total` | counter | `scope` | revocations made on this instance: `session` (one session), `user` (all of a user's), `others` (all but the current), `limit` (evicted by the session limit), `jwts` (older JWTs of a changed session) |
@@ -32,6 +33,7 @@ pub(crate) const FEED_TRUSTED: &str = "tower_session_jwt_feed_trusted";
 pub(crate) const FEED_LAG: &str = "tower_session_jwt_feed_lag_seconds";
 pub(crate) const FEED_EVENTS: &str = "tower_session_jwt_feed_events_total";
 pub(crate) const STORE_DURATION: &str = "tower_session_jwt_store_duration_seconds";
+pub(crate) const CIRCUIT_OPEN: &str = "tower_session_jwt_store_circuit_open";
 pub(crate) const CACHE_HITS: &str = "tower_session_jwt_cache_hits_total";
 pub(crate) const CACHE_MISSES: &str = "tower_session_jwt_cache_misses_total";
 pub(crate) const REVOCATIONS: &str = "tower_session_jwt_revocations_total";
@@ -145,6 +147,11 @@ fn event_kind(event: &RevocationEvent) -> &'static str {
 /// A revocation made on this instance.
 pub(crate) fn revocation(scope: &'static str) {
     counter!(REVOCATIONS, "scope" => scope).increment(1);
+}
+
+/// Whether the store's circuit breaker is open.
+pub(crate) fn circuit(open: bool) {
+    gauge!(CIRCUIT_OPEN).set(if open { 1.0 } else { 0.0 });
 }
 
 /// How long a store call took.

@@ -23,6 +23,16 @@ impl SessionsBuilder {
     /// [`tolerate_revoked_jwts_elsewhere`](Self::tolerate_revoked_jwts_elsewhere)).
     pub fn build(self) -> Result<super::Sessions, ConfigError> {
         let store = self.store.clone().ok_or(ConfigError::MissingStore)?;
+        let store: std::sync::Arc<dyn crate::store::DynStore> = match self.breaker {
+            Some(config) => std::sync::Arc::new(crate::store::Guarded {
+                inner: store,
+                breaker: std::sync::Arc::new(crate::store::Breaker::new(
+                    config,
+                    self.clock.clone(),
+                )),
+            }),
+            None => store,
+        };
         let shared = store.is_shared();
         let settings = self.settings(shared)?;
         let feed = store.revocation_feed();

@@ -2,7 +2,7 @@
 //! trusted (DESIGN §4): only while this instance knows every revocation that concerns a JWT it
 //! could accept.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,14 @@ pub(crate) struct Trust {
     /// Woken when the reader catches up, for [`Trust::ready`].
     caught_up: tokio::sync::Notify,
     gauges: crate::metrics::FeedGauges,
+    /// The opt-in bounded staleness while the feed is unreachable, in milliseconds (`0`: off).
+    grace_ms: u64,
+    /// Unix seconds (wall clock) at which the last caught-up read was sent; `i64::MIN` before
+    /// the first. JWTs issued before it are what the grace may cover.
+    last_caught_up_unix: AtomicI64,
+    /// Whether the feed is known to hold events this instance has not applied (a read that was
+    /// not caught up, a lost cursor, an event that could not be read): no grace then.
+    known_behind: AtomicBool,
 }
 
 impl Trust {
@@ -61,11 +69,15 @@ impl Trust {
             generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
             gauges: crate::metrics::FeedGauges::register(),
+            grace_ms: 0,
+            last_caught_up_unix: AtomicI64::new(i64::MIN),
+            known_behind: AtomicBool::new(false),
         }
     }
 
     /// Trust for a store with a feed: nothing is trusted before the first caught-up read.
-    pub(crate) fn with_feed() -> Self {
+    /// `grace` is the opt-in bounded staleness while the feed is unreachable (zero: none).
+    pub(crate) fn with_feed(grace: Duration) -> Self {
         Self {
             epoch: Instant::now(),
             has_feed: true,
@@ -75,7 +87,38 @@ impl Trust {
             generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
             gauges: crate::metrics::FeedGauges::register(),
+            grace_ms: grace.as_millis() as u64,
+            last_caught_up_unix: AtomicI64::new(i64::MIN),
+            known_behind: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a JWT issued at `issued_at` (Unix seconds), accepted otherwise, may skip the
+    /// store: caught up and after the horizon (or minted here), or else within the opt-in
+    /// grace of a feed outage.
+    pub(crate) fn trusts(&self, issued_at: i64, minted_here: bool) -> bool {
+        if self.caught_up() {
+            return minted_here || self.after_horizon(issued_at);
+        }
+        self.within_grace(issued_at, minted_here)
+    }
+
+    /// The bounded staleness of [`SessionsBuilder::feed_outage_grace`](crate::SessionsBuilder::feed_outage_grace):
+    /// the feed has been caught up before, is not known to hold unread events (it is silent or
+    /// failing, not behind), its last caught-up read was sent at most the grace ago, and the
+    /// JWT was issued before that read's second (and after the horizon, or minted here).
+    fn within_grace(&self, issued_at: i64, minted_here: bool) -> bool {
+        if self.grace_ms == 0 || self.known_behind.load(Ordering::Acquire) {
+            return false;
+        }
+        let last_unix = self.last_caught_up_unix.load(Ordering::Acquire);
+        last_unix != i64::MIN
+            && issued_at < last_unix
+            && (minted_here || self.after_horizon(issued_at))
+            && self
+                .elapsed_ms()
+                .saturating_sub(self.last_known_ms.load(Ordering::Acquire))
+                <= self.grace_ms
     }
 
     /// Whether every revocation of the retained past has been applied, recently enough.
@@ -118,16 +161,23 @@ impl Trust {
 
     /// Records a caught-up read that was sent `sent_ms` after the epoch: freshness counts from
     /// when the feed was asked, not from when it answered.
-    fn mark_caught_up(&self, sent_ms: u64) {
+    fn mark_caught_up(&self, sent_ms: u64, sent_unix: i64) {
         self.last_caught_up_ms.store(sent_ms, Ordering::Release);
         self.last_known_ms.store(sent_ms, Ordering::Release);
+        self.last_caught_up_unix.store(sent_unix, Ordering::Release);
+        self.known_behind.store(false, Ordering::Release);
         // Every time, not only after being behind: a waiter may have come while the last read
         // was merely stale.
         self.caught_up.notify_waiters();
     }
 
-    fn mark_behind(&self) {
+    /// Not caught up. `known` when the feed is known to hold unread events; a feed that merely
+    /// failed to answer is not known to (the grace may cover it).
+    fn mark_behind(&self, known: bool) {
         self.last_caught_up_ms.store(u64::MAX, Ordering::Release);
+        if known {
+            self.known_behind.store(true, Ordering::Release);
+        }
     }
 
     /// Publishes the feed metrics: whether the fast path is trusted, and how old the knowledge
@@ -178,8 +228,8 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
     let mut wait = Duration::ZERO;
     loop {
         let started = Instant::now();
-        let sent_ms = match state.upgrade() {
-            Some(state) => state.trust.elapsed_ms(),
+        let (sent_ms, sent_unix) = match state.upgrade() {
+            Some(state) => (state.trust.elapsed_ms(), state.list.now().unix_timestamp()),
             None => return,
         };
         let result = feed.read(cursor.as_ref(), wait).await;
@@ -202,11 +252,11 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                     cursor = Some(at);
                 }
                 if batch.caught_up {
-                    state.trust.mark_caught_up(sent_ms);
+                    state.trust.mark_caught_up(sent_ms, sent_unix);
                     wait = FEED_WAIT;
                 } else {
                     // More is retained than one read returned: not trusted until it is read.
-                    state.trust.mark_behind();
+                    state.trust.mark_behind(true);
                     wait = Duration::ZERO;
                 }
                 state.trust.report();
@@ -217,7 +267,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                 }
             }
             Err(StoreError::FeedCursorLost) => {
-                state.trust.mark_behind();
+                state.trust.mark_behind(true);
                 state.trust.report();
                 drop(state);
                 tracing::warn!(
@@ -228,7 +278,12 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                 wait = Duration::ZERO;
             }
             Err(error) => {
-                state.trust.mark_behind();
+                // Unreachable is an outage the grace may cover; an answer that could not be
+                // read (a corrupt event, say) means events are there and unknown.
+                state.trust.mark_behind(!matches!(
+                    error,
+                    StoreError::Unavailable(_) | StoreError::CircuitOpen
+                ));
                 state.trust.report();
                 drop(state);
                 tracing::warn!(%error, "revocation feed read failed; confirming JWTs in the store until it recovers");

@@ -140,6 +140,11 @@ impl std::fmt::Debug for RevocationList {
 
 impl RevocationList {
     /// An empty list that keeps entries for `retention` (the JWT TTL plus leeway).
+    /// The time on the engine's clock.
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     pub(crate) fn new(clock: SharedClock, retention: Duration) -> Self {
         Self {
             clock,

@@ -8,6 +8,7 @@
 //! module. Run [`conformance`] against your implementation (feature `test-util`).
 
 #[cfg(feature = "test-util")]
+mod breaker;
 pub mod conformance;
 mod feed;
 mod memory;
@@ -29,6 +30,8 @@ pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 pub use self::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
+pub use breaker::CircuitBreaker;
+pub(crate) use breaker::{Breaker, Guarded};
 pub use feed::{FeedBatch, FeedCursor, RevocationFeed};
 pub use memory::MemoryStore;
 pub use page::{
@@ -61,6 +64,10 @@ pub enum StoreError {
     /// JWT fast path until it has caught up again (see [`RevocationFeed`]). `503` if surfaced.
     #[error("revocation feed cursor fell out of the retention")]
     FeedCursorLost,
+    /// The store failed repeatedly and the engine's [circuit breaker](CircuitBreaker) is open:
+    /// the call was not made. `503`; one probe call at a time finds out when the store is back.
+    #[error("session store unavailable: failing fast after repeated failures")]
+    CircuitOpen,
 }
 
 /// A session as handed to [`SessionStore::create`]: the session and the hash of its token.
