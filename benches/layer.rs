@@ -499,9 +499,9 @@ fn bench_opaque_store(
     g: &mut BenchmarkGroup<'_, WallTime>,
     rt: &Runtime,
     name: &str,
-    store: impl tower_session_jwt::store::SessionStore,
+    store: impl tower_session_jwt::store::SessionStore + Clone,
 ) {
-    let sessions = builder(store, "EdDSA")
+    let sessions = builder(store.clone(), "EdDSA")
         .token_cache_capacity(0)
         .build()
         .unwrap();
@@ -528,6 +528,49 @@ fn bench_opaque_store(
     );
     rt.block_on(sessions.revoke(&created.session.session_id))
         .unwrap();
+    forged_flood(g, rt, name, store);
+}
+
+/// A flood of forged opaque tokens (random, never minted): without a token key each costs a
+/// store lookup before its `401`; with one, a MAC and no store call.
+fn forged_flood(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    store: impl tower_session_jwt::store::SessionStore + Clone,
+) {
+    let key = tower_session_jwt::TokenKey::new(1, &[0x42; 32]).unwrap();
+    let stranger = tower_session_jwt::TokenKey::new(1, &[0x24; 32]).unwrap();
+    for (label, key, forged) in [
+        (
+            "untagged",
+            None,
+            tower_session_jwt::SessionToken::generate().unwrap(),
+        ),
+        (
+            "tagged",
+            Some(key),
+            tower_session_jwt::SessionToken::generate_tagged(&stranger).unwrap(),
+        ),
+    ] {
+        let mut b = builder(store.clone(), "EdDSA").token_cache_capacity(0);
+        if let Some(key) = key {
+            b = b.token_key(key);
+        }
+        let sessions = b.build().unwrap();
+        let _ = rt.block_on(tokio::time::timeout(
+            Duration::from_secs(5),
+            sessions.ready(),
+        ));
+        bench_service(
+            g,
+            rt,
+            &format!("ours/forged_token_{name}/{label}"),
+            app().layer(SessionLayer::new(sessions)),
+            Spec::bearer(forged.expose()),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
 }
 
 fn sqlite_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
