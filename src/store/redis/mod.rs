@@ -11,7 +11,7 @@
 //! | `{P}tok:<token hash, base64url>` | string | the session id | session's remaining lifetime |
 //! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms), `start` (`started_at`, Unix ms), `ver` (the record's version; absent in records stored before versions, meaning 0) | session's remaining lifetime |
 //! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms): the expiry index | the user's last expiry |
-//! | `{P}us:<user id, base64url>` | sorted set | the same ids, scored by `started_at` (Unix ms, [`started_ms`]): the listing index | the user's last expiry |
+//! | `{P}us:<user id, base64url>` | sorted set | the same ids, scored by `started_at` (Unix ms, [`started_ms`](super::started_ms)): the listing index | the user's last expiry |
 //! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
 //!
 //! Session ids are validated (`[A-Za-z0-9_-]{1,64}`) and token hashes are base64url, so both go
@@ -58,7 +58,9 @@
 //! store therefore shares the hash tag `{P}`: the store runs unchanged on Cluster (no `CROSSSLOT`)
 //! and lives on one shard. Scripts reach keys derived from what they read (the session keys listed
 //! in a user's index, the token key named in a session); these are in the same slot as the
-//! declared keys. Stores with different prefixes land on different slots.
+//! declared keys. Stores with different prefixes land on different slots. To spread sessions
+//! over a cluster's shards instead, use `RedisClusterStore` (feature `redis-cluster`), which
+//! runs these same scripts under one hash tag per partition of the users.
 //!
 //! Reads take one round trip each: `get` is one `HGET`; `find_by_token` and `list_by_user` are
 //! one script each (token → id → session; index → sessions), never one request per session.
@@ -128,7 +130,7 @@
 //! reply that cannot be decoded is [`StoreError::Corrupt`].
 
 #[cfg(feature = "redis-cluster")]
-mod cluster;
+pub mod cluster;
 mod feed;
 mod hash_tag;
 mod reply;

@@ -42,8 +42,8 @@
 //!   crash between two writes, a rotated token, a revoked session) leads nowhere, and can never
 //!   bring a session back or lead to another one.
 //! * They are written *before* the record (`create`), or before the compare-and-swap (`update`,
-//!   the new token's key and the session id key), with [`KEEP_INDEX`]: a missing key is set, an
-//!   existing one only ever gets a later expiry, so an index never expires before its live
+//!   the new token's key and the session id key), by a small script: a missing key is set, an
+//!   existing one only ever gets a later expiry (`PEXPIRE … GT`), so an index never expires before its live
 //!   session. Writing them first means a crash leaves at worst a pointer to nothing; writing the
 //!   record first could leave a session that no token finds but that listings show. A key that
 //!   already points at another session is a duplicate token or id: the call fails, as
