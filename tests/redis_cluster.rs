@@ -739,3 +739,150 @@ async fn failover_of_a_master() {
         b.authenticate_token(login.token.expose()).await.unwrap();
     }
 }
+
+/// A slot moving between masters: while it migrates, a record already moved is reached through
+/// an `ASK` redirection; once moved, every call follows the `MOVED` redirection, the feed
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_migration_redirects() {
+    let test = "slot_migration_redirects";
+    let cluster = match tokio::task::spawn_blocking(|| Cluster::start("migration", 3, 2000)).await {
+        Ok(Ok(cluster)) => cluster,
+        Ok(Err(why)) => return unavailable(test, &why),
+        Err(e) => panic!("{e}"),
+    };
+    let store = connect(&cluster, &unique_prefix("migration"), 16).await;
+    let user = "migrating-user";
+    let rec = record(user, HOUR);
+    store
+        .create(rec.clone(), SessionLimit::unlimited())
+        .await
+        .unwrap();
+    let key = session_key(&store, &rec.session);
+    let slot = cluster.keyslot(&key);
+    let nodes = cluster.nodes();
+    let serving = |slot: u16| {
+        nodes
+            .iter()
+            .find(|n| n.master && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+            .unwrap()
+            .clone()
+    };
+    let source = serving(slot);
+    let target = nodes
+        .iter()
+        .find(|n| n.master && !n.slots.is_empty() && n.id != source.id)
+        .unwrap()
+        .clone();
+    let on = |port: u16, args: &[&str]| {
+        redis_cluster_common::query_text(port, args)
+            .unwrap_or_else(|| panic!("{args:?} on {port} failed"))
+    };
+    let slot_text = slot.to_string();
+    on(
+        target.port,
+        &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source.id],
+    );
+    on(
+        source.port,
+        &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target.id],
+    );
+    let target_port = target.port.to_string();
+    let migrate = |keys: &[String]| {
+        let mut args = vec![
+            "MIGRATE",
+            "127.0.0.1",
+            &target_port,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+        ];
+        args.extend(keys.iter().map(String::as_str));
+        on(source.port, &args);
+    };
+
+    // Half-way: the record has moved, the user's indexes and stream have not.
+    migrate(std::slice::from_ref(&key));
+    let on_target: i64 = {
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}", target.port))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("ASKING").query(&mut conn).unwrap();
+        redis::cmd("EXISTS").arg(&key).query(&mut conn).unwrap()
+    };
+    assert_eq!(on_target, 1, "the record is on the importing master");
+    let found = store.get(&rec.session.session_id).await.unwrap();
+    assert_eq!(
+        found.map(|s| s.session_id),
+        Some(rec.session.session_id.clone())
+    );
+    let by_token = store.find_by_token(&rec.token_hash).await.unwrap();
+    assert_eq!(
+        by_token.map(|s| s.session_id),
+        Some(rec.session.session_id.clone())
+    );
+
+    // The rest of the slot moves, and the slot is handed over.
+    loop {
+        let keys: Vec<String> = {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}", source.port))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query(&mut conn)
+                .unwrap()
+        };
+        if keys.is_empty() {
+            break;
+        }
+        migrate(&keys);
+    }
+    for node in nodes.iter().filter(|n| n.master) {
+        on(
+            node.port,
+            &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target.id],
+        );
+    }
+    assert_eq!(cluster.master_of_slot(slot), target.port);
+
+    // Everything follows the slot to its new master.
+    let listed = store
+        .list_by_user(user, &tower_session_jwt::store::PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.sessions.len(), 1);
+    assert!(
+        store
+            .find_by_token(&rec.token_hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let feed = store.revocation_feed().unwrap();
+    let start = feed.read(None, Duration::ZERO).await.unwrap();
+    assert!(start.caught_up);
+    let cursor = start.events.last().map(|(c, _)| c.clone());
+    assert!(
+        store
+            .revoke(&rec.session.session_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.find_by_token(&rec.token_hash).await.unwrap(), None);
+    let batch = feed
+        .read(cursor.as_ref(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(batch.events.iter().any(|(_, e)| matches!(
+        e,
+        tower_session_jwt::RevocationEvent::Session { session_id, .. }
+            if *session_id == rec.session.session_id
+    )));
+}
