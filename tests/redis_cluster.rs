@@ -8,6 +8,7 @@
 
 mod common;
 mod redis_cluster_common;
+mod redis_common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

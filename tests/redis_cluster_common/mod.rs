@@ -1,7 +1,7 @@
 //! A real local Redis Cluster for the tests: `redis-server --cluster-enabled yes` nodes on free
 //! ports in a temporary directory, joined by `redis-cli --cluster create`, stopped when dropped
 //! and, whatever happens to the test process, by a watchdog shell that outlives it only until it
-//! notices the process is gone.
+//! notices the process is gone. Needs `mod redis_common;` beside it (for `unavailable`).
 
 #![allow(dead_code)]
 
@@ -12,18 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Whether a missing Redis must fail the test rather than skip it.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// Fails (in CI) or skips with a note (elsewhere) when something the test needs is missing.
-pub fn unavailable(test: &str, why: &str) {
-    if in_ci() {
-        panic!("{test}: {why} (CI=true, so this is a failure, not a skip)");
-    }
-    eprintln!("note: skipping {test}: {why}");
-}
+pub use super::redis_common::unavailable;
 
 /// A port that is free, and whose cluster bus port (+10000) is free too.
 fn free_port_pair() -> u16 {
