@@ -54,8 +54,9 @@
 //! * `revoke` of an id whose index key is missing (an id never issued, or an index key lost to
 //!   eviction under memory pressure) tries every partition, so a live session is always revoked.
 //!
-//! A lookup by token or id costs two round trips (pointer, then record); `list_by_user`,
-//! `revoke_all` and a plain `update` one (plus the index upkeep of an update).
+//! A lookup by token or id costs two round trips (pointer, then record), as does `revoke`;
+//! `list_by_user` and `revoke_all` one; `update` three (the pointers, concurrently; the script;
+//! the token pointer's expiry, or the rotated-away token's key).
 //!
 //! `N` is fixed for the life of the data: changing it moves users to other partitions, whose
 //! sessions the store would then not find. Changing it is a migration (sign everyone out, or
@@ -619,21 +620,21 @@ impl SessionStore for RedisClusterStore {
         if ttl > 0 {
             // Before the compare-and-swap, so no index can expire before the record does; an
             // update that then fails leaves them longer-lived than needed, which is harmless.
-            if !self
-                .keep_index(
-                    &self.session_id_key(&session.session_id),
-                    &p.to_string(),
-                    ttl,
-                )
-                .await?
-            {
+            let (id_key, partition) = (self.session_id_key(&session.session_id), p.to_string());
+            let new_token = async {
+                match &new_token_key {
+                    Some(key) => self.keep_index(key, &entry, ttl).await,
+                    None => Ok(true),
+                }
+            };
+            let (id_kept, token_kept) =
+                tokio::try_join!(self.keep_index(&id_key, &partition, ttl), new_token)?;
+            if !id_kept {
                 return Err(StoreError::Backend(
                     "an update may not move a session to another user".into(),
                 ));
             }
-            if let Some(key) = &new_token_key
-                && !self.keep_index(key, &entry, ttl).await?
-            {
+            if !token_kept {
                 return Err(StoreError::Backend("duplicate token".into()));
             }
         }
