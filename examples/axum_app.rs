@@ -30,6 +30,7 @@
 //! SIGNING_KEY_FILE=key.pem cargo run --example axum_app        # share the key between instances
 //! STORE=memory cargo run --example axum_app                     # sessions in memory only
 //! REDIS_URL=redis://127.0.0.1/ cargo run --example axum_app --features redis
+//! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000,redis://127.0.0.1:7001 cargo run --example axum_app --features redis-cluster
 //! DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --example axum_app --features postgres
 //! ```
 //!
@@ -44,6 +45,7 @@
 //! | `SESSIONS_DB` | the SQLite file sessions are kept in (default `sessions.db` in the working directory): the default store, so a restart keeps everyone signed in |
 //! | `DATABASE_URL` | keep sessions in PostgreSQL instead (`postgres://…`, needs `--features postgres`) |
 //! | `REDIS_URL` | keep sessions in Redis instead (needs `--features redis`) |
+//! | `REDIS_CLUSTER_URLS` | keep sessions in a Redis Cluster instead: comma-separated seed nodes (`redis://host:port,…`; needs `--features redis-cluster`) |
 //! | `STORE=memory` | keep sessions in memory (lost on restart) |
 //! | `STEP_UP_MAX_AGE_SECS` | how recent an authentication `GET /api/sensitive` requires (default 300) |
 //! | `MAX_SESSIONS_PER_USER` | live sessions per user (default 100); a login beyond it revokes the oldest |
@@ -342,8 +344,8 @@ fn seconds(name: &str, default: u64) -> Duration {
     }
 }
 
-/// The store the environment names: `STORE=memory`, `REDIS_URL` (Redis), `DATABASE_URL`
-/// (PostgreSQL), else an SQLite file (`SESSIONS_DB`, default `sessions.db` in the working
+/// The store the environment names: `STORE=memory`, `REDIS_CLUSTER_URLS` (Redis Cluster),
+/// `REDIS_URL` (Redis), `DATABASE_URL` (PostgreSQL), else an SQLite file (`SESSIONS_DB`, default `sessions.db` in the working
 /// directory), so that a restart keeps everyone signed in.
 async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -355,9 +357,36 @@ async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
             }
             other => fail(format!(
                 "STORE={other:?}: only \"memory\" is a store name; the others are chosen by \
-                 REDIS_URL, DATABASE_URL or SESSIONS_DB"
+                 REDIS_CLUSTER_URLS, REDIS_URL, DATABASE_URL or SESSIONS_DB"
             )),
         };
+    }
+    if let Some(urls) = var("REDIS_CLUSTER_URLS") {
+        #[cfg(feature = "redis-cluster")]
+        {
+            let seeds: Vec<&str> = urls
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .collect();
+            let store = tower_session_jwt::RedisClusterStore::connect(seeds)
+                .await
+                .unwrap_or_else(|e| fail(format!("REDIS_CLUSTER_URLS: {e}")));
+            println!(
+                "sessions: in the Redis Cluster ({} partitions)",
+                store.partitions()
+            );
+            return builder.store(store);
+        }
+        #[cfg(not(feature = "redis-cluster"))]
+        {
+            let _ = urls;
+            fail(
+                "REDIS_CLUSTER_URLS is set but this build has no Redis Cluster support: \
+                 run `cargo run --example axum_app --features redis-cluster`"
+                    .into(),
+            )
+        }
     }
     if let Some(url) = var("REDIS_URL") {
         #[cfg(feature = "redis")]

@@ -121,6 +121,8 @@ pub use step_up::{RecentAuth, StepUpRequired};
 pub use store::{MemoryStore, SessionStore, StoreError};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis-cluster")]
+pub use store::{RedisClusterStore, RedisClusterStoreBuilder};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]

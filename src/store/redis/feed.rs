@@ -32,7 +32,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use time::OffsetDateTime;
 
@@ -58,16 +58,16 @@ pub(super) struct RedisFeed {
 
 /// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct StreamId {
-    ms: u64,
+pub(super) struct StreamId {
+    pub(super) ms: u64,
     seq: u64,
 }
 
 impl StreamId {
-    const ZERO: Self = Self { ms: 0, seq: 0 };
+    pub(super) const ZERO: Self = Self { ms: 0, seq: 0 };
 
     /// Parses a complete id; `None` for anything else (`$`, `1`, `1-2-3`, overflow).
-    fn parse(text: &str) -> Option<Self> {
+    pub(super) fn parse(text: &str) -> Option<Self> {
         let (ms, seq) = text.split_once('-')?;
         let part = |p: &str| {
             (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
@@ -88,29 +88,41 @@ impl fmt::Display for StreamId {
 }
 
 /// What the catch-up script saw.
-struct Snapshot {
+pub(super) struct Snapshot {
     /// The entries after the cursor, at most [`FEED_BATCH`].
-    events: Vec<(FeedCursor, RevocationEvent)>,
+    pub(super) events: Vec<(FeedCursor, RevocationEvent)>,
     /// Whether no retained entry followed them.
-    caught_up: bool,
+    pub(super) caught_up: bool,
     /// Where a blocking read resumes when `events` is empty.
-    block_after: StreamId,
-    horizon: OffsetDateTime,
+    pub(super) block_after: StreamId,
+    pub(super) horizon: OffsetDateTime,
+}
+
+/// The catch-up step on the stream `key`: gap check and range read in one script ([`FEED_READ`]),
+/// bounded by `op_timeout`. Shared by the single-node feed and each partition of the Cluster one.
+pub(super) async fn checked_read(
+    conn: &mut impl ConnectionLike,
+    key: &str,
+    after: Option<StreamId>,
+    retention: Duration,
+    op_timeout: Duration,
+) -> Result<Snapshot, StoreError> {
+    let mut call = FEED_READ.prepare_invoke();
+    call.key(key)
+        .arg(after.map(|id| id.to_string()).unwrap_or_default())
+        .arg(FEED_BATCH + 1);
+    let reply: Value = bounded(op_timeout, async {
+        call.invoke_async(conn).await.map_err(map_err)
+    })
+    .await?;
+    decode_read(reply, after, retention, OffsetDateTime::now_utc())
 }
 
 impl RedisFeed {
     /// The catch-up step: gap check and range read in one script.
     async fn checked_read(&self, after: Option<StreamId>) -> Result<Snapshot, StoreError> {
-        let mut call = FEED_READ.prepare_invoke();
-        call.key(&self.key)
-            .arg(after.map(|id| id.to_string()).unwrap_or_default())
-            .arg(FEED_BATCH + 1);
         let mut conn = self.conn.clone();
-        let reply: Value = bounded(self.op_timeout, async {
-            call.invoke_async(&mut conn).await.map_err(map_err)
-        })
-        .await?;
-        decode_read(reply, after, self.retention, OffsetDateTime::now_utc())
+        checked_read(&mut conn, &self.key, after, self.retention, self.op_timeout).await
     }
 
     /// Blocks until an entry after `block_after` exists or `wait` has passed, then reads from

@@ -11,7 +11,7 @@
 //! | `{P}tok:<token hash, base64url>` | string | the session id | session's remaining lifetime |
 //! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms), `start` (`started_at`, Unix ms), `ver` (the record's version; absent in records stored before versions, meaning 0) | session's remaining lifetime |
 //! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms): the expiry index | the user's last expiry |
-//! | `{P}us:<user id, base64url>` | sorted set | the same ids, scored by `started_at` (Unix ms, [`started_ms`]): the listing index | the user's last expiry |
+//! | `{P}us:<user id, base64url>` | sorted set | the same ids, scored by `started_at` (Unix ms, [`started_ms`](super::started_ms)): the listing index | the user's last expiry |
 //! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
 //!
 //! Session ids are validated (`[A-Za-z0-9_-]{1,64}`) and token hashes are base64url, so both go
@@ -58,7 +58,9 @@
 //! store therefore shares the hash tag `{P}`: the store runs unchanged on Cluster (no `CROSSSLOT`)
 //! and lives on one shard. Scripts reach keys derived from what they read (the session keys listed
 //! in a user's index, the token key named in a session); these are in the same slot as the
-//! declared keys. Stores with different prefixes land on different slots.
+//! declared keys. Stores with different prefixes land on different slots. To spread sessions
+//! over a cluster's shards instead, use `RedisClusterStore` (feature `redis-cluster`), which
+//! runs these same scripts under one hash tag per partition of the users.
 //!
 //! Reads take one round trip each: `get` is one `HGET`; `find_by_token` and `list_by_user` are
 //! one script each (token → id → session; index → sessions), never one request per session.
@@ -127,7 +129,10 @@
 //! are [`StoreError::Unavailable`]; other error replies are [`StoreError::Backend`]; a record or
 //! reply that cannot be decoded is [`StoreError::Corrupt`].
 
+#[cfg(feature = "redis-cluster")]
+pub mod cluster;
 mod feed;
+mod hash_tag;
 mod reply;
 mod scripts;
 
@@ -142,12 +147,15 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Value};
 use time::OffsetDateTime;
 
+#[cfg(feature = "redis-cluster")]
+pub use self::cluster::{RedisClusterStore, RedisClusterStoreBuilder};
 use self::feed::{MAX_FEED_WAIT, RedisFeed};
-use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, int_of, map_err};
-use self::scripts::{CREATE, ENSURE_FEED, FIND_BY_TOKEN, LIST_BY_USER, REVOKE, REVOKE_ALL, UPDATE};
+use self::hash_tag::{HashTag, TokenIndex};
+use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, map_err};
+use self::scripts::FIND_BY_TOKEN;
 use super::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
-    SessionStore, SessionUpdate, StoreError, UpdateOutcome, WhenFull, started_ms,
+    SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
 use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
@@ -432,15 +440,16 @@ impl RedisStore {
     /// Creates the feed stream if it is missing, so that a missing stream means lost data, and
     /// checks that Redis reports what gap detection needs (Redis 7.0 or later).
     async fn ensure_feed(&self) -> Result<(), StoreError> {
-        let mut call = ENSURE_FEED.prepare_invoke();
-        call.key(&self.inner.keys.feed);
-        let mut conn = self.conn();
-        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        match int_of(&reply)? {
-            1 => Ok(()),
-            _ => Err(StoreError::Backend(
-                "the revocation feed needs Redis 7.0 or later (max-deleted-entry-id)".into(),
-            )),
+        self.tag().ensure_feed(&mut self.conn()).await
+    }
+
+    /// The store's one hash tag, with the token index under it.
+    fn tag(&self) -> HashTag<'_> {
+        HashTag {
+            keys: &self.inner.keys,
+            token_index: TokenIndex::InTag,
+            retention: self.inner.feed.retention,
+            op_timeout: self.inner.op_timeout,
         }
     }
 
@@ -479,61 +488,9 @@ impl SessionStore for RedisStore {
         record: SessionRecord,
         limit: SessionLimit,
     ) -> Result<CreateOutcome, StoreError> {
-        let SessionRecord {
-            session,
-            token_hash,
-        } = record;
-        let json = encode_session(&session)?;
-        let keys = &self.inner.keys;
-        let now = self.now();
-        let (event_head, event_tail) = session_event_parts(now)?;
-        let policy = match limit.when_full() {
-            WhenFull::RevokeOldest => "evict",
-            WhenFull::Refuse => "refuse",
-        };
-        let mut call = CREATE.prepare_invoke();
-        call.key(keys.token(&token_hash))
-            .key(keys.session(&session.session_id))
-            .key(keys.user(&session.user_id))
-            .key(keys.started(&session.user_id))
-            .key(&keys.feed)
-            .arg(session.session_id.as_str())
-            .arg(token_hash.to_base64url())
-            .arg(json)
-            .arg(ttl_ms(session.expires_at, now))
-            .arg(unix_ms(session.expires_at))
-            .arg(unix_ms(now))
-            .arg(Keys::user_key(&session.user_id))
-            .arg(started_ms(&session))
-            .arg(session.version)
-            .arg(limit.max().map(|max| max.to_string()).unwrap_or_default())
-            .arg(policy)
-            .arg(&keys.session)
-            .arg(&keys.token)
-            .arg(event_head)
-            .arg(event_tail)
-            .arg(retention_ms(self.inner.feed.retention));
-        let mut conn = self.conn();
-        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        let mut reply = array_of(reply)?.into_iter();
-        let status = reply
-            .next()
-            .ok_or_else(|| corrupt("empty reply to create"))?;
-        match int_of(&status)? {
-            1 => Ok(CreateOutcome::Created {
-                evicted: reply
-                    .map(|id| session_id_of(&id))
-                    .collect::<Result<_, _>>()?,
-            }),
-            // Ids and token hashes are 128/256 random bits; a collision means a broken RNG, and
-            // replacing the old session would hand its owner's session to someone else.
-            0 => Err(StoreError::Backend("duplicate session id or token".into())),
-            2 => Ok(CreateOutcome::LimitReached),
-            3 => Err(corrupt(
-                "a session of the user has no readable start, so the oldest cannot be found",
-            )),
-            other => Err(corrupt(format!("unexpected create reply {other}"))),
-        }
+        self.tag()
+            .create(&mut self.conn(), &record, limit, self.now())
+            .await
     }
 
     async fn find_by_token(&self, token_hash: &TokenHash) -> Result<Option<Session>, StoreError> {
@@ -555,21 +512,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn get(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let key = self.inner.keys.session(session_id);
-        let mut conn = self.conn();
-        let reply: Value = self
-            .run(
-                redis::cmd("HGET")
-                    .arg(key)
-                    .arg("session")
-                    .query_async(&mut conn),
-            )
-            .await?;
-        if reply == Value::Nil {
-            return Ok(None);
-        }
-        let session = decode_session(&reply, |s| s.session_id == *session_id)?;
-        Ok(Some(session).filter(|s| s.is_live_at(self.now())))
+        self.tag()
+            .get(&mut self.conn(), session_id, self.now())
+            .await
     }
 
     async fn list_by_user(
@@ -577,140 +522,23 @@ impl SessionStore for RedisStore {
         user_id: &str,
         page: &PageRequest,
     ) -> Result<SessionPage, StoreError> {
-        let keys = &self.inner.keys;
-        let now = self.now();
-        let mut call = LIST_BY_USER.prepare_invoke();
-        call.key(keys.user(user_id))
-            .key(keys.started(user_id))
-            .arg(unix_ms(now))
-            .arg(&keys.session)
-            .arg(u64::from(page.limit) + 1);
-        match &page.after {
-            Some(cursor) => call.arg(cursor.started_ms).arg(cursor.session_id.as_str()),
-            None => call.arg("").arg(""),
-        };
-        let mut conn = self.conn();
-        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        let mut reply = array_of(reply)?.into_iter();
-        let status = reply
-            .next()
-            .ok_or_else(|| corrupt("empty reply to list_by_user"))?;
-        match int_of(&status)? {
-            1 => {}
-            0 => {
-                return Err(corrupt(
-                    "a session of the user has no readable start, so it cannot be listed",
-                ));
-            }
-            _ => return Err(corrupt("a session of the user has no expiry")),
-        }
-        let mut sessions = Vec::new();
-        while let Some(item) = reply.next() {
-            let score = reply
-                .next()
-                .ok_or_else(|| corrupt("listing reply without a score"))?;
-            let session = decode_session(&item, |s| s.user_id == user_id)?;
-            // The page's order and its cursor come from the index score and the record's
-            // `started_at` respectively: they must agree, or pages would skip or repeat.
-            if score_of(&score)? != started_ms(&session) {
-                return Err(corrupt("listing index out of step with a session's start"));
-            }
-            // The script judged expiry by the record's `exp` field against `now` in whole
-            // milliseconds, which never keeps a session that has expired by `now`; a record
-            // whose JSON says otherwise disagrees with itself. (Dropping it here instead would
-            // shorten the page and could lose the cursor to the next one.)
-            if !session.is_live_at(now) {
-                return Err(corrupt("session record's expiry out of step with its JSON"));
-            }
-            sessions.push(session);
-        }
-        Ok(SessionPage::from_sorted(sessions, page.limit))
+        self.tag()
+            .list_by_user(&mut self.conn(), user_id, page, self.now())
+            .await
     }
 
     async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-        let session = &update.session;
-        // A version-0 record follows nothing: no stored version can precede it.
-        let Some(expected) = session.version.checked_sub(1) else {
-            return Ok(UpdateOutcome::Stale);
-        };
-        let json = encode_session(session)?;
-        let keys = &self.inner.keys;
-        let now = self.now();
-        let event = if update.refuse_older_jwts {
-            encode_event(&RevocationEvent::jwts_refused(
-                session.session_id.clone(),
-                now,
-                session.version,
-            ))?
-        } else {
-            String::new()
-        };
-        let mut call = UPDATE.prepare_invoke();
-        call.key(keys.session(&session.session_id))
-            .key(keys.user(&session.user_id))
-            .key(keys.started(&session.user_id))
-            .key(&keys.feed);
-        if let Some(hash) = &update.token_hash {
-            call.key(keys.token(hash));
-        }
-        call.arg(session.session_id.as_str())
-            .arg(json)
-            .arg(ttl_ms(session.expires_at, now))
-            .arg(unix_ms(session.expires_at))
-            .arg(unix_ms(now))
-            .arg(&keys.token)
-            .arg(Keys::user_key(&session.user_id))
-            .arg(started_ms(session))
-            .arg(expected.to_string())
-            .arg(session.version.to_string())
-            .arg(
-                update
-                    .token_hash
-                    .map(|h| h.to_base64url())
-                    .unwrap_or_default(),
-            )
-            .arg(event)
-            .arg(retention_ms(self.inner.feed.retention));
-        let mut conn = self.conn();
-        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        match int_of(&reply)? {
-            1 => Ok(UpdateOutcome::Updated),
-            0 => Ok(UpdateOutcome::Gone),
-            2 => Ok(UpdateOutcome::Stale),
-            -1 => Err(StoreError::Backend(
-                "an update may not move a session to another user or start".into(),
-            )),
-            -2 => Err(corrupt(
-                "session record lacks its token, expiry or start, or has a malformed version",
-            )),
-            -3 => Err(StoreError::Backend("duplicate token".into())),
-            other => Err(corrupt(format!("unexpected update reply {other}"))),
-        }
+        let updated = self
+            .tag()
+            .update(&mut self.conn(), update, self.now())
+            .await?;
+        Ok(updated.outcome)
     }
 
     async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let keys = &self.inner.keys;
-        let now = self.now();
-        let event = encode_event(&RevocationEvent::session_revoked(session_id.clone(), now))?;
-        let mut call = REVOKE.prepare_invoke();
-        call.key(keys.session(session_id))
-            .key(&keys.feed)
-            .arg(session_id.as_str())
-            .arg(unix_ms(now))
-            .arg(event)
-            .arg(&keys.token)
-            .arg(&keys.user)
-            .arg(retention_ms(self.inner.feed.retention))
-            .arg(&keys.started);
-        let mut conn = self.conn();
-        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        if reply == Value::Nil {
-            return Ok(None);
-        }
-        // The session is gone from Redis and its event published either way; a record that
-        // cannot be decoded is still reported, so the caller does not believe nothing happened.
-        let session = decode_session(&reply, |s| s.session_id == *session_id)?;
-        Ok(Some(session))
+        self.tag()
+            .revoke(&mut self.conn(), session_id, self.now())
+            .await
     }
 
     async fn revoke_all(
@@ -718,28 +546,9 @@ impl SessionStore for RedisStore {
         user_id: &str,
         except: Option<&SessionId>,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let keys = &self.inner.keys;
-        let now = self.now();
-        let user_event = match except {
-            None => encode_event(&RevocationEvent::user_revoked(user_id, now))?,
-            Some(_) => String::new(),
-        };
-        let (event_head, event_tail) = session_event_parts(now)?;
-        let mut call = REVOKE_ALL.prepare_invoke();
-        call.key(keys.user(user_id))
-            .key(keys.started(user_id))
-            .key(&keys.feed)
-            .arg(unix_ms(now))
-            .arg(user_event)
-            .arg(&keys.session)
-            .arg(&keys.token)
-            .arg(retention_ms(self.inner.feed.retention))
-            .arg(except.map(SessionId::as_str).unwrap_or_default())
-            .arg(event_head)
-            .arg(event_tail);
-        let mut conn = self.conn();
-        let reply: Value = self.run(call.invoke_async(&mut conn)).await?;
-        array_of(reply)?.iter().map(session_id_of).collect()
+        self.tag()
+            .revoke_all(&mut self.conn(), user_id, except, self.now())
+            .await
     }
 
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {

@@ -27,8 +27,9 @@ use redis::Script;
 ///   JSON as Unix milliseconds truncated toward zero, exactly as `store::started_ms` does.
 /// * `id_less` orders session ids byte by byte, as Redis orders members of equal score (Lua's
 ///   `<` on strings follows the server's collation locale, which need not be bytewise).
-/// * `delete_session` deletes a session's hash, its token key and its index entries, and says
-///   whether it was live.
+/// * `delete_session` deletes a session's hash, its token key (unless the token index lives in
+///   another slot: an empty token key prefix) and its index entries, and says whether it was
+///   live.
 /// * `drop_dangling` removes index ids whose session hash is gone (evicted under memory
 ///   pressure, deleted by hand), so that they do not count against the session limit.
 /// * `refresh_ttl` lets both indexes expire with the user's last session.
@@ -115,7 +116,7 @@ local function delete_session(session_prefix, token_prefix, exp_key, start_key, 
   local skey = session_prefix .. id
   local rec = redis.call('HMGET', skey, 'token', 'exp')
   local existed = redis.call('DEL', skey) == 1
-  if rec[1] then redis.call('DEL', token_prefix .. rec[1]) end
+  if rec[1] and token_prefix ~= '' then redis.call('DEL', token_prefix .. rec[1]) end
   redis.call('ZREM', exp_key, id)
   redis.call('ZREM', start_key, id)
   local exp = tonumber(rec[2])
@@ -155,13 +156,19 @@ end
 /// version, the limit (empty for none), `evict` or `refuse`, session key prefix, token key
 /// prefix, a revocation event's JSON before and after its session id, retention ms.
 ///
+/// An empty token key prefix means the token index lives in another slot (the Cluster store
+/// keeps it by token hash, not by user) and is written by the caller: the script then neither
+/// checks nor writes nor deletes token keys, and KEYS[1] is the session key again (every key
+/// declared must be in the script's slot).
+///
 /// Returns `[1, evicted ids…]` (oldest first), `[0]` when the id or token already exists, `[2]`
 /// when the limit refuses, `[3]` when a record's start cannot be read to find the oldest.
 pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FEED_LUA}{INDEX_LUA}{}",
         r#"
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+local own_token = ARGV[13] ~= ''
+if (own_token and redis.call('EXISTS', KEYS[1]) == 1) or redis.call('EXISTS', KEYS[2]) == 1 then
   return {0}
 end
 local now = tonumber(ARGV[6])
@@ -187,7 +194,7 @@ if max then
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+  if own_token then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl) end
   redis.call('HSET', KEYS[2], 'session', ARGV[3], 'token', ARGV[2], 'user', ARGV[7],
     'exp', ARGV[5], 'start', ARGV[8], 'ver', ARGV[9])
   redis.call('PEXPIRE', KEYS[2], ttl)
@@ -279,6 +286,11 @@ return out
 ///
 /// Returns 1 (updated), 0 (no live session), 2 (stale version), -1 (other user or start), -2
 /// (damaged record), -3 (the new token is taken).
+///
+/// With an empty token key prefix the token index lives in another slot and is the caller's to
+/// write (see [`CREATE`]): no token key is declared or touched, the record's `token` field
+/// still changes, and an update returns `[1, the token hash it replaced or kept]` instead of 1,
+/// so the caller can refresh or delete that token key.
 pub(super) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FEED_LUA}{INDEX_LUA}{}",
@@ -297,18 +309,22 @@ if start ~= tonumber(ARGV[8]) then return -1 end
 local ver = rec[4] or '0'
 if not string.match(ver, '^%d+$') then return -2 end
 if ver ~= ARGV[9] then return 2 end
+local own_token = ARGV[6] ~= ''
 local tok = ARGV[6] .. rec[1]
 local token, rotated = rec[1], ARGV[11] ~= ''
 if rotated then
-  if redis.call('EXISTS', KEYS[5]) == 1 then return -3 end
-  redis.call('DEL', tok)
-  tok, token = KEYS[5], ARGV[11]
+  if own_token then
+    if redis.call('EXISTS', KEYS[5]) == 1 then return -3 end
+    redis.call('DEL', tok)
+    tok = KEYS[5]
+  end
+  token = ARGV[11]
 end
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
-  if rotated then
+  if own_token and rotated then
     redis.call('SET', tok, ARGV[1], 'PX', ttl)
-  else
+  elseif own_token then
     redis.call('PEXPIRE', tok, ttl)
   end
   redis.call('HSET', KEYS[1], 'session', ARGV[2], 'exp', ARGV[4], 'ver', ARGV[10],
@@ -316,14 +332,16 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 else
-  redis.call('DEL', KEYS[1], tok)
+  redis.call('DEL', KEYS[1])
+  if own_token then redis.call('DEL', tok) end
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
 if ARGV[12] ~= '' then append_event(KEYS[4], ARGV[12], tonumber(ARGV[13])) end
 purge(KEYS[2], KEYS[3], now)
 refresh_ttl(KEYS[2], KEYS[3], now)
-return 1
+if own_token then return 1 end
+return {1, rec[1]}
 "#
     ))
 });
@@ -404,8 +422,9 @@ return 0
 /// `revoke`: deletes a session's keys and index entries and, if it was live, appends the
 /// revocation event to the feed.
 ///
-/// KEYS: session key, feed stream. ARGV: session id, now ms, event JSON, token key prefix,
-/// expiry index prefix, retention ms, listing index prefix. Returns the session JSON if a live
+/// KEYS: session key, feed stream. ARGV: session id, now ms, event JSON, token key prefix
+/// (empty when the token index lives in another slot: see [`CREATE`]), expiry index prefix,
+/// retention ms, listing index prefix. Returns the session JSON if a live
 /// session was revoked (an empty string if its record was damaged; the event is published all
 /// the same), else nil.
 pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
@@ -414,7 +433,7 @@ pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local rec = redis.call('HMGET', KEYS[1], 'session', 'token', 'user', 'exp')
 if redis.call('DEL', KEYS[1]) == 0 then return false end
-if rec[2] then redis.call('DEL', ARGV[4] .. rec[2]) end
+if rec[2] and ARGV[4] ~= '' then redis.call('DEL', ARGV[4] .. rec[2]) end
 if rec[3] then
   redis.call('ZREM', ARGV[5] .. rec[3], ARGV[1])
   redis.call('ZREM', ARGV[7] .. rec[3], ARGV[1])
@@ -434,7 +453,8 @@ return rec[1] or ''
 /// session revocation per live session deleted (a user event would cut off the kept session).
 ///
 /// KEYS: expiry index, listing index, feed stream. ARGV: now ms, the user event JSON (empty
-/// with a kept id), session key prefix, token key prefix, retention ms, the kept id (empty for
+/// with a kept id), session key prefix, token key prefix (empty when the token index lives in
+/// another slot: see [`CREATE`]), retention ms, the kept id (empty for
 /// none), a session revocation event's JSON before and after its session id. Returns the ids of
 /// the live sessions deleted.
 pub(super) static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
@@ -495,6 +515,29 @@ end
 local start = '-'
 if ARGV[1] ~= '' then start = '(' .. ARGV[1] end
 return {1, now_ms, last, deleted, redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[2])}
+"#,
+    )
+});
+
+/// An index key of the Cluster store (a token key or a session id key, kept in a partition of
+/// its own; see `cluster/mod.rs`): makes it hold `value` for at least `ttl` ms. A missing key is
+/// set; an existing key with the same value only ever has its expiry pushed later (`GT`), so
+/// that an update that later fails cannot cut short the index of a live session.
+///
+/// KEYS: the index key. ARGV: value, TTL ms. Returns 1, or 0 (and changes nothing) when the key
+/// holds another value: it belongs to another session.
+#[cfg(feature = "redis-cluster")]
+pub(super) static KEEP_INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+if current then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
 "#,
     )
 });
