@@ -7,8 +7,8 @@
 //! The trait is deliberately small and depends on nothing HTTP: a store crate needs only this
 //! module. Run [`conformance`] against your implementation (feature `test-util`).
 
-#[cfg(feature = "test-util")]
 mod breaker;
+#[cfg(feature = "test-util")]
 pub mod conformance;
 mod feed;
 mod memory;
