@@ -350,6 +350,36 @@ async fn run(options: &Options, prefix: &str) -> Result<(), String> {
         b.fast_path_trusted()
     );
 
+    let feed_key = format!("{{{prefix}}}revocations");
+    /// A stream entry: its id and its fields and values, flat.
+    type Entry = (String, Vec<String>);
+    let (entries, feed_bytes, last): (u64, Option<u64>, Vec<Entry>) = redis::pipe()
+        .cmd("XLEN")
+        .arg(&feed_key)
+        .cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&feed_key)
+        .arg("SAMPLES")
+        .arg(0)
+        .cmd("XREVRANGE")
+        .arg(&feed_key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .map_err(|e| format!("feed stream: {e}"))?;
+    let event_len = last
+        .first()
+        .and_then(|(_, fields)| fields.get(1))
+        .map_or(0, String::len);
+    println!(
+        "feed stream: {entries} entries, {} bytes in Redis ({:.0} bytes/entry); one event's JSON: {event_len} bytes",
+        feed_bytes.unwrap_or_default(),
+        feed_bytes.unwrap_or_default() as f64 / entries.max(1) as f64
+    );
+
     // 5. Correctness on B.
     let mut accepted_revoked = 0;
     for login in targets {

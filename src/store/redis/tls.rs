@@ -202,22 +202,22 @@ fn certificate_failure(error: &(dyn std::error::Error + 'static)) -> Option<Stri
     let mut next = Some(error);
     while let Some(e) = next {
         let tls = e.downcast_ref::<TlsError>().or_else(|| io_inner(e));
-        match tls {
-            Some(
-                e @ (TlsError::InvalidCertificate(_)
-                | TlsError::NoCertificatesPresented
-                | TlsError::AlertReceived(
-                    AlertDescription::BadCertificate
-                    | AlertDescription::UnknownCA
-                    | AlertDescription::CertificateRequired
-                    | AlertDescription::CertificateUnknown
-                    | AlertDescription::CertificateExpired
-                    | AlertDescription::CertificateRevoked
-                    | AlertDescription::UnsupportedCertificate
-                    | AlertDescription::HandshakeFailure,
-                )),
-            ) => return Some(e.to_string()),
-            _ => {}
+        if let Some(
+            e @ (TlsError::InvalidCertificate(_)
+            | TlsError::NoCertificatesPresented
+            | TlsError::AlertReceived(
+                AlertDescription::BadCertificate
+                | AlertDescription::UnknownCA
+                | AlertDescription::CertificateRequired
+                | AlertDescription::CertificateUnknown
+                | AlertDescription::CertificateExpired
+                | AlertDescription::CertificateRevoked
+                | AlertDescription::UnsupportedCertificate
+                | AlertDescription::HandshakeFailure,
+            )),
+        ) = tls
+        {
+            return Some(e.to_string());
         }
         next = e.source();
     }
