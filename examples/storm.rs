@@ -21,7 +21,8 @@
 //!    returning to B's revocation list refusing the session (polled every 100 µs by a thread of
 //!    its own), the moment B's fast path starts refusing its JWT;
 //! 5. checks that B refuses every revoked session's JWT and accepts a sample of the others;
-//! 6. deletes every key under the prefix (`SCAN` + `UNLINK`), also after Ctrl-C or an error.
+//! 6. deletes every key under the prefix (`SCAN` + `UNLINK`), also after Ctrl-C, SIGTERM or an
+//!    error.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -118,6 +119,7 @@ async fn main() {
     let outcome = tokio::select! {
         outcome = run(&options, &prefix) => outcome,
         _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        _ = terminated() => Err("terminated".to_owned()),
     };
     if let Err(e) = &outcome {
         eprintln!("storm: {e}");
@@ -128,6 +130,24 @@ async fn main() {
     }
     if outcome.is_err() {
         std::process::exit(1);
+    }
+}
+
+/// Never resolves: there is no SIGTERM to wait for.
+#[cfg(not(unix))]
+async fn terminated() {
+    std::future::pending().await
+}
+
+/// Resolves on SIGTERM (what `timeout` and `kill` send), so the keys are deleted then too.
+#[cfg(unix)]
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending().await,
     }
 }
 
