@@ -31,6 +31,8 @@
 //! STORE=memory cargo run --example axum_app                     # sessions in memory only
 //! REDIS_URL=redis://127.0.0.1/ cargo run --example axum_app --features redis
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000,redis://127.0.0.1:7001 cargo run --example axum_app --features redis-cluster
+//! REDIS_URL=rediss://127.0.0.1:6380/ REDIS_CA_FILE=ca.crt \
+//!     cargo run --example axum_app --features redis-tls   # Redis over TLS
 //! DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --example axum_app --features postgres
 //! ```
 //!
@@ -44,8 +46,10 @@
 //! | `TOKEN_KEY_FILE` | a file of at least 32 secret bytes (`head -c 32 /dev/urandom > token.key`) every instance reads: session tokens are tagged with it, and tokens this app did not mint are refused with no store call ([`TokenKey`]); without it tokens are untagged and every well-formed one is looked up |
 //! | `SESSIONS_DB` | the SQLite file sessions are kept in (default `sessions.db` in the working directory): the default store, so a restart keeps everyone signed in |
 //! | `DATABASE_URL` | keep sessions in PostgreSQL instead (`postgres://…`, needs `--features postgres`) |
-//! | `REDIS_URL` | keep sessions in Redis instead (needs `--features redis`) |
 //! | `REDIS_CLUSTER_URLS` | keep sessions in a Redis Cluster instead: comma-separated seed nodes (`redis://host:port,…`; needs `--features redis-cluster`) |
+//! | `REDIS_URL` | keep sessions in Redis instead (needs `--features redis`); `rediss://…` is TLS (needs `--features redis-tls`) |
+//! | `REDIS_CA_FILE` | with `rediss://`: the CA certificate(s) (PEM) to trust instead of the system's |
+//! | `REDIS_CLIENT_CERT_FILE`, `REDIS_CLIENT_KEY_FILE` | with `rediss://`: a client certificate and key (PEM) for a Redis that demands mutual TLS (both or neither) |
 //! | `STORE=memory` | keep sessions in memory (lost on restart) |
 //! | `STEP_UP_MAX_AGE_SECS` | how recent an authentication `GET /api/sensitive` requires (default 300) |
 //! | `MAX_SESSIONS_PER_USER` | live sessions per user (default 100); a login beyond it revokes the oldest |
@@ -391,7 +395,7 @@ async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
     if let Some(url) = var("REDIS_URL") {
         #[cfg(feature = "redis")]
         {
-            let store = tower_session_jwt::RedisStore::connect(&url)
+            let store = redis_store(&url)
                 .await
                 .unwrap_or_else(|e| fail(format!("REDIS_URL: {e}")));
             println!("sessions: in Redis");
@@ -1143,4 +1147,45 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The Redis store `REDIS_URL` names; with the `redis-tls` feature, `REDIS_CA_FILE` and
+/// `REDIS_CLIENT_CERT_FILE` / `REDIS_CLIENT_KEY_FILE` configure a `rediss://` connection.
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str) -> Result<tower_session_jwt::RedisStore, String> {
+    #[allow(unused_mut)] // Only the TLS settings change the builder.
+    let mut builder = tower_session_jwt::RedisStore::builder(url);
+    let file = |name: &str| -> Result<Option<Vec<u8>>, String> {
+        match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+            Some(path) => std::fs::read(&path)
+                .map(Some)
+                .map_err(|e| format!("{name}={path}: {e}")),
+            None => Ok(None),
+        }
+    };
+    let ca = file("REDIS_CA_FILE")?;
+    let identity = match (
+        file("REDIS_CLIENT_CERT_FILE")?,
+        file("REDIS_CLIENT_KEY_FILE")?,
+    ) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            return Err("REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together".to_owned());
+        }
+    };
+    #[cfg(feature = "redis-tls")]
+    {
+        if let Some(ca) = ca {
+            builder = builder.tls_ca_pem(ca);
+        }
+        if let Some((cert, key)) = identity {
+            builder = builder.tls_client_identity(cert, key);
+        }
+    }
+    #[cfg(not(feature = "redis-tls"))]
+    if ca.is_some() || identity.is_some() {
+        return Err("REDIS_CA_FILE and REDIS_CLIENT_*_FILE need `--features redis-tls`".to_owned());
+    }
+    builder.build().await.map_err(|e| e.to_string())
 }

@@ -116,6 +116,16 @@
 //! started afterwards are not; Redis' clock could be ahead of the application's and cut off
 //! sessions created just after the revocation.
 //!
+//! # TLS
+//!
+//! With the feature `redis-tls`, a `rediss://` URL connects over TLS (rustls, with the aws-lc-rs
+//! crypto provider that also signs JWTs; it is installed as rustls' process default unless the
+//! application installed one first). The server's certificate is checked against the CA given to
+//! [`RedisStoreBuilder::tls_ca_pem`], or else the operating system's trust store; mutual TLS
+//! takes [`RedisStoreBuilder::tls_client_identity`]. No CA list is compiled in. A `rediss://` URL
+//! without the feature, or TLS settings with a `redis://` URL, is a [`RedisConfigError`] rather
+//! than a silent plain-text connection.
+//!
 //! # Connections, timeouts and errors
 //!
 //! Commands go through a [`ConnectionManager`] (one multiplexed connection, reconnected
@@ -135,6 +145,9 @@ mod feed;
 mod hash_tag;
 mod reply;
 mod scripts;
+mod tls;
+
+pub use self::tls::RedisConfigError;
 
 use std::fmt;
 use std::future::Future;
@@ -144,7 +157,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Value};
+use redis::{RedisError, Value};
 use time::OffsetDateTime;
 
 #[cfg(feature = "redis-cluster")]
@@ -153,6 +166,7 @@ use self::feed::{MAX_FEED_WAIT, RedisFeed};
 use self::hash_tag::{HashTag, TokenIndex};
 use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, map_err};
 use self::scripts::FIND_BY_TOKEN;
+use self::tls::TlsSettings;
 use super::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
     SessionStore, SessionUpdate, StoreError, UpdateOutcome,
@@ -301,6 +315,7 @@ pub struct RedisStoreBuilder {
     retention: Duration,
     connect_timeout: Duration,
     response_timeout: Duration,
+    tls: TlsSettings,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -311,6 +326,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("feed_retention", &self.retention)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -344,18 +360,48 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts the CA certificates in `pem` (one or more PEM `CERTIFICATE` blocks) for a
+    /// `rediss://` URL, instead of the system's trust store. The server's certificate must be
+    /// signed by one of them and name the URL's host.
+    ///
+    /// Without this, a `rediss://` connection trusts the operating system's CA certificates
+    /// (what a managed Redis with a public certificate needs).
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents a client certificate (`cert_pem`: the certificate, then any intermediates) and
+    /// its private key (`key_pem`: PKCS#8, PKCS#1 or SEC1) to a Redis that demands mutual TLS
+    /// (`tls-auth-clients yes`). The key is zeroed from memory when the builder is dropped and is
+    /// never printed.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_identity = Some((cert_pem.into(), zeroize::Zeroizing::new(key_pem.into())));
+        self
+    }
+
     /// Connects: opens the command connection and the feed connection, and creates the feed
     /// stream if it does not exist yet.
     ///
     /// Fails with [`StoreError::Unavailable`] when Redis cannot be reached in time, and with
     /// [`StoreError::Backend`] for a malformed URL or key prefix, or a Redis older than 7.0.
+    /// Misconfigured TLS is a [`StoreError::Backend`] whose source is a [`RedisConfigError`]: a
+    /// `rediss://` URL without the `redis-tls` feature, TLS settings for a plain `redis://` URL,
+    /// an unreadable PEM, or a handshake refused over a certificate (a server certificate that
+    /// the configured CA did not sign, a client certificate the server refused).
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         if self.prefix.contains(['{', '}']) {
             return Err(StoreError::Backend(
                 "the Redis key prefix may not contain `{` or `}`".into(),
             ));
         }
-        let client = Client::open(self.url.as_str()).map_err(map_err)?;
+        let client = tls::client(&self.url, &self.tls)?;
         let config = |response_timeout: Duration| {
             ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(self.connect_timeout))
@@ -376,7 +422,7 @@ impl RedisStoreBuilder {
             tokio::try_join!(commands, feed).map_err(map_err)
         })
         .await
-        .map_err(|e| match e {
+        .map_err(|e| match tls::classify_connect_error(e) {
             StoreError::Unavailable(e) => {
                 StoreError::Unavailable(format!("could not connect to Redis: {e}").into())
             }
@@ -415,8 +461,9 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects with the default settings (key prefix `tsj:`, feed retention 15 minutes, 1 s
     /// timeouts). `url` is a Redis URL such as `redis://127.0.0.1:6379/0` or
-    /// `redis://user:password@host:6379/2`. (`rediss://`, TLS, would need a TLS feature of the
-    /// `redis` crate, which this crate does not enable.)
+    /// `redis://user:password@host:6379/2`, or with the `redis-tls` feature
+    /// `rediss://host:6380` (TLS, trusting the system's CA certificates; see
+    /// [`RedisStoreBuilder::tls_ca_pem`] for a CA of your own).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder(url).build().await
     }
@@ -429,6 +476,7 @@ impl RedisStore {
             retention: DEFAULT_FEED_RETENTION,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            tls: TlsSettings::default(),
         }
     }
 
