@@ -498,7 +498,7 @@ impl SessionsBuilder {
         self
     }
 
-    /// The store's circuit breaker (on by default, [`CircuitBreaker::default`]): after a few
+    /// The store's circuit breaker (on by default, [`CircuitBreaker::default`](crate::store::CircuitBreaker::default)): after a few
     /// consecutive failed calls, store calls answer
     /// [`StoreError::CircuitOpen`](crate::StoreError::CircuitOpen) (`503`) at once instead of
     /// each waiting for the store's timeout, and one probe call at a time finds out when the
@@ -510,12 +510,14 @@ impl SessionsBuilder {
     /// use tower_session_jwt::store::CircuitBreaker;
     /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
     ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let sessions = Sessions::builder()
     ///     .store(MemoryStore::new())
     ///     .signing_key(SigningKey::generate_ed25519().unwrap())
     ///     .circuit_breaker(CircuitBreaker { failures: 5, probe_after: Duration::from_millis(500) })
     ///     .build()
     ///     .unwrap();
+    /// # });
     /// ```
     pub fn circuit_breaker(mut self, breaker: crate::store::CircuitBreaker) -> Self {
         self.breaker = Some(breaker);
@@ -560,6 +562,7 @@ impl SessionsBuilder {
     /// ```
     /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey, TokenKey};
     ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let sessions = Sessions::builder()
     ///     .store(MemoryStore::new())
     ///     .signing_key(SigningKey::generate_ed25519().unwrap())
@@ -567,6 +570,7 @@ impl SessionsBuilder {
     ///     .previous_token_key(TokenKey::new(1, &[0xa5; 32]).unwrap())
     ///     .build()
     ///     .unwrap();
+    /// # });
     /// ```
     pub fn token_key(mut self, key: crate::TokenKey) -> Self {
         self.tokens.current = Some(key);

@@ -84,7 +84,7 @@ impl SessionToken {
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
-    /// Draws a new token tagged with `key` (see the [module docs](self)).
+    /// Draws a new token tagged with `key` (see [`TokenKey`]).
     ///
     /// ```
     /// use tower_session_jwt::{SessionToken, TokenKey};
@@ -164,7 +164,29 @@ pub(crate) fn shape_of(text: &str) -> Option<Shape> {
 }
 
 /// A key that tags the session tokens this service mints, so that tokens it did not mint are
-/// refused before any store call (see the [module docs](self)).
+/// refused before any store call.
+///
+/// # Two shapes: tagged and untagged
+///
+/// * **Tagged** (48 characters, minted when a [`TokenKey`] is configured with
+///   [`SessionsBuilder::token_key`](crate::SessionsBuilder::token_key)): 36 bytes, laid out as
+///   one byte of key id, 27 random bytes (216 bits) and an 8-byte tag, the first 8 bytes of
+///   HMAC-SHA256 under that key of the first 28 bytes. A token whose tag does not verify under a
+///   configured key with its id was not minted by an instance holding the key, and is refused
+///   ([`AuthError::ForgedToken`](crate::AuthError::ForgedToken)) before any store call: a flood
+///   of random or guessed tokens costs a MAC each, not a store round trip each. The tag only
+///   keeps work off the store; the store still decides whether a session holds the token, so
+///   the key's secrecy does not authenticate anyone, and leaking it costs only that filter.
+/// * **Untagged** (43 characters, 32 random bytes): what every token was before tags, and what
+///   is minted without a token key. Once a token key is configured, untagged tokens are refused
+///   without a store call, except until the instant given to
+///   [`accept_untagged_tokens_until`](crate::SessionsBuilder::accept_untagged_tokens_until), so
+///   that sessions started before the upgrade keep working through a migration.
+///
+/// Rotation: configure the new key as the current one and keep the old one with
+/// [`previous_token_key`](crate::SessionsBuilder::previous_token_key) until the sessions it
+/// tagged have ended (their maximum lifetime). Key ids pick the key to check, so give each key
+/// its own id; two keys sharing an id are both tried.
 ///
 /// Every instance serving the same sessions needs the same keys, like the signing key. The
 /// secret is at least 32 bytes; the id (one byte) names the key inside each token, so that a
