@@ -1235,6 +1235,12 @@ async fn metrics_show_every_documented_series() {
         sample(&after, "tower_session_jwt_feed_trusted").is_some(),
         "{after}"
     );
+    // The circuit breaker's gauge is published from the start, closed (0) while the store
+    // answers (other tests' outages share the recorder, so only its presence is checked).
+    assert!(
+        sample(&after, "tower_session_jwt_store_circuit_open").is_some(),
+        "{after}"
+    );
     let lag = sample(&after, "tower_session_jwt_feed_lag_seconds").expect("feed lag");
     assert!((0.0..10.0).contains(&lag), "feed lag {lag}");
     // Store durations are histograms (buckets), so they aggregate across instances.

@@ -77,6 +77,8 @@ struct Permit<'a> {
 
 impl Breaker {
     pub(crate) fn new(config: CircuitBreaker, clock: SharedClock) -> Self {
+        // Published closed from the start, so that dashboards see the series before any outage.
+        crate::metrics::circuit(false);
         Self {
             config,
             clock,
