@@ -591,6 +591,8 @@ async fn lookup_latency_against_a_single_node() {
         let (p50, p99) = percentiles(samples);
         println!("find_by_token on one node: p50 {p50:?}, p99 {p99:?}");
         single.revoke_all("lookup-user", None).await.unwrap();
+        // Leave nothing in the shared Redis, the feed stream included.
+        redis_common::delete_prefix(&url, single.key_base());
     }
 }
 
