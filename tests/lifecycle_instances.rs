@@ -14,38 +14,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::until;
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use tower_session_jwt::store::{SessionLimit, SessionStore, WhenFull};
 use tower_session_jwt::{
     AuthError, AuthPath, AuthenticationFactor, CredentialSource, Credentials, NewSession, Sessions,
-    SigningKey,
 };
 
 const FEED_LATENCY_LIMIT: Duration = Duration::from_secs(3);
 
 fn instance(store: impl SessionStore, limit: SessionLimit) -> Sessions {
-    Sessions::builder()
-        .store(store)
-        .signing_key(SigningKey::ed25519_pem(common::ED_PEM).unwrap())
-        .issuer("https://app.example")
-        .audience("app")
+    common::instance_builder(store)
         .session_limit(limit)
         .build()
         .unwrap()
-}
-
-/// Waits until `check` holds, returning how long it took; fails after `limit`.
-async fn until(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    start.elapsed()
 }
 
 fn object(value: Value) -> Map<String, Value> {

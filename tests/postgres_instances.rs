@@ -11,37 +11,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
+use common::{instance, until};
 use futures_util::future::join_all;
 use http::{Request, StatusCode};
 use postgres_common::{Server, TestStore, builder, free_port, unavailable};
 use tower::ServiceExt;
-use tower_session_jwt::{
-    AuthError, CreatedSession, NewSession, PostgresStore, Session, SessionLayer, Sessions,
-    SigningKey,
-};
-
-fn instance(store: PostgresStore) -> Sessions {
-    Sessions::builder()
-        .store(store)
-        .signing_key(SigningKey::ed25519_pem(common::ED_PEM).unwrap())
-        .issuer("https://app.example")
-        .audience("app")
-        .build()
-        .unwrap()
-}
-
-/// Waits until `check` is true, returning how long it took; fails after `limit`.
-async fn until(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-    start.elapsed()
-}
+use tower_session_jwt::{AuthError, CreatedSession, NewSession, Session, SessionLayer, Sessions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_every_instance() {
@@ -50,55 +25,7 @@ async fn revocation_reaches_every_instance() {
     };
     let a = instance(t.another().await);
     let b = instance(t.another().await);
-    a.ready().await;
-    b.ready().await;
-
-    // A session created on A authenticates on B, both ways.
-    let s = a.create("alice", NewSession::new()).await.unwrap();
-    b.authenticate_jwt(s.jwt.expose()).await.unwrap();
-    b.authenticate_token(s.token.expose()).await.unwrap();
-
-    // Revoke on A: the token fails on B at once, the JWT within the feed's latency.
-    a.revoke(&s.session.session_id).await.unwrap();
-    assert!(b.authenticate_token(s.token.expose()).await.is_err());
-    until(Duration::from_secs(2), async || {
-        matches!(
-            b.authenticate_jwt(s.jwt.expose()).await,
-            Err(AuthError::Revoked)
-        )
-    })
-    .await;
-
-    // revoke_all on A reaches B, for every session of that user only.
-    let x1 = a.create("bob", NewSession::new()).await.unwrap();
-    let x2 = b.create("bob", NewSession::new()).await.unwrap();
-    let other = b.create("carol", NewSession::new()).await.unwrap();
-    b.authenticate_jwt(x1.jwt.expose()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    a.revoke_all("bob").await.unwrap();
-    for x in [&x1, &x2] {
-        assert!(b.authenticate_token(x.token.expose()).await.is_err());
-        until(Duration::from_secs(2), async || {
-            b.authenticate_jwt(x.jwt.expose()).await.is_err()
-        })
-        .await;
-    }
-    b.authenticate_jwt(other.jwt.expose()).await.unwrap();
-
-    // An instance started after the revocations refuses the revoked JWTs, before its feed has
-    // caught up (it confirms in the store) and after (it replays the retained revocations).
-    let c = instance(t.another().await);
-    for jwt in [s.jwt.expose(), x1.jwt.expose(), x2.jwt.expose()] {
-        assert!(c.authenticate_jwt(jwt).await.is_err());
-    }
-    c.ready().await;
-    for jwt in [s.jwt.expose(), x1.jwt.expose(), x2.jwt.expose()] {
-        assert!(matches!(
-            c.authenticate_jwt(jwt).await,
-            Err(AuthError::Revoked)
-        ));
-    }
-    c.authenticate_jwt(other.jwt.expose()).await.unwrap();
+    common::revocation_reaches_every_instance(&a, &b, async || instance(t.another().await)).await;
 }
 
 /// Measures how long a revocation on A takes to make the JWT fail on B (printed; run with

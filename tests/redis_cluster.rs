@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::{instance, until};
 use redis_cluster_common::{Cluster, exists_on, unavailable};
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::{
@@ -22,7 +23,7 @@ use tower_session_jwt::store::{
 };
 use tower_session_jwt::{
     AuthError, NewSession, RedisClusterStore, RedisStore, Session, SessionId, SessionToken,
-    Sessions, SigningKey, TokenHash,
+    TokenHash,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -69,29 +70,6 @@ tower_session_jwt::session_store_conformance!(
         None => return,
     }
 );
-
-fn instance(store: RedisClusterStore) -> Sessions {
-    Sessions::builder()
-        .store(store)
-        .signing_key(SigningKey::ed25519_pem(common::ED_PEM).unwrap())
-        .issuer("https://app.example")
-        .audience("app")
-        .build()
-        .unwrap()
-}
-
-/// Waits until `check` is true, returning how long it took; fails after `limit`.
-async fn until(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    start.elapsed()
-}
 
 /// The partition a token hash picks for its index key (the store's documented rule).
 fn token_partition(hash: &TokenHash, partitions: u64) -> usize {
@@ -442,50 +420,10 @@ async fn revocation_reaches_every_instance() {
     let prefix = unique_prefix("instances");
     let a = instance(connect(cluster, &prefix, 16).await);
     let b = instance(connect(cluster, &prefix, 16).await);
-    a.ready().await;
-    b.ready().await;
-
-    let s = a.create("alice", NewSession::new()).await.unwrap();
-    b.authenticate_jwt(s.jwt.expose()).await.unwrap();
-    b.authenticate_token(s.token.expose()).await.unwrap();
-
-    a.revoke(&s.session.session_id).await.unwrap();
-    assert!(b.authenticate_token(s.token.expose()).await.is_err());
-    until(Duration::from_secs(2), async || {
-        matches!(
-            b.authenticate_jwt(s.jwt.expose()).await,
-            Err(AuthError::Revoked)
-        )
+    common::revocation_reaches_every_instance(&a, &b, async || {
+        instance(connect(cluster, &prefix, 16).await)
     })
     .await;
-
-    let x1 = a.create("bob", NewSession::new()).await.unwrap();
-    let x2 = b.create("bob", NewSession::new()).await.unwrap();
-    let other = b.create("carol", NewSession::new()).await.unwrap();
-    b.authenticate_jwt(x1.jwt.expose()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    a.revoke_all("bob").await.unwrap();
-    for x in [&x1, &x2] {
-        assert!(b.authenticate_token(x.token.expose()).await.is_err());
-        until(Duration::from_secs(2), async || {
-            b.authenticate_jwt(x.jwt.expose()).await.is_err()
-        })
-        .await;
-    }
-    b.authenticate_jwt(other.jwt.expose()).await.unwrap();
-
-    let c = instance(connect(cluster, &prefix, 16).await);
-    for jwt in [s.jwt.expose(), x1.jwt.expose(), x2.jwt.expose()] {
-        assert!(c.authenticate_jwt(jwt).await.is_err());
-    }
-    c.ready().await;
-    for jwt in [s.jwt.expose(), x1.jwt.expose(), x2.jwt.expose()] {
-        assert!(matches!(
-            c.authenticate_jwt(jwt).await,
-            Err(AuthError::Revoked)
-        ));
-    }
-    c.authenticate_jwt(other.jwt.expose()).await.unwrap();
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {

@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tower_session_jwt::store::{
     CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionStore,
     SessionUpdate, StoreError, UpdateOutcome,
 };
 use tower_session_jwt::{
-    ManualClock, MemoryStore, Session, SessionId, Sessions, SessionsBuilder, SigningKey, TokenHash,
+    AuthError, ManualClock, MemoryStore, NewSession, Session, SessionId, Sessions, SessionsBuilder,
+    SigningKey, TokenHash,
 };
 
 pub const ED_PEM: &[u8] = include_bytes!("../keys/ed25519.pem");
@@ -111,4 +112,89 @@ impl SessionStore for FlakyStore {
     fn is_shared(&self) -> bool {
         self.inner.is_shared()
     }
+}
+
+/// An instance of a shared deployment: the common key, issuer and audience, on the system clock.
+pub fn instance(store: impl SessionStore) -> Sessions {
+    instance_builder(store).build().unwrap()
+}
+
+/// [`instance`]'s configuration, for a test that adds to it.
+pub fn instance_builder(store: impl SessionStore) -> SessionsBuilder {
+    Sessions::builder()
+        .store(store)
+        .signing_key(SigningKey::ed25519_pem(ED_PEM).unwrap())
+        .issuer("https://app.example")
+        .audience("app")
+}
+
+/// Waits until `check` holds, returning how long it took; fails after `limit`.
+pub async fn until(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    start.elapsed()
+}
+
+/// The multi-instance revocation scenario every shared store passes: `a` and `b` share a store
+/// with a feed, and `late` starts a third instance on it after the revocations.
+pub async fn revocation_reaches_every_instance(
+    a: &Sessions,
+    b: &Sessions,
+    late: impl AsyncFnOnce() -> Sessions,
+) {
+    a.ready().await;
+    b.ready().await;
+
+    // A session created on A authenticates on B, both ways.
+    let s = a.create("alice", NewSession::new()).await.unwrap();
+    b.authenticate_jwt(s.jwt.expose()).await.unwrap();
+    b.authenticate_token(s.token.expose()).await.unwrap();
+
+    // Revoke on A: the token fails on B at once, the JWT within the feed's latency.
+    a.revoke(&s.session.session_id).await.unwrap();
+    assert!(b.authenticate_token(s.token.expose()).await.is_err());
+    until(Duration::from_secs(2), async || {
+        matches!(
+            b.authenticate_jwt(s.jwt.expose()).await,
+            Err(AuthError::Revoked)
+        )
+    })
+    .await;
+
+    // revoke_all on A reaches B, for every session of that user only.
+    let x1 = a.create("bob", NewSession::new()).await.unwrap();
+    let x2 = b.create("bob", NewSession::new()).await.unwrap();
+    let other = b.create("carol", NewSession::new()).await.unwrap();
+    b.authenticate_jwt(x1.jwt.expose()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    a.revoke_all("bob").await.unwrap();
+    for x in [&x1, &x2] {
+        assert!(b.authenticate_token(x.token.expose()).await.is_err());
+        until(Duration::from_secs(2), async || {
+            b.authenticate_jwt(x.jwt.expose()).await.is_err()
+        })
+        .await;
+    }
+    b.authenticate_jwt(other.jwt.expose()).await.unwrap();
+
+    // An instance started after the revocations refuses the revoked JWTs, before its feed has
+    // caught up (it confirms in the store) and after (it replays the retained revocations).
+    let c = late().await;
+    for jwt in [s.jwt.expose(), x1.jwt.expose(), x2.jwt.expose()] {
+        assert!(c.authenticate_jwt(jwt).await.is_err());
+    }
+    c.ready().await;
+    for jwt in [s.jwt.expose(), x1.jwt.expose(), x2.jwt.expose()] {
+        assert!(matches!(
+            c.authenticate_jwt(jwt).await,
+            Err(AuthError::Revoked)
+        ));
+    }
+    c.authenticate_jwt(other.jwt.expose()).await.unwrap();
 }
