@@ -19,7 +19,7 @@ use common::{instance, until};
 use redis_cluster_common::{Cluster, exists_on, unavailable};
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::{
-    FeedCursor, SessionLimit, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+    FeedCursor, SessionLimit, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
 use tower_session_jwt::{
     AuthError, NewSession, RedisClusterStore, RedisStore, Session, SessionId, SessionToken,
@@ -489,6 +489,24 @@ async fn lookup_latency_against_a_single_node() {
     };
     let store = connect(cluster, &unique_prefix("lookup"), 16).await;
     let rec = record("lookup-user", HOUR);
+    let (p50, p99) = lookup_percentiles(&store, &rec).await;
+    println!("find_by_token on the cluster: p50 {p50:?}, p99 {p99:?}");
+    let url = redis_common::redis_url();
+    let prefix = unique_prefix("lookup-single");
+    if let Ok(single) = RedisStore::builder(&url).key_prefix(&prefix).build().await {
+        let (p50, p99) = lookup_percentiles(&single, &rec).await;
+        println!("find_by_token on one node: p50 {p50:?}, p99 {p99:?}");
+        single.revoke_all("lookup-user", None).await.unwrap();
+        // Leave nothing in the shared Redis, the feed stream included.
+        redis_common::delete_prefix(&url, single.key_base());
+    }
+}
+
+/// Stores `rec`, then times 500 lookups of its token: (p50, p99).
+async fn lookup_percentiles(
+    store: &impl SessionStore,
+    rec: &SessionRecord,
+) -> (Duration, Duration) {
     store
         .create(rec.clone(), SessionLimit::unlimited())
         .await
@@ -505,33 +523,7 @@ async fn lookup_latency_against_a_single_node() {
         );
         samples.push(start.elapsed());
     }
-    let (p50, p99) = percentiles(samples);
-    println!("find_by_token on the cluster: p50 {p50:?}, p99 {p99:?}");
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let prefix = unique_prefix("lookup-single");
-    if let Ok(single) = RedisStore::builder(&url).key_prefix(&prefix).build().await {
-        single
-            .create(rec.clone(), SessionLimit::unlimited())
-            .await
-            .unwrap();
-        let mut samples = Vec::new();
-        for _ in 0..500 {
-            let start = Instant::now();
-            assert!(
-                single
-                    .find_by_token(&rec.token_hash)
-                    .await
-                    .unwrap()
-                    .is_some()
-            );
-            samples.push(start.elapsed());
-        }
-        let (p50, p99) = percentiles(samples);
-        println!("find_by_token on one node: p50 {p50:?}, p99 {p99:?}");
-        single.revoke_all("lookup-user", None).await.unwrap();
-        // Leave nothing in the shared Redis, the feed stream included.
-        redis_common::delete_prefix(&url, single.key_base());
-    }
+    percentiles(samples)
 }
 
 /// A master is killed while requests run: once its replica is promoted, requests succeed again
