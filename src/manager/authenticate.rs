@@ -287,17 +287,17 @@ impl Sessions {
         named: Option<SessionId>,
         other: Option<&str>,
     ) -> Step {
-        if let Err(refused) = self.admit_token(token) {
+        let now = self.now();
+        if let Err(refused) = self.admit_token(token, now) {
             return Step::Done(Err(refused));
         }
         let other = other
-            .filter(|t| self.admit_token(t).is_ok())
+            .filter(|t| self.admit_token(t, now).is_ok())
             .map(TokenHash::of);
         // Only a cookie client gets a JWT back; minting one for a header client would be a
         // signature for nothing.
         let want_jwt = source == CredentialSource::Cookie;
         let hash = TokenHash::of(token);
-        let now = self.now();
         let hit = self.cache_get(&hash, now);
         // A token-cache hit that needs no store call is answered at once, like the JWT fast
         // path (a second token beside it must be looked up, so that waits for the store).
@@ -477,9 +477,9 @@ impl Sessions {
         token: &str,
         want_jwt: bool,
     ) -> Result<(Arc<Session>, Option<SessionJwt>, bool), AuthError> {
-        self.admit_token(token)?;
-        let hash = TokenHash::of(token);
         let now = self.now();
+        self.admit_token(token, now)?;
+        let hash = TokenHash::of(token);
         let hit = self.cache_get(&hash, now);
         self.refresh(hash, now, hit, want_jwt).await
     }

@@ -547,7 +547,7 @@ impl Sessions {
         reason: RevokeReason,
     ) -> Result<Option<Session>, StoreError> {
         // A token not minted here names no session: nothing to ask the store.
-        if self.admit_token(token).is_err() {
+        if self.admit_token(token, self.now()).is_err() {
             return Ok(None);
         }
         let hash = TokenHash::of(token);
@@ -558,13 +558,13 @@ impl Sessions {
         }
     }
 
-    /// Whether a presented token may go to the store (see [`crate::TokenKey`]): refused
-    /// tokens cost no store call.
-    pub(crate) fn admit_token(&self, token: &str) -> Result<(), AuthError> {
+    /// Whether a presented token may go to the store at `now` (see [`crate::TokenKey`]):
+    /// refused tokens cost no store call.
+    pub(crate) fn admit_token(&self, token: &str, now: OffsetDateTime) -> Result<(), AuthError> {
         self.inner
             .settings
             .tokens
-            .admit(token, self.now())
+            .admit(token, now)
             .map_err(|why| match why {
                 Inadmissible::Malformed => AuthError::MalformedToken,
                 Inadmissible::Forged => AuthError::ForgedToken,

@@ -280,10 +280,9 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
             Err(error) => {
                 // Unreachable is an outage the grace may cover; an answer that could not be
                 // read (a corrupt event, say) means events are there and unknown.
-                state.trust.mark_behind(!matches!(
-                    error,
-                    StoreError::Unavailable(_) | StoreError::CircuitOpen
-                ));
+                state
+                    .trust
+                    .mark_behind(!matches!(error, StoreError::Unavailable(_)));
                 state.trust.report();
                 drop(state);
                 tracing::warn!(%error, "revocation feed read failed; confirming JWTs in the store until it recovers");
