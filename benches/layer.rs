@@ -198,6 +198,7 @@ fn record(i: u64, now: time::OffsetDateTime) -> SessionRecord {
             authentication_factors: Vec::new(),
             version: 0,
             jwts_from_version: 0,
+            device_binding: None,
         },
         token_hash: TokenHash::from_bytes(hash),
     }

@@ -133,6 +133,7 @@ use axum::routing::{get, patch, post, post_service};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tower_session_jwt::dbsc::{self, DbscConfig};
 use tower_session_jwt::health;
 use tower_session_jwt::logout::{logout, logout_everywhere, logout_others, revoke_session};
 use tower_session_jwt::session::InvalidFactor;
@@ -155,7 +156,7 @@ pub fn app_with_step_up(sessions: Sessions, step_up_max_age: Duration) -> Router
     let sensitive = Router::<StepUpMaxAge>::new()
         .route("/api/sensitive", get(sensitive))
         .route_layer(sessions.require_recent_auth(step_up_max_age));
-    Router::<StepUpMaxAge>::new()
+    let mut router = Router::<StepUpMaxAge>::new()
         .route("/", get(home))
         .route("/login", post(login))
         .route("/api/me", get(me))
@@ -187,9 +188,20 @@ pub fn app_with_step_up(sessions: Sessions, step_up_max_age: Duration) -> Router
         .with_state(StepUpMaxAge(step_up_max_age))
         // Optional: anonymous requests reach `/`, `/login` and the logout routes; handlers that
         // need a session say so with their extractors.
-        .layer(SessionLayer::new(sessions).optional())
+        .layer(SessionLayer::new(sessions.clone()).optional())
         // Outside the layer: the load test's baseline (see `sample`).
-        .route("/api/sample", get(sample))
+        .route("/api/sample", get(sample));
+    // Device binding (DBSC), outside the layer: a bound session's browser comes here for a
+    // fresh JWT precisely when the layer would refuse its token alone.
+    if sessions.device_binding_offered() {
+        router = router
+            .route(
+                "/dbsc/register",
+                post_service(dbsc::registration(&sessions)),
+            )
+            .route("/dbsc/refresh", post_service(dbsc::refresh(&sessions)));
+    }
+    router
 }
 
 #[tokio::main]
@@ -223,16 +235,86 @@ async fn main() {
     }
 
     let step_up_max_age = seconds("STEP_UP_MAX_AGE_SECS", 300);
-    axum::serve(
-        listener,
-        app_with_step_up(sessions, step_up_max_age)
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .unwrap_or_else(|e| fail(format!("server error: {e}")));
+    let app = app_with_step_up(sessions, step_up_max_age);
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("TLS_CERT_FILE"), var("TLS_KEY_FILE")) {
+        (Some(cert), Some(key)) => {
+            println!("serving HTTPS on https://{local}");
+            serve_tls(listener, app, &cert, &key).await;
+        }
+        (None, None) => {
+            if std::env::var("DBSC").is_ok_and(|v| v == "on") {
+                println!(
+                    "  DBSC=on over plain HTTP: browsers offer device binding over HTTPS only; \
+                     set TLS_CERT_FILE and TLS_KEY_FILE (or terminate TLS in front)"
+                );
+            }
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .unwrap_or_else(|e| fail(format!("server error: {e}")));
+        }
+        _ => fail("TLS_CERT_FILE and TLS_KEY_FILE go together".into()),
+    }
+}
+
+/// Serves `app` over HTTPS (HTTP/1.1, rustls) with the PEM certificate chain and private key in
+/// `cert` and `key`, until Ctrl-C.
+pub async fn serve_tls(listener: tokio::net::TcpListener, app: Router, cert: &str, key: &str) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect())
+        .unwrap_or_else(|e| fail(format!("TLS_CERT_FILE={cert:?}: {e}")));
+    if chain.is_empty() {
+        fail(format!("TLS_CERT_FILE={cert:?}: no certificate in it"));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .unwrap_or_else(|e| fail(format!("TLS_KEY_FILE={key:?}: {e}")));
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
+    .unwrap_or_else(|e| fail(format!("TLS_CERT_FILE/TLS_KEY_FILE: {e}")));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    eprintln!("axum_app: accept: {e}");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            // A failed handshake (a plain HTTP request, an untrusted certificate) ends only
+            // this connection.
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |mut request: Request<_>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
 }
 
 /// The process's Prometheus recorder, installed on first use. If another recorder was
@@ -312,6 +394,11 @@ pub fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBu
     let builder = match token_key {
         Some(key) => builder.token_key(key),
         None => builder,
+    };
+    let builder = match std::env::var("DBSC").as_deref() {
+        Ok("on") => builder.device_binding(DbscConfig::new()),
+        Ok("off") | Ok("") | Err(_) => builder,
+        Ok(other) => fail(format!("DBSC={other:?}: \"on\" or \"off\"")),
     };
     builder
         .signing_key(key)
@@ -499,8 +586,18 @@ const PAGE_HEADERS: &[(&str, &str)] = &[
 fn devices(current: &Session, list: &[Session], more: bool, step_up_max_age: Duration) -> String {
     let mut rows = String::new();
     for s in list {
+        let bound = if s.is_device_bound() {
+            r#" <span class="bound">bound to this device</span>"#
+        } else {
+            ""
+        };
         let action = if s.session_id == current.session_id {
-            r#"<span class="this">this device</span>"#.to_owned()
+            format!(r#"<span class="this">this device</span>{bound}"#)
+        } else if !bound.is_empty() {
+            format!(
+                r#"<span class="bound">bound to its device</span> <form method="post" action="/api/sessions/{}/revoke"><button>Revoke</button></form>"#,
+                escape(s.session_id.as_str())
+            )
         } else {
             format!(
                 r#"<form method="post" action="/api/sessions/{}/revoke"><button>Revoke</button></form>"#,
@@ -750,7 +847,7 @@ async fn login(sessions: Sessions, request: Request) -> Response {
 
 /// `GET /api/me`: the current session, with Stytch's field names.
 async fn me(session: Session) -> Response {
-    no_store(Json(session))
+    no_store(Json(public(&session)))
 }
 
 /// `GET /api/sample`: a fixed session, shaped and sized like `/api/me`'s answer, without
@@ -948,12 +1045,27 @@ async fn sensitive(session: Session) -> Response {
 
 /// A session as `/api/sessions` lists it.
 #[derive(Serialize)]
-struct Device<'a> {
+struct Device {
     #[serde(flatten)]
-    session: &'a Session,
+    session: Session,
     /// "Chrome on Linux", from the user agent.
     device: String,
     current: bool,
+    /// Bound to its browser's key (DBSC): its cookies are useless elsewhere.
+    device_bound: bool,
+}
+
+/// A session as the API shows it: without the pending DBSC challenge, which only the device's
+/// next proof needs.
+fn public(session: &Session) -> Session {
+    let mut session = session.clone();
+    if let Some(binding) = session.device_binding.as_mut() {
+        binding.challenge = None;
+        if binding.key.is_none() {
+            session.device_binding = None;
+        }
+    }
+    session
 }
 
 /// The query of `GET /api/sessions`.
@@ -997,13 +1109,14 @@ async fn list_sessions(current: CurrentSession, sessions: Sessions, request: Req
     };
     match sessions.list_page(&current.user_id, &page).await {
         Ok(found) => {
-            let devices: Vec<Device<'_>> = found
+            let devices: Vec<Device> = found
                 .sessions
                 .iter()
                 .map(|session| Device {
-                    session,
+                    session: public(session),
                     device: device_name(&session.attributes.user_agent),
                     current: session.session_id == current.session_id,
+                    device_bound: session.is_device_bound(),
                 })
                 .collect();
             no_store(Json(json!({
@@ -1113,6 +1226,7 @@ fn page(main: &str) -> String {
   .danger {{ color: #a00; }}
   .actions {{ margin-top: 1rem; display: flex; gap: .5rem; }}
   .this {{ font-weight: 600; color: #060; }}
+  .bound {{ font-size: .85em; color: #036; border: 1px solid #036; border-radius: 3px; padding: 0 .3em; }}
   .muted {{ color: #777; font-size: .9em; }}
 </style>
 </head>

@@ -91,6 +91,10 @@ pub enum ConfigError {
     /// A cookie setting is not valid (name, domain or prefix rules).
     #[error("invalid cookie configuration: {0}")]
     InvalidCookie(String),
+    /// A [device binding](crate::dbsc::DbscConfig) setting is not valid (paths, challenge
+    /// lifetime), or the cookies it binds are not `Secure` (DBSC works over HTTPS only).
+    #[error("invalid device binding configuration: {0}")]
+    InvalidDeviceBinding(String),
 }
 
 /// Names and attributes of the two session cookies.
@@ -251,6 +255,7 @@ pub struct SessionsBuilder {
     pub(crate) tokens: crate::token::TokenPolicy,
     pub(crate) breaker: Option<crate::store::CircuitBreaker>,
     pub(crate) feed_outage_grace: Duration,
+    pub(crate) device_binding: Option<crate::dbsc::DbscConfig>,
 }
 
 impl Default for SessionsBuilder {
@@ -279,6 +284,7 @@ impl Default for SessionsBuilder {
             tokens: Default::default(),
             breaker: Some(Default::default()),
             feed_outage_grace: Duration::ZERO,
+            device_binding: None,
         }
     }
 }
@@ -306,6 +312,8 @@ pub(crate) struct Settings {
     pub(crate) tokens: crate::token::TokenPolicy,
     /// Bounded staleness while the feed is unreachable; zero is off.
     pub(crate) feed_outage_grace: Duration,
+    /// Device binding (DBSC), when offered.
+    pub(crate) device_binding: Option<crate::dbsc::DbscConfig>,
 }
 
 impl SessionsBuilder {
@@ -608,6 +616,29 @@ impl SessionsBuilder {
         self
     }
 
+    /// Offers browsers [device-bound sessions](crate::dbsc) (DBSC): [`Sessions::login`](crate::Sessions::login)
+    /// adds a `Secure-Session-Registration` offer, and mount
+    /// [`dbsc::registration`](crate::dbsc::registration) and
+    /// [`dbsc::refresh`](crate::dbsc::refresh) at the configured paths. A session bound to a
+    /// device key no longer re-mints JWTs from its opaque token alone. Needs `Secure` cookies.
+    ///
+    /// ```
+    /// use tower_session_jwt::dbsc::DbscConfig;
+    /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .device_binding(DbscConfig::new())
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn device_binding(mut self, config: crate::dbsc::DbscConfig) -> Self {
+        self.device_binding = Some(config);
+        self
+    }
+
     /// Checks every setting but the keys' and the store's; the manager checks those.
     pub(crate) fn settings(&self, shared_store: bool) -> Result<Settings, ConfigError> {
         if self.issuer.is_empty() || self.audience.is_empty() {
@@ -631,6 +662,15 @@ impl SessionsBuilder {
             });
         }
         self.cookies.validate()?;
+        if let Some(binding) = &self.device_binding {
+            binding.validate()?;
+            if !self.cookies.is_secure() {
+                return Err(ConfigError::InvalidDeviceBinding(
+                    "device binding needs Secure cookies (browsers offer DBSC over HTTPS only)"
+                        .into(),
+                ));
+            }
+        }
         let trusted_origins = self
             .trusted_origins
             .iter()
@@ -656,6 +696,7 @@ impl SessionsBuilder {
             trusted_origins,
             tokens: self.tokens.clone(),
             feed_outage_grace: self.feed_outage_grace,
+            device_binding: self.device_binding.clone(),
         })
     }
 }

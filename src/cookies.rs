@@ -400,15 +400,16 @@ fn cookie_header(
 pub const MAX_COOKIE_LEN: usize = 4096;
 
 /// `Set-Cookie` values for the credentials given (token first); `Max-Age` is the session's
-/// remaining lifetime.
+/// remaining lifetime, except for the JWT cookie of a session bound to a device (DBSC): it
+/// lives as long as its JWT, so that the browser sees it go and refreshes it with its key.
 pub(crate) fn session_cookies(
     settings: &Settings,
     token: Option<&str>,
     jwt: &SessionJwt,
-    session_expires_at: OffsetDateTime,
+    session: &crate::session::Session,
     now: OffsetDateTime,
 ) -> Vec<HeaderValue> {
-    let max_age = (session_expires_at - now).max(time::Duration::ZERO);
+    let max_age = (session.expires_at - now).max(time::Duration::ZERO);
     let cookies = &settings.cookies;
     let mut out = Vec::with_capacity(2);
     if let Some(token) = token {
@@ -420,7 +421,12 @@ pub(crate) fn session_cookies(
             None,
         ));
     }
-    out.push(jwt_cookie(settings, jwt.expose(), max_age));
+    let jwt_max_age = if session.is_device_bound() {
+        (jwt.expires_at() - now).clamp(time::Duration::ZERO, max_age)
+    } else {
+        max_age
+    };
+    out.push(jwt_cookie(settings, jwt.expose(), jwt_max_age));
     out
 }
 

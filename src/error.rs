@@ -41,6 +41,12 @@ pub enum AuthError {
     /// `error="invalid_request"`.
     #[error("session credential too large")]
     CredentialTooLarge,
+    /// The session is bound to a device key ([DBSC](crate::dbsc)) and the request carried no
+    /// usable JWT: the opaque token alone re-mints nothing for a bound session (a copied cookie
+    /// must not). The browser that holds the key gets a fresh JWT cookie from the DBSC refresh
+    /// endpoint before it sends such a request. `401`, `error="invalid_token"`.
+    #[error("session bound to a device: only the device's DBSC refresh mints a new JWT")]
+    DeviceBound,
     /// The store failed; nothing was accepted. `503` with `Retry-After` (fail closed).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,6 +66,7 @@ impl AuthError {
             AuthError::UnknownSession => "unknown_session",
             AuthError::Revoked => "revoked",
             AuthError::ConflictingCredentials => "conflicting_credentials",
+            AuthError::DeviceBound => "device_bound",
             AuthError::CredentialTooLarge => "credential_too_large",
             AuthError::Store(_) => "store_error",
             AuthError::Signing(_) => "signing_error",
@@ -114,6 +121,11 @@ pub enum SessionError {
     /// Minting the JWT failed. `500`.
     #[error(transparent)]
     Signing(#[from] SignError),
+    /// A [DBSC](crate::dbsc) proof was refused (malformed, wrong key, unknown, used or
+    /// expired challenge, …). `400`; the [refresh handler](crate::dbsc::refresh) answers a
+    /// challenge problem with `403` and a fresh challenge instead.
+    #[error(transparent)]
+    DeviceProof(#[from] crate::dbsc::ProofError),
     /// The store failed; no session was handed out. `503`.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -185,7 +197,8 @@ impl SessionError {
             | SessionError::InvalidCustomClaims(_)
             | SessionError::InvalidTtl
             | SessionError::JwtTooLarge { .. }
-            | SessionError::InvalidFactor(_) => StatusCode::BAD_REQUEST,
+            | SessionError::InvalidFactor(_)
+            | SessionError::DeviceProof(_) => StatusCode::BAD_REQUEST,
             SessionError::SessionLimitReached => StatusCode::CONFLICT,
             SessionError::UnknownSession => StatusCode::UNAUTHORIZED,
             SessionError::CrossSiteRequest => StatusCode::FORBIDDEN,

@@ -88,6 +88,18 @@ pub enum SessionEventKind {
     },
     /// The opaque token was replaced; the old one no longer works.
     Rotated,
+    /// The session was bound to a device key (DBSC registration); JWTs minted before were
+    /// refused.
+    DeviceBound {
+        /// The key's algorithm (`ES256` or `RS256`).
+        algorithm: String,
+        /// The key's RFC 7638 thumbprint.
+        key_thumbprint: String,
+    },
+    /// The device proved possession of its key and got a fresh JWT (DBSC refresh).
+    DeviceRefreshed,
+    /// The session's device binding was removed.
+    DeviceUnbound,
     /// The session was revoked.
     Revoked {
         /// Who revoked it.

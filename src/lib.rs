@@ -81,6 +81,7 @@ mod clock;
 pub mod config;
 mod cookies;
 mod csrf;
+pub mod dbsc;
 mod error;
 mod events;
 pub mod extract;

@@ -17,6 +17,7 @@ pub struct Login {
     /// The session and both credentials (for a JSON response body).
     pub created: CreatedSession,
     cookies: Vec<HeaderValue>,
+    registration: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for Login {
@@ -34,9 +35,21 @@ impl Login {
         &self.cookies
     }
 
-    /// Appends both `Set-Cookie` headers to a response, and `Cache-Control: no-store`.
+    /// The `Secure-Session-Registration` value that offers the browser [device
+    /// binding](crate::dbsc), when the sessions are configured with
+    /// [`device_binding`](crate::SessionsBuilder::device_binding).
+    pub fn registration_offer(&self) -> Option<&HeaderValue> {
+        self.registration.as_ref()
+    }
+
+    /// Appends both `Set-Cookie` headers to a response, and `Cache-Control: no-store`; with
+    /// device binding configured, the `Secure-Session-Registration` offer too.
     pub fn set_cookies<B>(&self, response: &mut Response<B>) {
-        append_set_cookies(response.headers_mut(), self.cookies.iter().cloned());
+        let headers = response.headers_mut();
+        append_set_cookies(headers, self.cookies.iter().cloned());
+        if let Some(offer) = &self.registration {
+            headers.insert(crate::dbsc::REGISTRATION_HEADER, offer.clone());
+        }
     }
 }
 
@@ -112,15 +125,33 @@ impl Sessions {
                 .unwrap_or_default();
             new.attributes = SessionAttributes::new(ip, user_agent);
         }
+        new.offer_device = self.settings().device_binding.is_some();
         let created = self.create(user_id, new).await?;
         let cookies = session_cookies(
             self.settings(),
             Some(created.token.expose()),
             &created.jwt,
-            created.session.expires_at,
+            &created.session,
             created.session.started_at,
         );
-        Ok(Login { created, cookies })
+        let registration = match (
+            &self.settings().device_binding,
+            &created.session.device_binding,
+        ) {
+            (Some(config), Some(binding)) => binding.challenge.as_ref().map(|challenge| {
+                crate::dbsc::registration_offer(
+                    config,
+                    &created.session.session_id,
+                    &challenge.value,
+                )
+            }),
+            _ => None,
+        };
+        Ok(Login {
+            created,
+            cookies,
+            registration,
+        })
     }
 
     fn client_ip_from_header(&self, headers: &HeaderMap) -> Option<String> {

@@ -249,6 +249,10 @@ pub struct Session {
     /// store, rather than trusting its revocation list, refuses them too.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub jwts_from_version: u64,
+    /// The device key the session is bound to ([DBSC](crate::dbsc)), or the registration
+    /// offered at login; `None` for a session never offered binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_binding: Option<crate::dbsc::DeviceBinding>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -256,6 +260,14 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Session {
+    /// Whether the session is bound to a device key ([DBSC](crate::dbsc)): then its opaque
+    /// token alone no longer re-mints a JWT; only a proof of the device's key does.
+    pub fn is_device_bound(&self) -> bool {
+        self.device_binding
+            .as_ref()
+            .is_some_and(|b| b.key.is_some())
+    }
+
     /// Whether the session is still valid at `now`.
     pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
         now < self.expires_at
@@ -484,6 +496,8 @@ pub struct NewSession {
     pub(crate) custom_claims: Map<String, Value>,
     pub(crate) ttl: Option<std::time::Duration>,
     pub(crate) peer_addr: Option<std::net::SocketAddr>,
+    /// Store a registration challenge for device binding (set by `Sessions::login`).
+    pub(crate) offer_device: bool,
 }
 
 impl NewSession {
@@ -609,6 +623,7 @@ mod tests {
             authentication_factors: Vec::new(),
             version: 0,
             jwts_from_version: 0,
+            device_binding: None,
         };
         assert!(s.amr().is_empty());
         assert_eq!(s.auth_time(), None);
@@ -668,6 +683,7 @@ mod tests {
             ],
             version: 3,
             jwts_from_version: 2,
+            device_binding: None,
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["started_at"], "2026-01-01T00:00:00Z");

@@ -129,6 +129,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<ParsedClaims<'_>, JwtError> {
             authentication_factors: claim.authentication_factors,
             version: claim.version,
             jwts_from_version: 0,
+            device_binding: None,
         },
     })
 }

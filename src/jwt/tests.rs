@@ -44,6 +44,7 @@ fn session() -> Session {
         authentication_factors: Vec::new(),
         version: 0,
         jwts_from_version: 0,
+        device_binding: None,
     }
 }
 

@@ -342,7 +342,7 @@ impl Sessions {
         now: OffsetDateTime,
     ) -> Authenticated {
         let set_cookies = match &jwt {
-            Some(jwt) => session_cookies(&self.inner.settings, token, jwt, session.expires_at, now),
+            Some(jwt) => session_cookies(&self.inner.settings, token, jwt, &session, now),
             None => Vec::new(),
         };
         Authenticated {
@@ -496,6 +496,7 @@ impl Sessions {
         let session = &hit.session;
         if !session.is_live_at(now)
             || self.revocation_list().is_revoked(session)
+            || session.is_device_bound()
             || self.touch_due(session, now)
         {
             return None;
@@ -549,6 +550,11 @@ impl Sessions {
             self.cache_invalidate(&hash);
             return Err(AuthError::Revoked);
         }
+        // A session bound to a device key re-mints only through the device's proof (DBSC): a
+        // copied token cookie must not outlive the copied JWT.
+        if session.is_device_bound() {
+            return Err(AuthError::DeviceBound);
+        }
         let mut reusable = cached_jwt;
         let mut extended = false;
         if self.touch_due(&session, now) {
@@ -599,9 +605,10 @@ impl Sessions {
             // Through the entry API, like `remember_verified`, so that the two never interleave
             // on one key (a plain insert does not take moka's per-key lock).
             let minted = CachedJwt {
-                // What the JWT carries: the attributes are not minted.
+                // What the JWT carries: the attributes and the device binding are not minted.
                 session: Arc::new(Session {
                     attributes: Default::default(),
+                    device_binding: None,
                     ..session.clone()
                 }),
                 issued_at: now.unix_timestamp(),

@@ -69,6 +69,7 @@ impl SessionsBuilder {
                 authentication_factors: Vec::new(),
                 version: 0,
                 jwts_from_version: 0,
+                device_binding: None,
             })
             .and_then(|session| codec.mint(&session, now).ok())
             .map_or(0, |jwt| jwt.expose().len());

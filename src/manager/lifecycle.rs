@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::{CONTENDED, MAX_UPDATE_ATTEMPTS, Sessions};
 use crate::cookies::{append_set_cookies, session_cookies};
+use crate::dbsc::{DeviceBinding, DeviceChallenge, Proof, ProofError};
 use crate::error::SessionError;
 use crate::events::SessionEventKind;
 use crate::jwt::SessionJwt;
@@ -49,6 +50,19 @@ pub struct SessionChange {
     factor: Option<AuthenticationFactor>,
     rotate: Option<bool>,
     extend_for: Option<Duration>,
+    pub(super) device: Option<DeviceOp>,
+}
+
+/// A change to a session's device binding (DBSC), made through [`Sessions::change`] so that it
+/// is atomic, single use and retried like any other change.
+#[derive(Debug, Clone)]
+pub(super) enum DeviceOp {
+    /// Registration: the proof's own key (already verified) becomes the session's.
+    Bind(Proof),
+    /// Refresh: the proof must verify with the session's key.
+    Refresh(Proof),
+    /// The binding is removed.
+    Unbind,
 }
 
 impl SessionChange {
@@ -220,9 +234,15 @@ impl Sessions {
             if let Some(duration) = change.extend_for {
                 next.expires_at = self.extended_expiry(&next, now + duration);
             }
+            if let Some(op) = &change.device {
+                self.apply_device(op, &mut next, now)?;
+            }
             // Claims and tokens decide what a JWT may do: older JWTs go. A factor added
-            // without rotation or an extension leaves older JWTs as they were (less).
-            let refuse = change.claims.is_some() || rotate;
+            // without rotation or an extension leaves older JWTs as they were (less). Binding
+            // a device refuses the JWTs minted before it, which were bearer credentials.
+            let refuse = change.claims.is_some()
+                || rotate
+                || matches!(change.device, Some(DeviceOp::Bind(_)));
             if refuse {
                 next.jwts_from_version = next.version;
             }
@@ -261,7 +281,7 @@ impl Sessions {
                 self.settings(),
                 token.as_ref().map(SessionToken::expose),
                 &jwt,
-                session.expires_at,
+                &session,
                 now,
             );
             return Ok(Changed {
@@ -340,6 +360,23 @@ impl Sessions {
         if rotated {
             self.emit(after, SessionEventKind::Rotated);
         }
+        match (
+            &change.device,
+            after.device_binding.as_ref().and_then(|b| b.key.as_ref()),
+        ) {
+            (Some(DeviceOp::Bind(_)), Some(key)) => self.emit(
+                after,
+                SessionEventKind::DeviceBound {
+                    algorithm: key.algorithm().as_str().to_owned(),
+                    key_thumbprint: key.thumbprint(),
+                },
+            ),
+            (Some(DeviceOp::Refresh(_)), _) => self.emit(after, SessionEventKind::DeviceRefreshed),
+            (Some(DeviceOp::Unbind), _) if before.is_device_bound() => {
+                self.emit(after, SessionEventKind::DeviceUnbound)
+            }
+            _ => {}
+        }
         if after.expires_at != before.expires_at {
             self.emit(
                 after,
@@ -348,5 +385,73 @@ impl Sessions {
                 },
             );
         }
+    }
+}
+
+impl Sessions {
+    /// Applies a device-binding change to `next` (a copy of the stored record, version already
+    /// raised): checks the proof against the record as stored now and consumes its challenge,
+    /// handing out the next one.
+    fn apply_device(
+        &self,
+        op: &DeviceOp,
+        next: &mut Session,
+        now: time::OffsetDateTime,
+    ) -> Result<(), SessionError> {
+        let ttl = self.dbsc_config().challenge_ttl;
+        match op {
+            DeviceOp::Bind(proof) => {
+                let key = proof.verify_own_key()?.clone();
+                let binding = next
+                    .device_binding
+                    .get_or_insert_with(DeviceBinding::default);
+                if binding.key.is_some() {
+                    return Err(ProofError::AlreadyBound.into());
+                }
+                let challenge = binding
+                    .challenge
+                    .as_ref()
+                    .ok_or(ProofError::UnknownChallenge)?;
+                challenge.check(proof, now, ttl)?;
+                let names_session =
+                    |v: Option<&str>| v.is_none_or(|v| v == next.session_id.as_str());
+                if proof.authorization().is_none()
+                    || !names_session(proof.authorization())
+                    || !names_session(proof.subject())
+                {
+                    return Err(ProofError::WrongAuthorization.into());
+                }
+                let binding = next
+                    .device_binding
+                    .get_or_insert_with(DeviceBinding::default);
+                binding.key = Some(key);
+                binding.bound_at = Some(now);
+                binding.challenge = Some(DeviceChallenge::generate(now)?);
+            }
+            DeviceOp::Refresh(proof) => {
+                let binding = next.device_binding.as_mut().ok_or(ProofError::NotBound)?;
+                let key = binding.key.as_ref().ok_or(ProofError::NotBound)?;
+                proof.verify_with(key)?;
+                if proof
+                    .subject()
+                    .is_some_and(|s| s != next.session_id.as_str())
+                {
+                    return Err(ProofError::WrongAuthorization.into());
+                }
+                binding
+                    .challenge
+                    .as_ref()
+                    .ok_or(ProofError::UnknownChallenge)?
+                    .check(proof, now, ttl)?;
+                binding.challenge = Some(DeviceChallenge::generate(now)?);
+                // The refresh is the bound session's activity: it slides like a token refresh.
+                if self.inner.settings.sliding {
+                    next.expires_at =
+                        self.extended_expiry(next, now + self.inner.settings.session_ttl);
+                }
+            }
+            DeviceOp::Unbind => next.device_binding = None,
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@
 
 mod authenticate;
 mod build;
+mod device;
 mod jwt_key;
 mod lifecycle;
 
@@ -252,6 +253,13 @@ impl Sessions {
             authentication_factors: Vec::new(),
             version: 0,
             jwts_from_version: 0,
+            device_binding: match new.offer_device {
+                true => Some(crate::dbsc::DeviceBinding {
+                    challenge: Some(crate::dbsc::DeviceChallenge::generate(now)?),
+                    ..Default::default()
+                }),
+                false => None,
+            },
         };
         let factor = match new.factor {
             Some(mut factor) => {

@@ -295,6 +295,7 @@ mod tests {
             authentication_factors: Vec::new(),
             version: 0,
             jwts_from_version: 0,
+            device_binding: None,
         }
     }
 

@@ -176,6 +176,7 @@ pub fn record(user: &str, ttl: Duration) -> SessionRecord {
             ],
             version: 0,
             jwts_from_version: 0,
+            device_binding: None,
         },
         token_hash: SessionToken::generate().unwrap().hash(),
     }

@@ -1,0 +1,397 @@
+//! The DBSC registration and refresh endpoints, as tower services.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use serde_json::json;
+use tower_service::Service;
+
+use super::{CHALLENGE_HEADER, RESPONSE_HEADER, SESSION_ID_HEADER, challenge_header, unquote};
+use crate::cookies::{CredentialSource, append_set_cookies, session_cookies};
+use crate::error::{AuthError, SessionError};
+use crate::manager::Sessions;
+use crate::session::{Session, SessionId};
+use crate::store::BoxFuture;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Registration,
+    Refresh,
+}
+
+/// A DBSC endpoint; build one with [`registration`] or [`refresh`] and mount it (axum:
+/// `post_service`) at the path configured in [`DbscConfig`](super::DbscConfig).
+///
+/// Both answer `405` to methods other than `POST`, `401` when the request's session token
+/// cookie names no live session (or, for a refresh, another session than
+/// `Sec-Secure-Session-Id`: a browser's stale binding to an older login must not bring that
+/// login back), and `503` with `Retry-After` when the store fails (the browser retries later).
+/// Error bodies are JSON `{"error": …, "error_description": …}`.
+///
+/// Responses have bodies of type `B` (axum's `Body` by default; see
+/// [`with_body`](DbscHandler::with_body) for hyper stacks).
+pub struct DbscHandler<B = Body> {
+    sessions: Sessions,
+    endpoint: Endpoint,
+    body: std::marker::PhantomData<fn() -> B>,
+}
+
+impl<B> Clone for DbscHandler<B> {
+    fn clone(&self) -> Self {
+        Self {
+            sessions: self.sessions.clone(),
+            endpoint: self.endpoint,
+            body: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for DbscHandler<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbscHandler")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The registration endpoint: verifies the browser's proof (`Secure-Session-Response`) for the
+/// session its token cookie names, binds the session to the proof's key
+/// ([`Sessions::bind_device`]) and answers `200` with the session config (the JWT cookie as
+/// the bound credential), a fresh JWT cookie and the next challenge. A refused proof answers
+/// `400` with its [reason](super::ProofError::reason).
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower::ServiceExt as _;
+/// use tower_session_jwt::dbsc::{self, DbscConfig};
+/// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+///
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .device_binding(DbscConfig::new())
+///     .build()
+///     .unwrap();
+/// // Without a session cookie there is nothing to bind.
+/// let request = http::Request::post("/dbsc/register")
+///     .header("secure-session-response", "x.y.z")
+///     .body(axum::body::Body::empty())
+///     .unwrap();
+/// let response = dbsc::registration(&sessions).oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 401);
+/// # });
+/// ```
+pub fn registration(sessions: &Sessions) -> DbscHandler {
+    DbscHandler::new(sessions, Endpoint::Registration)
+}
+
+/// The refresh endpoint (`Sec-Secure-Session-Id` names the session). Without a proof it
+/// answers `403` with a challenge (`Secure-Session-Challenge`); with a proof that verifies with
+/// the session's device key over its current challenge it answers `200` with a fresh JWT
+/// cookie and the next challenge (sparing the next `403`). An unknown, used or expired
+/// challenge answers `403` with a fresh one; any other refused proof `401`, which ends the
+/// browser's binding.
+pub fn refresh(sessions: &Sessions) -> DbscHandler {
+    DbscHandler::new(sessions, Endpoint::Refresh)
+}
+
+impl DbscHandler {
+    fn new(sessions: &Sessions, endpoint: Endpoint) -> Self {
+        Self {
+            sessions: sessions.clone(),
+            endpoint,
+            body: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B> DbscHandler<B> {
+    /// The same handler answering with response bodies of type `R` (for example
+    /// `http_body_util::Full<Bytes>` under plain hyper).
+    pub fn with_body<R>(self) -> DbscHandler<R> {
+        DbscHandler {
+            sessions: self.sessions,
+            endpoint: self.endpoint,
+            body: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B: From<String>> DbscHandler<B> {
+    async fn handle(self, parts: http::request::Parts) -> Response<B> {
+        if parts.method != Method::POST {
+            let mut response = respond(StatusCode::METHOD_NOT_ALLOWED, String::new());
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        let sessions = &self.sessions;
+        let found = match cookie_session(sessions, &parts.headers).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+        let Some((token, session)) = found else {
+            return refusal(
+                StatusCode::UNAUTHORIZED,
+                "unknown_session",
+                "no live session for this request's session cookie",
+            );
+        };
+        let proof = match header_text(&parts.headers, RESPONSE_HEADER) {
+            Ok(proof) => proof,
+            Err(()) => {
+                return refusal(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_proof",
+                    "Secure-Session-Response is not valid",
+                );
+            }
+        };
+        match self.endpoint {
+            Endpoint::Registration => register(sessions, &session, proof).await,
+            Endpoint::Refresh => {
+                let named = header_text(&parts.headers, SESSION_ID_HEADER)
+                    .ok()
+                    .flatten()
+                    .and_then(|id| SessionId::parse(unquote(id.trim())).ok());
+                match named {
+                    Some(id) if id == session.session_id => {}
+                    Some(_) => {
+                        return refusal(
+                            StatusCode::UNAUTHORIZED,
+                            "session_mismatch",
+                            "the session cookie belongs to another session",
+                        );
+                    }
+                    None => {
+                        return refusal(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_request",
+                            "Sec-Secure-Session-Id is missing or malformed",
+                        );
+                    }
+                }
+                refresh_session(sessions, &session, &token, proof).await
+            }
+        }
+    }
+}
+
+/// The session the request's token cookie names (live, not revoked; bound or not), with the
+/// token. `Ok(None)` when there is none; `Err` with the response for a store failure.
+async fn cookie_session<B: From<String>>(
+    sessions: &Sessions,
+    headers: &HeaderMap,
+) -> Result<Option<(String, Session)>, Response<B>> {
+    let Ok(credentials) = sessions.credentials(headers) else {
+        return Ok(None);
+    };
+    let Some((token, CredentialSource::Cookie)) = credentials.token() else {
+        return Ok(None);
+    };
+    match sessions.session_for_token(token).await {
+        Ok(Some(session)) => Ok(Some((token.to_owned(), session))),
+        Ok(None) => Ok(None),
+        Err(error) => Err(store_failure(error)),
+    }
+}
+
+async fn register<B: From<String>>(
+    sessions: &Sessions,
+    session: &Session,
+    proof: Option<&str>,
+) -> Response<B> {
+    let Some(proof) = proof else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "missing_proof",
+            "registration needs Secure-Session-Response",
+        );
+    };
+    let changed = match sessions.bind_device(&session.session_id, proof).await {
+        Ok(changed) => changed,
+        Err(error) => return session_failure(error),
+    };
+    let config = sessions.dbsc_config();
+    let settings = sessions.settings();
+    let cookies = &settings.cookies;
+    let mut attributes = String::from("Path=/");
+    if let Some(domain) = cookies.cookie_domain() {
+        attributes.push_str("; Domain=");
+        attributes.push_str(domain);
+    }
+    attributes.push_str("; Secure; HttpOnly; SameSite=Lax");
+    let scope: Vec<_> = config
+        .excluded_paths
+        .iter()
+        .map(|path| json!({"type": "exclude", "domain": "*", "path": path}))
+        .collect();
+    let body = json!({
+        "session_identifier": changed.session.session_id,
+        "refresh_url": config.refresh_path,
+        "scope": {"include_site": false, "scope_specification": scope},
+        "credentials": [{
+            "type": "cookie",
+            "name": settings.jwt_cookie,
+            "attributes": attributes,
+        }],
+    });
+    let mut response = respond(StatusCode::OK, body.to_string());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    append_set_cookies(headers, changed.cookies().iter().cloned());
+    next_challenge(headers, &changed.session);
+    response
+}
+
+async fn refresh_session<B: From<String>>(
+    sessions: &Sessions,
+    session: &Session,
+    token: &str,
+    proof: Option<&str>,
+) -> Response<B> {
+    let id = &session.session_id;
+    let Some(proof) = proof else {
+        return challenge(sessions, id).await;
+    };
+    let changed = match sessions.refresh_device(id, proof).await {
+        Ok(changed) => changed,
+        Err(SessionError::DeviceProof(error)) if error.is_challenge() => {
+            return challenge(sessions, id).await;
+        }
+        Err(SessionError::DeviceProof(error)) => {
+            return refusal(StatusCode::UNAUTHORIZED, error.reason(), &error.to_string());
+        }
+        Err(error) => return session_failure(error),
+    };
+    let mut response = respond(StatusCode::OK, String::new());
+    let headers = response.headers_mut();
+    // The token cookie goes again only when the session's expiry moved, so its Max-Age follows.
+    let token = (changed.session.expires_at != session.expires_at).then_some(token);
+    let now = sessions.clock().now();
+    append_set_cookies(
+        headers,
+        session_cookies(
+            sessions.settings(),
+            token,
+            &changed.jwt,
+            &changed.session,
+            now,
+        ),
+    );
+    next_challenge(headers, &changed.session);
+    response
+}
+
+/// `403` with a challenge to sign.
+async fn challenge<B: From<String>>(sessions: &Sessions, id: &SessionId) -> Response<B> {
+    match sessions.device_challenge(id).await {
+        Ok(challenge) => {
+            let mut response = respond(StatusCode::FORBIDDEN, String::new());
+            response
+                .headers_mut()
+                .insert(CHALLENGE_HEADER, challenge_header(id, &challenge));
+            response
+        }
+        Err(SessionError::DeviceProof(error)) => {
+            refusal(StatusCode::UNAUTHORIZED, error.reason(), &error.to_string())
+        }
+        Err(error) => session_failure(error),
+    }
+}
+
+fn next_challenge(headers: &mut HeaderMap, session: &Session) {
+    if let Some(challenge) = session
+        .device_binding
+        .as_ref()
+        .and_then(|b| b.challenge.as_ref())
+    {
+        headers.insert(
+            CHALLENGE_HEADER,
+            challenge_header(&session.session_id, &challenge.value),
+        );
+    }
+}
+
+/// A header's value as text: `Ok(None)` when absent, `Err` when repeated or not visible ASCII.
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    value.to_str().map(Some).map_err(|_| ())
+}
+
+fn session_failure<B: From<String>>(error: SessionError) -> Response<B> {
+    match error {
+        SessionError::DeviceProof(error) => {
+            refusal(StatusCode::BAD_REQUEST, error.reason(), &error.to_string())
+        }
+        SessionError::UnknownSession => refusal(
+            StatusCode::UNAUTHORIZED,
+            "unknown_session",
+            "the session does not exist or has ended",
+        ),
+        SessionError::Store(error) => store_failure(AuthError::Store(error)),
+        other => refusal(other.status(), "server_error", &other.to_string()),
+    }
+}
+
+fn store_failure<B: From<String>>(error: AuthError) -> Response<B> {
+    let mut response = refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        error.reason(),
+        "session store unavailable",
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn refusal<B: From<String>>(status: StatusCode, error: &str, description: &str) -> Response<B> {
+    let body = json!({"error": error, "error_description": description}).to_string();
+    let mut response = respond(status, body);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn respond<B: From<String>>(status: StatusCode, body: String) -> Response<B> {
+    let mut response = Response::new(B::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl<ReqBody, B> Service<Request<ReqBody>> for DbscHandler<B>
+where
+    ReqBody: Send + 'static,
+    B: From<String> + Send + 'static,
+{
+    type Response = Response<B>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<B>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (parts, _) = request.into_parts();
+        let handler = self.clone();
+        Box::pin(async move { Ok(handler.handle(parts).await) })
+    }
+}
