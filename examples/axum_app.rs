@@ -16,6 +16,8 @@
 //!   [`Sessions::require_recent_auth`] (RFC 9470);
 //! * paginated device listing, and every session event logged as a JSON line on stdout;
 //! * the JWKS document other services can verify session JWTs with;
+//! * device-bound sessions (DBSC, `DBSC=on` over HTTPS): the [`dbsc::registration`] and
+//!   [`dbsc::refresh`] services, and "bound to this device" in the device list;
 //! * for operators, `GET /metrics` (the [`metrics`](tower_session_jwt::metrics) series in
 //!   Prometheus text) and `GET /healthz` ([`health`]: `200` when the revocation feed is caught up
 //!   and the store answers, else `503`).
@@ -34,6 +36,7 @@
 //! REDIS_URL=rediss://127.0.0.1:6380/ REDIS_CA_FILE=ca.crt \
 //!     cargo run --example axum_app --features redis-tls   # Redis over TLS
 //! DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --example axum_app --features postgres
+//! TLS_CERT_FILE=cert.pem TLS_KEY_FILE=key.pem DBSC=on cargo run --example axum_app  # https, device-bound
 //! ```
 //!
 //! | variable | effect |
@@ -55,6 +58,8 @@
 //! | `MAX_SESSIONS_PER_USER` | live sessions per user (default 100); a login beyond it revokes the oldest |
 //! | `WHEN_FULL=refuse` | refuse a login beyond `MAX_SESSIONS_PER_USER` (`409`) instead |
 //! | `INSECURE_COOKIES=1` | drop the `Secure` cookie attribute |
+//! | `TLS_CERT_FILE`, `TLS_KEY_FILE` | serve HTTPS (rustls, HTTP/1.1) with this PEM certificate chain and private key (both or neither) |
+//! | `DBSC=on` | offer device-bound sessions ([`dbsc`]): logins offer registration at `/dbsc/register`, bound browsers refresh at `/dbsc/refresh`, and a bound session's token alone no longer signs anyone in. Browsers offer DBSC over HTTPS only |
 //!
 //! ## Cookies and plain HTTP
 //!

@@ -74,6 +74,9 @@ pub const CHALLENGE_HEADER: &str = "secure-session-challenge";
 /// The request header naming the session a refresh is for.
 pub const SESSION_ID_HEADER: &str = "sec-secure-session-id";
 
+/// Longest [challenge lifetime](DbscConfig::challenge_ttl) accepted: one day.
+pub const MAX_CHALLENGE_TTL: Duration = Duration::from_secs(86_400);
+
 /// Device binding settings: where the browser registers and refreshes, how long a challenge
 /// lives, which algorithms are offered and which paths the bound cookie is not needed for.
 ///
@@ -133,7 +136,7 @@ impl DbscConfig {
         self
     }
 
-    /// How long a challenge stays usable (default 10 minutes, at least one second). The
+    /// How long a challenge stays usable (default 10 minutes, one second to one day). The
     /// challenge handed out with each refresh is used at the next one, a little under a JWT
     /// lifetime later: keep this above the JWT TTL to spare the browser a round trip.
     pub fn challenge_ttl(mut self, ttl: Duration) -> Self {
@@ -187,9 +190,9 @@ impl DbscConfig {
                 "excluded paths must be absolute paths".into(),
             ));
         }
-        if self.challenge_ttl < Duration::from_secs(1) {
+        if self.challenge_ttl < Duration::from_secs(1) || self.challenge_ttl > MAX_CHALLENGE_TTL {
             return Err(ConfigError::InvalidDeviceBinding(
-                "the challenge lifetime must be at least one second".into(),
+                "the challenge lifetime must be between one second and one day".into(),
             ));
         }
         Ok(())
@@ -266,9 +269,11 @@ impl DeviceChallenge {
         if !self.is_fresh(now, ttl) {
             return Err(ProofError::ExpiredChallenge);
         }
+        // A proof's own `iat`, when it has one: within the lifetime, a minute of skew allowed.
         if let Some(iat) = proof.issued_at() {
-            let age = now.unix_timestamp() - iat;
-            if age < -60 || age as u64 > ttl.as_secs() {
+            let age = now.unix_timestamp().saturating_sub(iat);
+            let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+            if !(-60..=ttl).contains(&age) {
                 return Err(ProofError::ExpiredChallenge);
             }
         }

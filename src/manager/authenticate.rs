@@ -563,6 +563,29 @@ impl Sessions {
                 .await?
             {
                 Some(updated) => {
+                    // The touch re-reads the record by id when it changed meanwhile. A change
+                    // that refused older JWTs (a rotation, a claims change, a device binding)
+                    // may also have taken this token's power: ask the store about the token
+                    // again rather than mint for the newer record on the older token's word.
+                    let updated = if updated.jwts_from_version > session.version {
+                        match self.inner.store.find_by_token(&hash).await? {
+                            Some(current) if current.session_id == session.session_id => current,
+                            _ => {
+                                self.cache_invalidate(&hash);
+                                return Err(AuthError::UnknownSession);
+                            }
+                        }
+                    } else {
+                        updated
+                    };
+                    if self.revocation_list().is_revoked(&updated) {
+                        self.cache_invalidate(&hash);
+                        return Err(AuthError::Revoked);
+                    }
+                    if updated.is_device_bound() {
+                        self.cache_invalidate(&hash);
+                        return Err(AuthError::DeviceBound);
+                    }
                     extended = updated.expires_at != session.expires_at;
                     session = Arc::new(updated);
                     fetched_at = now;

@@ -42,7 +42,16 @@ pub struct FlakyStore {
     pub down: Arc<AtomicBool>,
     /// Counts calls, to prove the JWT path makes none.
     pub calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// When set, the next `update` says so on the first channel and waits for the second: a
+    /// test makes another change land between a read and its write.
+    pub update_gate: Arc<std::sync::Mutex<Option<UpdateGate>>>,
 }
+
+/// See [`FlakyStore::pause_next_update`].
+pub type UpdateGate = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
 
 impl FlakyStore {
     pub fn new(inner: MemoryStore) -> Self {
@@ -50,7 +59,21 @@ impl FlakyStore {
             inner,
             down: Arc::default(),
             calls: Arc::default(),
+            update_gate: Arc::default(),
         }
+    }
+    /// Pauses the next `update` before it writes: the first receiver hears when it got there,
+    /// the second sender lets it go on.
+    pub fn pause_next_update(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+        *self.update_gate.lock().unwrap() = Some((reached_tx, go_rx));
+        (reached_rx, go_tx)
     }
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
@@ -95,6 +118,11 @@ impl SessionStore for FlakyStore {
     }
     async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
         self.check()?;
+        let gate = self.update_gate.lock().unwrap().take();
+        if let Some((reached, go)) = gate {
+            let _ = reached.send(());
+            let _ = go.await;
+        }
         self.inner.update(update).await
     }
     async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
