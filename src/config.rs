@@ -623,6 +623,7 @@ impl SessionsBuilder {
     /// device key no longer re-mints JWTs from its opaque token alone. Needs `Secure` cookies.
     ///
     /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use tower_session_jwt::dbsc::DbscConfig;
     /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
     ///
@@ -632,7 +633,8 @@ impl SessionsBuilder {
     ///     .device_binding(DbscConfig::new())
     ///     .build()
     ///     .unwrap();
-    /// # let _ = sessions;
+    /// assert!(sessions.device_binding_offered());
+    /// # });
     /// ```
     pub fn device_binding(mut self, config: crate::dbsc::DbscConfig) -> Self {
         self.device_binding = Some(config);

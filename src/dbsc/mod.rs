@@ -10,8 +10,7 @@
 //!    challenge stored on the new session).
 //! 2. The browser posts a signed proof to the [`registration`] handler, which verifies it
 //!    (ES256 or RS256, our challenge, recent, single use), stores the public key on the
-//!    session, refuses every JWT minted before, and answers with the session config and a
-//!    fresh JWT cookie.
+//!    session, and answers with the session config and a fresh JWT cookie.
 //! 3. **From then on the opaque token alone re-mints nothing**: the layer's store fallback
 //!    refuses a bound session ([`AuthError::DeviceBound`](crate::AuthError::DeviceBound)).
 //!    Before the JWT cookie expires, the browser asks the [`refresh`] handler for a new one,
@@ -28,6 +27,7 @@
 //! # Example
 //!
 //! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use axum::{Router, routing::post_service};
 //! use tower_session_jwt::dbsc::{self, DbscConfig};
 //! use tower_session_jwt::{MemoryStore, SessionLayer, Sessions, SigningKey};
@@ -42,7 +42,7 @@
 //!     .route("/dbsc/register", post_service(dbsc::registration(&sessions)))
 //!     .route("/dbsc/refresh", post_service(dbsc::refresh(&sessions)))
 //!     .layer(SessionLayer::new(sessions).optional());
-//! # let _ = app;
+//! # let _ = app; });
 //! ```
 //!
 //! [dbsc]: https://w3c.github.io/webappsec-dbsc/

@@ -684,6 +684,21 @@ impl Sessions {
         }
     }
 
+    /// Drops every cached token lookup of one session (a scan: for rare events such as a
+    /// device binding).
+    pub(super) fn forget_cached_lookups(&self, session_id: &SessionId) {
+        if let Some(cache) = &self.inner.token_cache {
+            let stale: Vec<Arc<TokenHash>> = cache
+                .iter()
+                .filter(|(_, lookup)| lookup.session.session_id == *session_id)
+                .map(|(hash, _)| hash)
+                .collect();
+            for hash in stale {
+                cache.invalidate(&*hash);
+            }
+        }
+    }
+
     pub(super) fn cache_invalidate(&self, hash: &TokenHash) {
         if let Some(cache) = &self.inner.token_cache {
             cache.invalidate(hash);

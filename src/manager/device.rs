@@ -51,9 +51,11 @@ impl Sessions {
     /// Binds a session to the device key in a DBSC registration `proof` (a compact JWS, as
     /// sent in `Secure-Session-Response`): the proof must verify with the key it carries, sign
     /// the challenge offered at login (unused, within the challenge lifetime) and name the
-    /// session in its `authorization`. JWTs minted before are refused, here at once and
-    /// everywhere through the feed; the returned [`Changed`] holds the fresh JWT and its cookie
-    /// (which lives as long as the JWT: the browser refreshes it through DBSC).
+    /// session in its `authorization`. JWTs minted before the binding expire on their own (at
+    /// most one JWT lifetime: refusing them would sign out the registering browser, whose next
+    /// request may already carry its login's JWT); the opaque token stops minting at once. The
+    /// returned [`Changed`] holds the fresh JWT and its cookie (which lives as long as the JWT:
+    /// the browser refreshes it through DBSC).
     ///
     /// [`dbsc::registration`](crate::dbsc::registration) calls this; call it yourself to serve
     /// registration from a handler of your own.

@@ -239,10 +239,10 @@ impl Sessions {
             }
             // Claims and tokens decide what a JWT may do: older JWTs go. A factor added
             // without rotation or an extension leaves older JWTs as they were (less). Binding
-            // a device refuses the JWTs minted before it, which were bearer credentials.
-            let refuse = change.claims.is_some()
-                || rotate
-                || matches!(change.device, Some(DeviceOp::Bind(_)));
+            // a device leaves them too: they expire within one JWT lifetime, and refusing them
+            // would sign out the very browser that registers, whose next request may already
+            // be on its way with the JWT of its login.
+            let refuse = change.claims.is_some() || rotate;
             if refuse {
                 next.jwts_from_version = next.version;
             }
@@ -267,6 +267,10 @@ impl Sessions {
                 _ => return Err(SessionError::UnknownSession),
             }
             let session = update.session;
+            if matches!(change.device, Some(DeviceOp::Bind(_))) {
+                // Token lookups cached here before the binding must not re-mint for the token.
+                self.forget_cached_lookups(&session.session_id);
+            }
             if refuse {
                 crate::metrics::revocation("jwts");
                 // Here at once; elsewhere through the store's feed.
