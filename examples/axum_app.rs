@@ -336,6 +336,12 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
                 Matcher::Full("tower_session_jwt_store_duration_seconds".into()),
                 &buckets,
             )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("tower_session_jwt_dbsc_duration_seconds".into()),
+                    &buckets,
+                )
+            })
             .expect("buckets are not empty");
         match builder.install_recorder() {
             Ok(handle) => handle,

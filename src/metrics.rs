@@ -17,6 +17,8 @@
 //! | `tower_session_jwt_store_circuit_open` | gauge | | `1` while the store's [circuit breaker](crate::store::CircuitBreaker) is open (store calls fail fast), else `0` |
 //! | `tower_session_jwt_cache_hits_total` | counter | `cache` | `jwt` (verification cache) or `token` (token cache) hits |
 //! | `tower_session_jwt_cache_misses_total` | counter | `cache` | the same caches' misses |
+//! | `tower_session_jwt_dbsc_total` | counter | `endpoint`, `outcome` | [device binding](crate::dbsc) requests: `endpoint` is `registration` or `refresh`; `outcome` is `ok` (bound, or a fresh JWT minted), `challenge` (`403` with a challenge to sign), `refused` (another 4xx: a bad proof, no session) or `error` (5xx) |
+//! | `tower_session_jwt_dbsc_duration_seconds` | histogram | `endpoint` | how long the device binding endpoints took to answer (a refresh: store read, proof check, challenge swap, JWT mint) |
 //! | `tower_session_jwt_revocations_total` | counter | `scope` | revocations made on this instance: `session` (one session), `user` (all of a user's), `others` (all but the current), `limit` (evicted by the session limit), `jwts` (older JWTs of a changed session) |
 //!
 //! The README's "Running it" section says which to alert on.
@@ -37,6 +39,8 @@ pub(crate) const CIRCUIT_OPEN: &str = "tower_session_jwt_store_circuit_open";
 pub(crate) const CACHE_HITS: &str = "tower_session_jwt_cache_hits_total";
 pub(crate) const CACHE_MISSES: &str = "tower_session_jwt_cache_misses_total";
 pub(crate) const REVOCATIONS: &str = "tower_session_jwt_revocations_total";
+pub(crate) const DBSC: &str = "tower_session_jwt_dbsc_total";
+pub(crate) const DBSC_DURATION: &str = "tower_session_jwt_dbsc_duration_seconds";
 
 /// The handles of the series every request touches, registered when
 /// [`Sessions`](crate::Sessions) is built (no-ops without a recorder then).
@@ -157,4 +161,16 @@ pub(crate) fn circuit(open: bool) {
 /// How long a store call took.
 pub(crate) fn store_call(op: &'static str, took: Duration) {
     histogram!(STORE_DURATION, "op" => op).record(took.as_secs_f64());
+}
+
+/// A device binding endpoint answered `status` after `took`.
+pub(crate) fn dbsc(endpoint: &'static str, status: http::StatusCode, took: Duration) {
+    let outcome = match status.as_u16() {
+        200..=299 => "ok",
+        403 => "challenge",
+        500.. => "error",
+        _ => "refused",
+    };
+    counter!(DBSC, "endpoint" => endpoint, "outcome" => outcome).increment(1);
+    histogram!(DBSC_DURATION, "endpoint" => endpoint).record(took.as_secs_f64());
 }

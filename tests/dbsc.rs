@@ -487,13 +487,44 @@ async fn refresh_refuses_another_sessions_cookie_a_revoked_session_and_bad_reque
     )
     .await;
     assert_eq!(status, 400);
-    let (status, _, _) = post(
+    // A token cookie that names no live session.
+    let (status, _, body) = post(
+        dbsc::refresh(&f.sessions),
+        &cookies("bm90LWEtdG9rZW4tYXQtYWxsLWp1c3QtdGVzdGluZy1ieXRlcw"),
+        &[("sec-secure-session-id", &alice.id)],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(body.contains("unknown_session"), "{body}");
+    // No cookie at all: the proof alone authenticates a refresh (the key is the credential).
+    let (status, headers, _) = post(
         dbsc::refresh(&f.sessions),
         "other=1",
         &[("sec-secure-session-id", &alice.id)],
     )
     .await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
+    assert_eq!(challenge_of(&headers), challenge);
+    let (status, headers, body) = post(
+        dbsc::refresh(&f.sessions),
+        "other=1",
+        &[
+            ("sec-secure-session-id", &alice.id),
+            ("secure-session-response", &device.refresh(&challenge)),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let set: Vec<&str> = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        set.len() == 1 && set[0].starts_with("session_jwt="),
+        "{set:?}"
+    );
+    let challenge = challenge_of(&headers);
     let get = dbsc::refresh(&f.sessions)
         .oneshot(Request::get("/dbsc/refresh").body(Body::empty()).unwrap())
         .await

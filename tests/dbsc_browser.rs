@@ -487,6 +487,23 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
         .unwrap();
     assert_ne!(fresh_jwt, copied_jwt);
 
+    // Logging out revokes the session: the page signs out, and the browser's next refresh is
+    // refused, which ends its binding.
+    let loads = cdp.count("Page.loadEventFired");
+    cdp.evaluate("document.querySelector('form[action=\"/logout\"]').submit(); true")
+        .await;
+    cdp.loaded(loads).await;
+    assert!(cdp.text().await.contains("Sign in"));
+    cdp.navigate(&format!("{origin}/")).await;
+    assert!(cdp.text().await.contains("Sign in"));
+    let ended = cdp
+        .event("the binding's end", |e| {
+            e["method"] == "Network.deviceBoundSessionEventOccurred"
+                && e["params"].get("terminationEventDetails").is_some()
+        })
+        .await;
+    eprintln!("after logout: {}", ended["params"]);
+
     let seen = seen.lock().unwrap().clone();
     let refreshes: Vec<Duration> = seen
         .iter()

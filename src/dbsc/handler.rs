@@ -26,9 +26,10 @@ enum Endpoint {
 /// `post_service`) at the path configured in [`DbscConfig`](super::DbscConfig).
 ///
 /// Both answer `405` to methods other than `POST`, `401` when the request's session token
-/// cookie names no live session (or, for a refresh, another session than
-/// `Sec-Secure-Session-Id`: a browser's stale binding to an older login must not bring that
-/// login back), and `503` with `Retry-After` when the store fails (the browser retries later).
+/// cookie names no live session (registration needs one; a refresh is authenticated by the
+/// device's proof, and a token cookie beside it must name the session `Sec-Secure-Session-Id`
+/// names: a browser's stale binding to an older login must not bring that login back), and
+/// `503` with `Retry-After` when the store fails (the browser retries later).
 /// Error bodies are JSON `{"error": …, "error_description": …}`.
 ///
 /// Responses have bodies of type `B` (axum's `Body` by default; see
@@ -132,17 +133,6 @@ impl<B: From<String>> DbscHandler<B> {
             return response;
         }
         let sessions = &self.sessions;
-        let found = match cookie_session(sessions, &parts.headers).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
-        let Some((token, session)) = found else {
-            return refusal(
-                StatusCode::UNAUTHORIZED,
-                "unknown_session",
-                "no live session for this request's session cookie",
-            );
-        };
         let proof = match header_text(&parts.headers, RESPONSE_HEADER) {
             Ok(proof) => proof,
             Err(()) => {
@@ -153,51 +143,85 @@ impl<B: From<String>> DbscHandler<B> {
                 );
             }
         };
+        let found = match cookie_session(sessions, &parts.headers).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
         match self.endpoint {
-            Endpoint::Registration => register(sessions, &session, proof).await,
+            // Registration ties the key to the session the cookies name: the token cookie is
+            // required.
+            Endpoint::Registration => match found {
+                CookieSession::Found(_, session) => register(sessions, &session, proof).await,
+                _ => refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown_session",
+                    "no live session for this request's session cookie",
+                ),
+            },
+            // A refresh is authenticated by the device's proof for the session it names; a
+            // token cookie, when the browser sends one, must name that same session.
             Endpoint::Refresh => {
-                let named = header_text(&parts.headers, SESSION_ID_HEADER)
+                let Some(id) = header_text(&parts.headers, SESSION_ID_HEADER)
                     .ok()
                     .flatten()
-                    .and_then(|id| SessionId::parse(unquote(id.trim())).ok());
-                match named {
-                    Some(id) if id == session.session_id => {}
-                    Some(_) => {
+                    .and_then(|id| SessionId::parse(unquote(id.trim())).ok())
+                else {
+                    return refusal(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "Sec-Secure-Session-Id is missing or malformed",
+                    );
+                };
+                let token = match found {
+                    CookieSession::Found(token, session) if session.session_id == id => {
+                        Some((token, *session))
+                    }
+                    CookieSession::Found(..) => {
                         return refusal(
                             StatusCode::UNAUTHORIZED,
                             "session_mismatch",
                             "the session cookie belongs to another session",
                         );
                     }
-                    None => {
+                    CookieSession::Unknown => {
                         return refusal(
-                            StatusCode::BAD_REQUEST,
-                            "invalid_request",
-                            "Sec-Secure-Session-Id is missing or malformed",
+                            StatusCode::UNAUTHORIZED,
+                            "unknown_session",
+                            "the session cookie names no live session",
                         );
                     }
-                }
-                refresh_session(sessions, &session, &token, proof).await
+                    CookieSession::Absent => None,
+                };
+                refresh_session(sessions, &id, token, proof).await
             }
         }
     }
 }
 
-/// The session the request's token cookie names (live, not revoked; bound or not), with the
-/// token. `Ok(None)` when there is none; `Err` with the response for a store failure.
+/// What the request's token cookie names.
+enum CookieSession {
+    /// No token cookie (or an unreadable `Cookie` header).
+    Absent,
+    /// A token cookie that names no live session.
+    Unknown,
+    /// The live, unrevoked session it names (bound or not), with the token.
+    Found(String, Box<Session>),
+}
+
+/// The session the request's token cookie names; `Err` with the response for a store failure.
 async fn cookie_session<B: From<String>>(
     sessions: &Sessions,
     headers: &HeaderMap,
-) -> Result<Option<(String, Session)>, Response<B>> {
+) -> Result<CookieSession, Response<B>> {
     let Ok(credentials) = sessions.credentials(headers) else {
-        return Ok(None);
+        return Ok(CookieSession::Unknown);
     };
     let Some((token, CredentialSource::Cookie)) = credentials.token() else {
-        return Ok(None);
+        return Ok(CookieSession::Absent);
     };
     match sessions.session_for_token(token).await {
-        Ok(Some(session)) => Ok(Some((token.to_owned(), session))),
-        Ok(None) => Ok(None),
+        Ok(Some(session)) => Ok(CookieSession::Found(token.to_owned(), Box::new(session))),
+        Ok(None) => Ok(CookieSession::Unknown),
         Err(error) => Err(store_failure(error)),
     }
 }
@@ -252,11 +276,10 @@ async fn register<B: From<String>>(
 
 async fn refresh_session<B: From<String>>(
     sessions: &Sessions,
-    session: &Session,
-    token: &str,
+    id: &SessionId,
+    token: Option<(String, Session)>,
     proof: Option<&str>,
 ) -> Response<B> {
-    let id = &session.session_id;
     let Some(proof) = proof else {
         return challenge(sessions, id).await;
     };
@@ -273,7 +296,10 @@ async fn refresh_session<B: From<String>>(
     let mut response = respond(StatusCode::OK, String::new());
     let headers = response.headers_mut();
     // The token cookie goes again only when the session's expiry moved, so its Max-Age follows.
-    let token = (changed.session.expires_at != session.expires_at).then_some(token);
+    let token = token
+        .filter(|(_, before)| changed.session.expires_at != before.expires_at)
+        .map(|(token, _)| token);
+    let token = token.as_deref();
     let now = sessions.clock().now();
     append_set_cookies(
         headers,
@@ -392,6 +418,15 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (parts, _) = request.into_parts();
         let handler = self.clone();
-        Box::pin(async move { Ok(handler.handle(parts).await) })
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let endpoint = match handler.endpoint {
+                Endpoint::Registration => "registration",
+                Endpoint::Refresh => "refresh",
+            };
+            let response = handler.handle(parts).await;
+            crate::metrics::dbsc(endpoint, response.status(), started.elapsed());
+            Ok(response)
+        })
     }
 }
