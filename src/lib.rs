@@ -45,6 +45,9 @@
 //! * Tokens, JWTs and keys are redacted from `Debug` output; credential headers are marked
 //!   sensitive.
 //! * Logins and logouts refuse cross-site requests ([`Sessions::is_cross_site`]).
+//! * Optionally, sessions are bound to the browser's device key ([`dbsc`], Device Bound Session
+//!   Credentials): the opaque token alone then re-mints nothing, so copied cookies stop working
+//!   within one JWT lifetime.
 //!
 //! ## Example
 //!

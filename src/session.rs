@@ -250,9 +250,10 @@ pub struct Session {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub jwts_from_version: u64,
     /// The device key the session is bound to ([DBSC](crate::dbsc)), or the registration
-    /// offered at login; `None` for a session never offered binding.
+    /// offered at login; `None` for a session never offered binding (boxed: most sessions
+    /// carry none, and the record stays small in memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_binding: Option<crate::dbsc::DeviceBinding>,
+    pub device_binding: Option<Box<crate::dbsc::DeviceBinding>>,
 }
 
 fn is_zero(n: &u64) -> bool {

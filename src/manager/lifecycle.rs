@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::{CONTENDED, MAX_UPDATE_ATTEMPTS, Sessions};
 use crate::cookies::{append_set_cookies, session_cookies};
-use crate::dbsc::{DeviceBinding, DeviceChallenge, Proof, ProofError};
+use crate::dbsc::{DeviceChallenge, Proof, ProofError};
 use crate::error::SessionError;
 use crate::events::SessionEventKind;
 use crate::jwt::SessionJwt;
@@ -408,7 +408,7 @@ impl Sessions {
                 let key = proof.verify_own_key()?.clone();
                 let binding = next
                     .device_binding
-                    .get_or_insert_with(DeviceBinding::default);
+                    .get_or_insert_with(Default::default);
                 if binding.key.is_some() {
                     return Err(ProofError::AlreadyBound.into());
                 }
@@ -427,7 +427,7 @@ impl Sessions {
                 }
                 let binding = next
                     .device_binding
-                    .get_or_insert_with(DeviceBinding::default);
+                    .get_or_insert_with(Default::default);
                 binding.key = Some(key);
                 binding.bound_at = Some(now);
                 binding.challenge = Some(DeviceChallenge::generate(now)?);

@@ -254,10 +254,10 @@ impl Sessions {
             version: 0,
             jwts_from_version: 0,
             device_binding: match new.offer_device {
-                true => Some(crate::dbsc::DeviceBinding {
+                true => Some(Box::new(crate::dbsc::DeviceBinding {
                     challenge: Some(crate::dbsc::DeviceChallenge::generate(now)?),
                     ..Default::default()
-                }),
+                })),
                 false => None,
             },
         };

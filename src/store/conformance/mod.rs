@@ -306,6 +306,19 @@ pub async fn update_is_visible<S: SessionStore>(store: &S) {
     changed.expires_at += Duration::from_secs(3 * 3600);
     changed.custom_claims.insert("role".into(), json!("admin"));
     changed.custom_claims.remove("n");
+    // A device binding (DBSC) is part of the record like any other field.
+    changed.device_binding = Some(Box::new(crate::dbsc::DeviceBinding {
+        key: Some(crate::dbsc::DeviceKey::P256 {
+            crv: "P-256".into(),
+            x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
+            y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
+        }),
+        bound_at: Some(changed.last_accessed_at),
+        challenge: Some(crate::dbsc::DeviceChallenge {
+            value: "c2luZ2xlLXVzZS1jaGFsbGVuZ2U".into(),
+            issued_at: changed.last_accessed_at,
+        }),
+    }));
     assert_eq!(
         store.update(&plain_update(changed.clone())).await.unwrap(),
         UpdateOutcome::Updated,
