@@ -231,7 +231,6 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
     let local = listener.local_addr().unwrap_or(addr);
-    println!("listening on http://{local}");
     if !local.ip().is_loopback() && !insecure_cookies {
         println!(
             "  cookies are Secure: over plain HTTP, clients keep them only for localhost; \
@@ -244,10 +243,11 @@ async fn main() {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (var("TLS_CERT_FILE"), var("TLS_KEY_FILE")) {
         (Some(cert), Some(key)) => {
-            println!("serving HTTPS on https://{local}");
+            println!("listening on https://{local}");
             serve_tls(listener, app, &cert, &key).await;
         }
         (None, None) => {
+            println!("listening on http://{local}");
             if std::env::var("DBSC").is_ok_and(|v| v == "on") {
                 println!(
                     "  DBSC=on over plain HTTP: browsers offer device binding over HTTPS only; \
@@ -846,7 +846,7 @@ async fn login(sessions: Sessions, request: Request) -> Response {
         Redirect::to("/").into_response()
     } else {
         Json(json!({
-            "session": login.created.session,
+            "session": public(&login.created.session),
             "session_token": login.created.token.expose(),
             "session_jwt": login.created.jwt.expose(),
         }))
@@ -1237,7 +1237,7 @@ fn page(main: &str) -> String {
   .danger {{ color: #a00; }}
   .actions {{ margin-top: 1rem; display: flex; gap: .5rem; }}
   .this {{ font-weight: 600; color: #060; }}
-  .bound {{ font-size: .85em; color: #036; border: 1px solid #036; border-radius: 3px; padding: 0 .3em; }}
+  .bound {{ font-size: .85em; color: #036; border: 1px solid #036; border-radius: 3px; padding: 0 .3em; white-space: nowrap; }}
   .muted {{ color: #777; font-size: .9em; }}
 </style>
 </head>

@@ -413,6 +413,16 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
     cdp.navigate(&format!("{origin}/")).await;
     let page = cdp.text().await;
     assert!(page.contains("bound to this device"), "{page}");
+    // `DBSC_SCREENSHOT=page.png` keeps a picture of the bound page.
+    if let Ok(path) = std::env::var("DBSC_SCREENSHOT") {
+        let shot = cdp
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
 
     // What a thief copies: every cookie the browser holds for the site.
     let cookies = cdp

@@ -406,9 +406,7 @@ impl Sessions {
         match op {
             DeviceOp::Bind(proof) => {
                 let key = proof.verify_own_key()?.clone();
-                let binding = next
-                    .device_binding
-                    .get_or_insert_with(Default::default);
+                let binding = next.device_binding.get_or_insert_with(Default::default);
                 if binding.key.is_some() {
                     return Err(ProofError::AlreadyBound.into());
                 }
@@ -425,9 +423,7 @@ impl Sessions {
                 {
                     return Err(ProofError::WrongAuthorization.into());
                 }
-                let binding = next
-                    .device_binding
-                    .get_or_insert_with(Default::default);
+                let binding = next.device_binding.get_or_insert_with(Default::default);
                 binding.key = Some(key);
                 binding.bound_at = Some(now);
                 binding.challenge = Some(DeviceChallenge::generate(now)?);
