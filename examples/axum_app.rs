@@ -145,8 +145,8 @@ use tower_session_jwt::session::InvalidFactor;
 use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::{
     AuthError, AuthenticationFactor, Changed, CookieConfig, CredentialSource, CurrentSession,
-    MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions, SessionsBuilder,
-    SigningKey, StoreError, TokenKey,
+    MemoryStore, NewSession, RefusedCredential, Session, SessionError, SessionLayer, Sessions,
+    SessionsBuilder, SigningKey, StoreError, TokenKey,
 };
 
 /// The app's routes, behind one optional [`SessionLayer`], with `/api/sensitive` requiring an
@@ -544,7 +544,21 @@ async fn home(
     sessions: Sessions,
     current: Option<CurrentSession>,
     axum::extract::State(step_up_max_age): axum::extract::State<StepUpMaxAge>,
+    refused: Option<axum::Extension<RefusedCredential>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    // A device-bound session whose JWT cookie was refused (its claims changed, say): the layer
+    // strips that cookie, and a reload makes the browser refresh it through DBSC first. Only
+    // when the request carried a JWT cookie, so a browser whose binding ended gets the form.
+    if current.is_none()
+        && refused.is_some_and(|r| r.reason == AuthError::DeviceBound.reason())
+        && sessions.credentials(&headers).is_ok_and(|c| {
+            c.jwt()
+                .is_some_and(|(_, from)| from == CredentialSource::Cookie)
+        })
+    {
+        return no_store(Redirect::to("/"));
+    }
     let body = match current {
         None => page(
             r#"<h2>Sign in</h2>

@@ -666,6 +666,14 @@ impl SessionsBuilder {
         self.cookies.validate()?;
         if let Some(binding) = &self.device_binding {
             binding.validate()?;
+            if self.jwt_ttl <= Duration::from_secs(120) {
+                tracing::warn!(
+                    jwt_ttl_secs = self.jwt_ttl.as_secs(),
+                    "device binding with a JWT lifetime of two minutes or less: browsers \
+                     refresh bound cookies from two minutes before they expire, so nearly \
+                     every request will wait for a refresh"
+                );
+            }
             if !self.cookies.is_secure() {
                 return Err(ConfigError::InvalidDeviceBinding(
                     "device binding needs Secure cookies (browsers offer DBSC over HTTPS only)"

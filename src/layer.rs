@@ -257,6 +257,29 @@ where
     }
 }
 
+/// For a cookie client refused because its session is bound to a device (DBSC) and its JWT
+/// cookie is no longer usable (refused after a claims change or rotation, say): a removal of the
+/// JWT cookie. A browser holding the device key refreshes a missing bound cookie before its next
+/// request, so it recovers at once instead of sending the refused JWT until the cookie expires.
+/// It carries no credential, so a copied cookie gains nothing from it.
+fn bound_jwt_removal<B>(
+    sessions: &Sessions,
+    error: &AuthError,
+    request: &Request<B>,
+) -> Vec<HeaderValue> {
+    if !matches!(error, AuthError::DeviceBound)
+        || !request.headers().contains_key(http::header::COOKIE)
+    {
+        return Vec::new();
+    }
+    let settings = sessions.settings();
+    vec![crate::cookies::removal(
+        &settings.cookies,
+        &settings.jwt_cookie,
+        "/",
+    )]
+}
+
 /// A request authenticated on `path`: counted and traced.
 fn authenticated(span: &tracing::Span, sessions: &Sessions, path: AuthPath) {
     sessions.metrics().authenticated(path);
@@ -409,17 +432,20 @@ where
                         }
                         Err(error) => {
                             refused_at(span, "store", &error);
+                            let cookies = bound_jwt_removal(&layer.sessions, &error, &request);
                             if layer.passes_anonymously(&error) {
                                 insert(&mut request, &layer.sessions, None);
                                 refused(&mut request, &error);
                                 State::Calling {
                                     future: inner.call(request),
-                                    cookies: Vec::new(),
-                                    sessions: None,
+                                    sessions: (!cookies.is_empty()).then(|| layer.sessions.clone()),
+                                    cookies,
                                 }
                             } else {
+                                let mut response = layer.reject(&error, &request);
+                                append_set_cookies(response.headers_mut(), cookies);
                                 State::Done {
-                                    response: Some(layer.reject(&error, &request)),
+                                    response: Some(response),
                                 }
                             }
                         }

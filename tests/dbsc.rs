@@ -833,6 +833,99 @@ async fn a_touch_racing_a_binding_mints_nothing_for_the_token() {
     );
 }
 
+/// An administrator changes a bound session's claims: the browser's bound JWT is refused and
+/// its token cannot re-mint, so the layer strips the JWT cookie, which makes a DBSC browser
+/// refresh before its next request instead of failing until the cookie expires.
+#[tokio::test]
+async fn a_refused_bound_jwt_cookie_is_stripped_so_the_browser_refreshes() {
+    let f = fixture();
+    let login = login(&f.sessions).await;
+    let device = Device::es256();
+    let proof = device.registration(&login.challenge, &login.id);
+    let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+    let bound = f.sessions.bind_device(&id, &proof).await.unwrap();
+    let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    f.sessions.update_claims(&id, patch).await.unwrap();
+
+    let cookie = format!(
+        "session_token={}; session_jwt={}",
+        login.token,
+        bound.jwt.expose()
+    );
+    for optional in [false, true] {
+        let layer = tower_session_jwt::SessionLayer::new(f.sessions.clone());
+        let layer = if optional { layer.optional() } else { layer };
+        let app = tower::ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|_: Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+            });
+        let response = app
+            .oneshot(
+                Request::get("/")
+                    .header("cookie", &cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        if !optional {
+            assert_eq!(response.status(), 401);
+        }
+        let set: Vec<&str> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(set.len(), 1, "{set:?}");
+        assert!(
+            set[0].starts_with("session_jwt=;") && set[0].contains("Max-Age=0"),
+            "{set:?}"
+        );
+    }
+    // A bearer client gets no cookie, even a removal.
+    let layer = tower_session_jwt::SessionLayer::new(f.sessions.clone());
+    let app = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        });
+    let response = app
+        .oneshot(
+            Request::get("/")
+                .header("authorization", format!("Bearer {}", login.token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn refresh_after_a_claims_change_mints_an_accepted_jwt() {
+    let f = fixture();
+    let login = login(&f.sessions).await;
+    let device = Device::es256();
+    let next = register(&f.sessions, &login, &device).await;
+    let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+    let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    f.sessions.update_claims(&id, patch).await.unwrap();
+    let refreshed = f
+        .sessions
+        .refresh_device(&id, &device.refresh(&next))
+        .await
+        .unwrap();
+    let session = f
+        .sessions
+        .authenticate_jwt(refreshed.jwt.expose())
+        .await
+        .unwrap();
+    assert_eq!(session.custom_claims["role"], "admin");
+}
+
 #[tokio::test]
 async fn unbinding_gives_the_token_back_its_power() {
     let f = fixture();

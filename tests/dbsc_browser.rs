@@ -48,7 +48,7 @@ fn unavailable(what: &str) {
 type Seen = Arc<Mutex<Vec<(String, u16, Duration)>>>;
 
 /// The example's router over HTTPS on a free port, the DBSC endpoints timed.
-async fn serve(pki: &Pki) -> (SocketAddr, Seen) {
+async fn serve(pki: &Pki) -> (SocketAddr, Seen, Sessions) {
     let sessions = Sessions::builder()
         .store(MemoryStore::new())
         .signing_key(SigningKey::generate_ed25519().unwrap())
@@ -65,7 +65,7 @@ async fn serve(pki: &Pki) -> (SocketAddr, Seen) {
     sessions.ready().await;
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    let app = axum_app::app(sessions).layer(axum::middleware::from_fn(
+    let app = axum_app::app(sessions.clone()).layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let log = log.clone();
             async move {
@@ -84,7 +84,7 @@ async fn serve(pki: &Pki) -> (SocketAddr, Seen) {
     let addr = listener.local_addr().unwrap();
     let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
     tokio::spawn(async move { axum_app::serve_tls(listener, app, &cert, &key).await });
-    (addr, seen)
+    (addr, seen, sessions)
 }
 
 /// base64(SHA-256(SubjectPublicKeyInfo)) of the server certificate, for Chromium's
@@ -139,9 +139,9 @@ fn launch(spki: &str) -> Result<(Browser, String), String> {
             "--remote-debugging-port=0",
             &format!("--user-data-dir={}", profile.0.display()),
             &format!("--ignore-certificate-errors-spki-list={spki}"),
-            "--enable-features=DeviceBoundSessions,\
-             EnableBoundSessionCredentialsSoftwareKeysForManualTesting,\
-             DeviceBoundSessions:RefreshQuota/false",
+            // One entry per feature: a feature named twice keeps its first entry, params lost.
+            "--enable-features=DeviceBoundSessions:RefreshQuota/false,\
+             EnableBoundSessionCredentialsSoftwareKeysForManualTesting",
             "about:blank",
         ])
         .stdin(Stdio::null())
@@ -278,7 +278,11 @@ impl Cdp {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.count("Page.loadEventFired") <= before {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "the page did not load");
+            assert!(
+                !left.is_zero(),
+                "the page did not load; device-bound session events: {:#?}",
+                self.events_summary()
+            );
             self.read(left).await;
         }
     }
@@ -336,6 +340,21 @@ async fn replay(pki: &Pki, addr: SocketAddr, path: &str, cookie: &str) -> u16 {
     status
 }
 
+/// The session the copied JWT cookie names.
+async fn copied_session_id(
+    sessions: &Sessions,
+    copied: &[(String, String)],
+) -> tower_session_jwt::SessionId {
+    let token = copied
+        .iter()
+        .find(|(n, _)| n.ends_with("session_token"))
+        .map(|(_, v)| v.as_str())
+        .unwrap();
+    let found = sessions.list("alice").await.unwrap();
+    assert_eq!(found.len(), 1, "{token:.4}…");
+    found[0].session_id.clone()
+}
+
 fn cookie_header(cookies: &[(String, String)]) -> String {
     cookies
         .iter()
@@ -354,7 +373,7 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
         Err(e) => return unavailable(&e),
     };
     let spki = spki_hash(&pki);
-    let (addr, seen) = serve(&pki).await;
+    let (addr, seen, sessions) = serve(&pki).await;
     let origin = format!("https://localhost:{}", addr.port());
     let (_browser, url) = launch(&spki).unwrap();
     let mut cdp = Cdp::connect(&url).await;
@@ -497,8 +516,22 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
         .unwrap();
     assert_ne!(fresh_jwt, copied_jwt);
 
+    // The application changes the session's claims (an administrator, say): the browser's
+    // bound JWT is refused and its token cannot re-mint; the layer strips the JWT cookie, the
+    // page reloads, the browser refreshes through DBSC and carries on with the new claims.
+    let session_id = copied_session_id(&sessions, &copied).await;
+    let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    sessions.update_claims(&session_id, patch).await.unwrap();
+    cdp.navigate(&format!("{origin}/")).await;
+    let page = cdp.text().await;
+    assert!(page.contains("Signed in as alice"), "{page}");
+    cdp.navigate(&format!("{origin}/api/me")).await;
+    let me = cdp.text().await;
+    assert!(me.contains(r#""role":"admin""#), "{me}");
+
     // Logging out revokes the session: the page signs out, and the browser's next refresh is
     // refused, which ends its binding.
+    cdp.navigate(&format!("{origin}/")).await;
     let loads = cdp.count("Page.loadEventFired");
     cdp.evaluate("document.querySelector('form[action=\"/logout\"]').submit(); true")
         .await;

@@ -80,6 +80,11 @@ pub const MAX_CHALLENGE_TTL: Duration = Duration::from_secs(86_400);
 /// Device binding settings: where the browser registers and refreshes, how long a challenge
 /// lives, which algorithms are offered and which paths the bound cookie is not needed for.
 ///
+/// Keep the [JWT lifetime](crate::SessionsBuilder::jwt_ttl) well above two minutes (the default
+/// five is fine): Chromium refreshes a bound cookie proactively from two minutes before it
+/// expires, so with a shorter JWT nearly every request waits for a refresh, and Chromium's
+/// refresh quota soon stops them.
+///
 /// # Example
 ///
 /// ```
