@@ -39,9 +39,12 @@
 //!     .build()
 //!     .unwrap();
 //! let app: Router = Router::new()
+//!     // ... the application's routes ...
+//!     .layer(SessionLayer::new(sessions.clone()))
+//!     // Outside the layer: a bound browser comes here exactly when the layer would refuse
+//!     // its token alone.
 //!     .route("/dbsc/register", post_service(dbsc::registration(&sessions)))
-//!     .route("/dbsc/refresh", post_service(dbsc::refresh(&sessions)))
-//!     .layer(SessionLayer::new(sessions).optional());
+//!     .route("/dbsc/refresh", post_service(dbsc::refresh(&sessions)));
 //! # let _ = app; });
 //! ```
 //!
