@@ -264,16 +264,11 @@ impl DeviceChallenge {
         now: OffsetDateTime,
         ttl: Duration,
     ) -> Result<(), ProofError> {
-        let same = proof.challenge().len() == self.value.len()
-            && proof
-                .challenge()
-                .bytes()
-                .zip(self.value.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
-            return Err(ProofError::UnknownChallenge);
-        }
+        aws_lc_rs::constant_time::verify_slices_are_equal(
+            proof.challenge().as_bytes(),
+            self.value.as_bytes(),
+        )
+        .map_err(|_| ProofError::UnknownChallenge)?;
         if !self.is_fresh(now, ttl) {
             return Err(ProofError::ExpiredChallenge);
         }

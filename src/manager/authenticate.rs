@@ -546,15 +546,7 @@ impl Sessions {
         // Checked after the lookup: a revoke that finished while the lookup was in flight is
         // seen here, because revoke records the id locally before it touches the store. Only a
         // session that passed this check is cached, stamped with the time the lookup began.
-        if self.revocation_list().is_revoked(&session) {
-            self.cache_invalidate(&hash);
-            return Err(AuthError::Revoked);
-        }
-        // A session bound to a device key re-mints only through the device's proof (DBSC): a
-        // copied token cookie must not outlive the copied JWT.
-        if session.is_device_bound() {
-            return Err(AuthError::DeviceBound);
-        }
+        self.token_may_mint(&session, &hash)?;
         let mut reusable = cached_jwt;
         let mut extended = false;
         if self.touch_due(&session, now) {
@@ -578,14 +570,7 @@ impl Sessions {
                     } else {
                         updated
                     };
-                    if self.revocation_list().is_revoked(&updated) {
-                        self.cache_invalidate(&hash);
-                        return Err(AuthError::Revoked);
-                    }
-                    if updated.is_device_bound() {
-                        self.cache_invalidate(&hash);
-                        return Err(AuthError::DeviceBound);
-                    }
+                    self.token_may_mint(&updated, &hash)?;
                     extended = updated.expires_at != session.expires_at;
                     session = Arc::new(updated);
                     fetched_at = now;
@@ -614,6 +599,22 @@ impl Sessions {
             }
         };
         Ok((session, jwt, extended))
+    }
+
+    /// Whether the opaque token (hashed as `hash`) may still stand for `session`: not revoked,
+    /// and not bound to a device key, whose sessions re-mint only through the device's proof
+    /// (DBSC: a copied token cookie must not outlive the copied JWT). A refusal drops the
+    /// token's cached lookup.
+    fn token_may_mint(&self, session: &Session, hash: &TokenHash) -> Result<(), AuthError> {
+        let refusal = if self.revocation_list().is_revoked(session) {
+            AuthError::Revoked
+        } else if session.is_device_bound() {
+            AuthError::DeviceBound
+        } else {
+            return Ok(());
+        };
+        self.cache_invalidate(hash);
+        Err(refusal)
     }
 
     /// Mints a JWT for `session` and remembers it as verified and minted here, so that its first

@@ -69,9 +69,7 @@ impl Sessions {
         session_id: &SessionId,
         proof: &str,
     ) -> Result<Changed, SessionError> {
-        let proof = Proof::parse(proof, self.dbsc_config().algorithms())?;
-        self.change(session_id, device_change(DeviceOp::Bind(proof)))
-            .await
+        self.prove(session_id, proof, DeviceOp::Bind).await
     }
 
     /// Refreshes a bound session: `proof` must verify with the session's device key and sign
@@ -92,9 +90,19 @@ impl Sessions {
         session_id: &SessionId,
         proof: &str,
     ) -> Result<Changed, SessionError> {
+        self.prove(session_id, proof, DeviceOp::Refresh).await
+    }
+
+    /// Parses `proof` with the offered algorithms and applies it as `op` through
+    /// [`change`](Self::change).
+    async fn prove(
+        &self,
+        session_id: &SessionId,
+        proof: &str,
+        op: fn(Proof) -> DeviceOp,
+    ) -> Result<Changed, SessionError> {
         let proof = Proof::parse(proof, self.dbsc_config().algorithms())?;
-        self.change(session_id, device_change(DeviceOp::Refresh(proof)))
-            .await
+        self.change(session_id, device_change(op(proof))).await
     }
 
     /// A challenge for the next proof of a bound session: the pending one while it has at

@@ -406,24 +406,19 @@ impl Sessions {
         match op {
             DeviceOp::Bind(proof) => {
                 let key = proof.verify_own_key()?.clone();
+                let id = next.session_id.as_str();
                 let binding = next.device_binding.get_or_insert_with(Default::default);
                 if binding.key.is_some() {
                     return Err(ProofError::AlreadyBound.into());
                 }
-                let challenge = binding
+                binding
                     .challenge
                     .as_ref()
-                    .ok_or(ProofError::UnknownChallenge)?;
-                challenge.check(proof, now, ttl)?;
-                let names_session =
-                    |v: Option<&str>| v.is_none_or(|v| v == next.session_id.as_str());
-                if proof.authorization().is_none()
-                    || !names_session(proof.authorization())
-                    || !names_session(proof.subject())
-                {
+                    .ok_or(ProofError::UnknownChallenge)?
+                    .check(proof, now, ttl)?;
+                if proof.authorization() != Some(id) || subject_is_another(proof, id) {
                     return Err(ProofError::WrongAuthorization.into());
                 }
-                let binding = next.device_binding.get_or_insert_with(Default::default);
                 binding.key = Some(key);
                 binding.bound_at = Some(now);
                 binding.challenge = Some(DeviceChallenge::generate(now)?);
@@ -432,10 +427,7 @@ impl Sessions {
                 let binding = next.device_binding.as_mut().ok_or(ProofError::NotBound)?;
                 let key = binding.key.as_ref().ok_or(ProofError::NotBound)?;
                 proof.verify_with(key)?;
-                if proof
-                    .subject()
-                    .is_some_and(|s| s != next.session_id.as_str())
-                {
+                if subject_is_another(proof, next.session_id.as_str()) {
                     return Err(ProofError::WrongAuthorization.into());
                 }
                 binding
@@ -454,4 +446,9 @@ impl Sessions {
         }
         Ok(())
     }
+}
+
+/// Whether a proof's `sub` (optional in the draft) names another session than `id`.
+fn subject_is_another(proof: &Proof, id: &str) -> bool {
+    proof.subject().is_some_and(|s| s != id)
 }
