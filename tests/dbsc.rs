@@ -564,13 +564,12 @@ async fn registration_proofs_are_checked_field_by_field() {
     let other = Device::es256();
     let c = login.challenge.as_str();
     let header = |alg: &str, typ: &str, jwk: Value| json!({"alg": alg, "typ": typ, "jwk": jwk});
+    // The payload of a good registration proof; each case below breaks one thing.
+    let claims = json!({"jti": c, "authorization": login.id});
     let cases: Vec<(&str, String, ProofError)> = vec![
         (
             "signed by another key than the one it carries",
-            other.jws(
-                header("ES256", "dbsc+jwt", device.jwk()),
-                json!({"jti": c, "authorization": login.id}),
-            ),
+            other.jws(header("ES256", "dbsc+jwt", device.jwk()), claims.clone()),
             ProofError::BadSignature,
         ),
         (
@@ -590,18 +589,12 @@ async fn registration_proofs_are_checked_field_by_field() {
         ),
         (
             "typ jwt",
-            device.jws(
-                header("ES256", "jwt", device.jwk()),
-                json!({"jti": c, "authorization": login.id}),
-            ),
+            device.jws(header("ES256", "jwt", device.jwk()), claims.clone()),
             ProofError::WrongType,
         ),
         (
             "no typ",
-            device.jws(
-                json!({"alg": "ES256", "jwk": device.jwk()}),
-                json!({"jti": c, "authorization": login.id}),
-            ),
+            device.jws(json!({"alg": "ES256", "jwk": device.jwk()}), claims.clone()),
             ProofError::WrongType,
         ),
         (
@@ -611,32 +604,23 @@ async fn registration_proofs_are_checked_field_by_field() {
                 URL_SAFE_NO_PAD.encode(
                     json!({"alg": "none", "typ": "dbsc+jwt", "jwk": device.jwk()}).to_string()
                 ),
-                URL_SAFE_NO_PAD.encode(json!({"jti": c, "authorization": login.id}).to_string())
+                URL_SAFE_NO_PAD.encode(claims.to_string())
             ),
             ProofError::UnsupportedAlgorithm,
         ),
         (
             "alg HS256",
-            device.jws(
-                header("HS256", "dbsc+jwt", device.jwk()),
-                json!({"jti": c, "authorization": login.id}),
-            ),
+            device.jws(header("HS256", "dbsc+jwt", device.jwk()), claims.clone()),
             ProofError::UnsupportedAlgorithm,
         ),
         (
             "alg RS256 over an EC key",
-            device.jws(
-                header("RS256", "dbsc+jwt", device.jwk()),
-                json!({"jti": c, "authorization": login.id}),
-            ),
+            device.jws(header("RS256", "dbsc+jwt", device.jwk()), claims.clone()),
             ProofError::UnsupportedAlgorithm,
         ),
         (
             "no key anywhere",
-            device.jws(
-                json!({"alg": "ES256", "typ": "dbsc+jwt"}),
-                json!({"jti": c, "authorization": login.id}),
-            ),
+            device.jws(json!({"alg": "ES256", "typ": "dbsc+jwt"}), claims.clone()),
             ProofError::InvalidKey,
         ),
         (
@@ -655,7 +639,7 @@ async fn registration_proofs_are_checked_field_by_field() {
                     jwk["d"] = json!("AAAA");
                     jwk
                 }),
-                json!({"jti": c, "authorization": login.id}),
+                claims.clone(),
             ),
             ProofError::InvalidKey,
         ),
@@ -667,7 +651,7 @@ async fn registration_proofs_are_checked_field_by_field() {
                     jwk["crv"] = json!("P-384");
                     jwk
                 }),
-                json!({"jti": c, "authorization": login.id}),
+                claims.clone(),
             ),
             ProofError::InvalidKey,
         ),
