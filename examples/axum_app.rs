@@ -407,7 +407,7 @@ pub fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBu
         None => builder,
     };
     let builder = match std::env::var("DBSC").as_deref() {
-        Ok("on") => builder.device_binding(DbscConfig::new()),
+        Ok("on") => builder.device_binding(dbsc_config()),
         Ok("off") | Ok("") | Err(_) => builder,
         Ok(other) => fail(format!("DBSC={other:?}: \"on\" or \"off\"")),
     };
@@ -433,6 +433,15 @@ pub fn configure(builder: SessionsBuilder, insecure_cookies: bool) -> SessionsBu
                 .secure(!insecure_cookies)
                 .host_prefix(!insecure_cookies),
         )
+}
+
+/// Device binding as `DBSC=on` configures it: the default paths, and the login route out of
+/// the binding's scope. A browser refreshes a bound cookie about to expire beside any request
+/// in scope; one beside the login post could land the older session's JWT over the new login's
+/// cookies, so the older binding refreshes only after the login answered (and is then refused,
+/// its token cookie being the new login's).
+pub fn dbsc_config() -> DbscConfig {
+    DbscConfig::new().exclude_path("/login")
 }
 
 /// A duration in whole seconds from the environment variable `name`, else `default`.

@@ -383,10 +383,18 @@ async fn refresh_answers_a_challenge_then_mints_for_a_proof_once() {
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    // Sliding expiry moved the session: the token cookie follows, the JWT cookie is bound.
+    // Only the bound JWT cookie, never the token cookie: a refresh of an older session still
+    // in flight when the browser signs in again must not put that session's token back over
+    // the new login's. Sliding expiry still moved the session.
     assert!(
-        set.iter().any(|c| c.starts_with("session_token=")),
+        !set.iter().any(|c| c.starts_with("session_token=")),
         "{set:?}"
+    );
+    let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+    let stored = f.sessions.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.expires_at,
+        tower_session_jwt::Clock::now(&f.clock) + Duration::from_secs(3600)
     );
     let jwt_cookie = set.iter().find(|c| c.starts_with("session_jwt=")).unwrap();
     assert!(

@@ -29,7 +29,6 @@ use http_body_util::{BodyExt as _, Empty};
 use serde_json::{Value, json};
 use tls_common::{Pki, openssl};
 use tokio_tungstenite::tungstenite::Message;
-use tower_session_jwt::dbsc::DbscConfig;
 use tower_session_jwt::{CookieConfig, MemoryStore, Sessions, SigningKey};
 
 const JWT_TTL: Duration = Duration::from_secs(8);
@@ -59,7 +58,7 @@ async fn serve(pki: &Pki) -> (SocketAddr, Seen, Sessions) {
         .session_ttl(Duration::from_secs(3600))
         .sliding(true)
         .cookies(CookieConfig::default().host_prefix(true))
-        .device_binding(DbscConfig::new())
+        .device_binding(axum_app::dbsc_config())
         .build()
         .unwrap();
     sessions.ready().await;
@@ -516,9 +515,43 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
     let me = cdp.text().await;
     assert!(me.contains(r#""role":"admin""#), "{me}");
 
+    // Someone else signs in on the same browser, over alice's bound session: the page is bob's
+    // and stays bob's; alice's binding, whose refreshes now come with bob's token cookie, is
+    // refused and ended by the browser, never put back over bob's login.
+    let loads = cdp.count("Page.loadEventFired");
+    cdp.evaluate(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/login'; \
+         const i = document.createElement('input'); i.name = 'user_id'; i.value = 'bob'; \
+         f.appendChild(i); document.body.appendChild(f); f.submit(); true",
+    )
+    .await;
+    cdp.loaded(loads).await;
+    assert!(cdp.text().await.contains("Signed in as bob"));
+    let bob = sessions.list("bob").await.unwrap()[0]
+        .session_id
+        .to_string();
+    cdp.event("bob's binding", |e| {
+        e["method"] == "Network.deviceBoundSessionEventOccurred"
+            && e["params"]["sessionId"] == bob.as_str()
+            && e["params"].get("creationEventDetails").is_some()
+            && e["params"]["succeeded"] == true
+    })
+    .await;
+    tokio::time::sleep(JWT_TTL + LEEWAY).await;
+    cdp.navigate(&format!("{origin}/")).await;
+    let page = cdp.text().await;
+    assert!(page.contains("Signed in as bob"), "{page}");
+    // A request that needs the bound cookie makes both bindings refresh by now.
+    let alice = session_id.to_string();
+    cdp.event("the end of alice's binding", |e| {
+        e["method"] == "Network.deviceBoundSessionEventOccurred"
+            && e["params"]["sessionId"] == alice.as_str()
+            && e["params"].get("terminationEventDetails").is_some()
+    })
+    .await;
+
     // Logging out revokes the session: the page signs out, and the browser's next refresh is
     // refused, which ends its binding.
-    cdp.navigate(&format!("{origin}/")).await;
     let loads = cdp.count("Page.loadEventFired");
     cdp.evaluate("document.querySelector('form[action=\"/logout\"]').submit(); true")
         .await;
@@ -527,8 +560,9 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
     cdp.navigate(&format!("{origin}/")).await;
     assert!(cdp.text().await.contains("Sign in"));
     let ended = cdp
-        .event("the binding's end", |e| {
+        .event("the end of bob's binding", |e| {
             e["method"] == "Network.deviceBoundSessionEventOccurred"
+                && e["params"]["sessionId"] == bob.as_str()
                 && e["params"].get("terminationEventDetails").is_some()
         })
         .await;

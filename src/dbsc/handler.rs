@@ -10,7 +10,7 @@ use serde_json::json;
 use tower_service::Service;
 
 use super::{CHALLENGE_HEADER, RESPONSE_HEADER, SESSION_ID_HEADER, challenge_header, unquote};
-use crate::cookies::{CredentialSource, append_set_cookies, session_cookies};
+use crate::cookies::{CredentialSource, append_set_cookies};
 use crate::error::{AuthError, SessionError};
 use crate::manager::Sessions;
 use crate::session::{Session, SessionId};
@@ -94,7 +94,9 @@ pub fn registration(sessions: &Sessions) -> DbscHandler {
 /// The refresh endpoint (`Sec-Secure-Session-Id` names the session). Without a proof it
 /// answers `403` with a challenge (`Secure-Session-Challenge`); with a proof that verifies with
 /// the session's device key over its current challenge it answers `200` with a fresh JWT
-/// cookie and the next challenge (sparing the next `403`). An unknown, used or expired
+/// cookie and the next challenge (sparing the next `403`). It never sets the token cookie: a
+/// refresh of an older session, in flight while the browser signs in again, must not put that
+/// session's token back over the new login's. An unknown, used or expired
 /// challenge answers `403` with a fresh one; any other refused proof `401`, which ends the
 /// browser's binding.
 pub fn refresh(sessions: &Sessions) -> DbscHandler {
@@ -151,7 +153,7 @@ impl<B: From<String>> DbscHandler<B> {
             // Registration ties the key to the session the cookies name: the token cookie is
             // required.
             Endpoint::Registration => match found {
-                CookieSession::Found(_, session) => register(sessions, &session, proof).await,
+                CookieSession::Found(session) => register(sessions, &session, proof).await,
                 _ => refusal(
                     StatusCode::UNAUTHORIZED,
                     "unknown_session",
@@ -172,11 +174,9 @@ impl<B: From<String>> DbscHandler<B> {
                         "Sec-Secure-Session-Id is missing or malformed",
                     );
                 };
-                let token = match found {
-                    CookieSession::Found(token, session) if session.session_id == id => {
-                        Some((token, *session))
-                    }
-                    CookieSession::Found(..) => {
+                match found {
+                    CookieSession::Found(session) if session.session_id == id => {}
+                    CookieSession::Found(_) => {
                         return refusal(
                             StatusCode::UNAUTHORIZED,
                             "session_mismatch",
@@ -190,9 +190,9 @@ impl<B: From<String>> DbscHandler<B> {
                             "the session cookie names no live session",
                         );
                     }
-                    CookieSession::Absent => None,
-                };
-                refresh_session(sessions, &id, token, proof).await
+                    CookieSession::Absent => {}
+                }
+                refresh_session(sessions, &id, proof).await
             }
         }
     }
@@ -204,8 +204,8 @@ enum CookieSession {
     Absent,
     /// A token cookie that names no live session.
     Unknown,
-    /// The live, unrevoked session it names (bound or not), with the token.
-    Found(String, Box<Session>),
+    /// The live, unrevoked session it names (bound or not).
+    Found(Box<Session>),
 }
 
 /// The session the request's token cookie names; `Err` with the response for a store failure.
@@ -220,7 +220,7 @@ async fn cookie_session<B: From<String>>(
         return Ok(CookieSession::Absent);
     };
     match sessions.session_for_token(token).await {
-        Ok(Some(session)) => Ok(CookieSession::Found(token.to_owned(), Box::new(session))),
+        Ok(Some(session)) => Ok(CookieSession::Found(Box::new(session))),
         Ok(None) => Ok(CookieSession::Unknown),
         Err(error) => Err(store_failure(error)),
     }
@@ -277,7 +277,6 @@ async fn register<B: From<String>>(
 async fn refresh_session<B: From<String>>(
     sessions: &Sessions,
     id: &SessionId,
-    token: Option<(String, Session)>,
     proof: Option<&str>,
 ) -> Response<B> {
     let Some(proof) = proof else {
@@ -295,22 +294,11 @@ async fn refresh_session<B: From<String>>(
     };
     let mut response = respond(StatusCode::OK, String::new());
     let headers = response.headers_mut();
-    // The token cookie goes again only when the session's expiry moved, so its Max-Age follows.
-    let token = token
-        .filter(|(_, before)| changed.session.expires_at != before.expires_at)
-        .map(|(token, _)| token);
-    let token = token.as_deref();
-    let now = sessions.clock().now();
-    append_set_cookies(
-        headers,
-        session_cookies(
-            sessions.settings(),
-            token,
-            &changed.jwt,
-            &changed.session,
-            now,
-        ),
-    );
+    // Only the bound JWT cookie: a refresh never sets the token cookie. A refresh for an older
+    // session that was in flight while the browser signed in again would otherwise put that
+    // session's token back over the new login's (the browser would land in the older account).
+    // A bound session does not need its token cookie to live on: the device's proof refreshes it.
+    append_set_cookies(headers, changed.cookies().iter().cloned());
     next_challenge(headers, &changed.session);
     response
 }

@@ -164,6 +164,12 @@ impl DbscConfig {
 
     /// A path prefix whose requests the browser sends without waiting for a fresh bound cookie
     /// (static assets, say). May be called several times.
+    ///
+    /// Exclude the login route: a browser refreshes a bound cookie close to expiry beside any
+    /// request in scope, and a refresh of the older session beside a login post can land that
+    /// session's JWT over the new login's cookies (the next request then carries credentials of
+    /// two sessions and is refused as conflicting). Outside the scope, the older binding
+    /// refreshes only after the login answered, and is refused then.
     pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
         self.excluded_paths.push(path.into());
         self
