@@ -1003,6 +1003,8 @@ fn changed_response(
 /// `PATCH /api/session/claims` `{"custom_claims": {…}}`: merges into the current session (a
 /// `null` deletes a key). Every JWT minted before is refused at once, here and on every
 /// instance; a client holding the opaque token is re-minted one with the new claims.
+/// A device-bound session's answer carries `"session_jwt": null` and removes the JWT cookie:
+/// only the device's proof mints for it, and the browser refreshes through DBSC.
 async fn update_claims(current: CurrentSession, sessions: Sessions, request: Request) -> Response {
     let (parts, mut body, _) = match change_body(&sessions, request).await {
         Ok(read) => read,
@@ -1019,7 +1021,7 @@ async fn update_claims(current: CurrentSession, sessions: Sessions, request: Req
         Ok(changed) => {
             let body = json!({
                 "session": changed.session,
-                "session_jwt": changed.jwt.expose(),
+                "session_jwt": changed.jwt.as_ref().map(|j| j.expose()),
             });
             changed_response(&sessions, &parts, &changed, body)
         }
@@ -1029,6 +1031,8 @@ async fn update_claims(current: CurrentSession, sessions: Sessions, request: Req
 
 /// `POST /api/session/step-up` `{"factor": "otp"}`: records that the user just authenticated
 /// with that factor (a real app verifies the code first) and rotates the session token.
+/// A device-bound session gets no JWT here (`"session_jwt": null`): its browser refreshes one
+/// through DBSC with its key.
 async fn step_up(current: CurrentSession, sessions: Sessions, request: Request) -> Response {
     let (parts, body, is_form) = match change_body(&sessions, request).await {
         Ok(read) => read,
@@ -1059,7 +1063,7 @@ async fn step_up(current: CurrentSession, sessions: Sessions, request: Request) 
             let body = json!({
                 "session": changed.session,
                 "session_token": changed.token.as_ref().map(|t| t.expose()),
-                "session_jwt": changed.jwt.expose(),
+                "session_jwt": changed.jwt.as_ref().map(|j| j.expose()),
             });
             changed_response(&sessions, &parts, &changed, body)
         }

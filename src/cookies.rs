@@ -430,6 +430,30 @@ pub(crate) fn session_cookies(
     out
 }
 
+/// `Set-Cookie` values for a change that minted no JWT (a session bound to a device, changed
+/// without its device's proof): the token cookie when one is given, and the JWT cookie's
+/// removal, so that the browser refreshes the JWT with its device key before its next request.
+pub(crate) fn withheld_jwt_cookies(
+    settings: &Settings,
+    token: Option<&str>,
+    session: &crate::session::Session,
+    now: OffsetDateTime,
+) -> Vec<HeaderValue> {
+    let max_age = (session.expires_at - now).max(time::Duration::ZERO);
+    let mut out = Vec::with_capacity(2);
+    if let Some(token) = token {
+        out.push(cookie_header(
+            &settings.cookies,
+            &settings.token_cookie,
+            token,
+            max_age,
+            None,
+        ));
+    }
+    out.push(removal(&settings.cookies, &settings.jwt_cookie, "/"));
+    out
+}
+
 /// Appends `cookies` as `Set-Cookie` headers to a response that hands out credentials, and
 /// `Cache-Control: no-store` so no cache keeps them.
 pub(crate) fn append_set_cookies(

@@ -134,7 +134,7 @@ async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
     eprintln!("claims change reached B's fast path in {latency:?}");
     // The JWT the change handed out works on B, with the new claims.
     assert_eq!(
-        b.authenticate_jwt(changed.jwt.expose())
+        b.authenticate_jwt(changed.jwt.as_ref().unwrap().expose())
             .await
             .unwrap()
             .custom_claims["role"],
@@ -180,10 +180,16 @@ async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
         .of_types(["otp"]);
     assert!(guard.check(&via_b.session).is_ok());
     until(FEED_LATENCY_LIMIT, async || {
-        b.authenticate_jwt(changed.jwt.expose()).await.is_err()
+        b.authenticate_jwt(changed.jwt.as_ref().unwrap().expose())
+            .await
+            .is_err()
     })
     .await;
-    assert!(b.authenticate_jwt(stepped.jwt.expose()).await.is_ok());
+    assert!(
+        b.authenticate_jwt(stepped.jwt.as_ref().unwrap().expose())
+            .await
+            .is_ok()
+    );
 
     // --- Sign out other devices on A: exactly the current session stays, on B too.
     let others: Vec<_> = join_all((0..3).map(|i| {
@@ -206,7 +212,11 @@ async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
         .await;
     }
     assert!(b.authenticate_token(new_token.expose()).await.is_ok());
-    assert!(b.authenticate_jwt(stepped.jwt.expose()).await.is_ok());
+    assert!(
+        b.authenticate_jwt(stepped.jwt.as_ref().unwrap().expose())
+            .await
+            .is_ok()
+    );
     let listed = b.list("alice").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].session_id, id);

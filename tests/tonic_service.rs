@@ -122,9 +122,13 @@ async fn grpc_clients_get_grpc_statuses_and_handlers_get_the_session() {
         )
         .await
         .unwrap();
-    let report: Report = call(&channel, ADMIN_REPORT, Some(&bearer(changed.jwt.expose())))
-        .await
-        .unwrap();
+    let report: Report = call(
+        &channel,
+        ADMIN_REPORT,
+        Some(&bearer(changed.jwt.as_ref().unwrap().expose())),
+    )
+    .await
+    .unwrap();
     assert!(report.text.contains("alice"));
     // The JWT from before the change is refused at once.
     let status = call::<Report>(&channel, ADMIN_REPORT, Some(&bearer(alice.jwt.expose())))
@@ -135,7 +139,7 @@ async fn grpc_clients_get_grpc_statuses_and_handlers_get_the_session() {
 
     // Revoked: UNAUTHENTICATED for the token and the JWT alike.
     sessions.revoke(&alice.session.session_id).await.unwrap();
-    for credential in [changed.jwt.expose(), alice.token.expose()] {
+    for credential in [changed.jwt.as_ref().unwrap().expose(), alice.token.expose()] {
         let status = call::<Identity>(&channel, WHO_AM_I, Some(&bearer(credential)))
             .await
             .unwrap_err();

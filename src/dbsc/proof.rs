@@ -211,6 +211,10 @@ pub enum ProofError {
     /// Refresh for a session that is not bound to a device key.
     #[error("session not bound to a device")]
     NotBound,
+    /// The session is bound to a device key, and a JWT for it is handed out only for a proof
+    /// of that key (a DBSC refresh): no other path mints one.
+    #[error("session bound to a device: only a proof of its key gets a new JWT")]
+    ProofRequired,
 }
 
 impl ProofError {
@@ -227,6 +231,7 @@ impl ProofError {
             ProofError::WrongAuthorization => "wrong_authorization",
             ProofError::AlreadyBound => "already_bound",
             ProofError::NotBound => "not_bound",
+            ProofError::ProofRequired => "proof_required",
         }
     }
 

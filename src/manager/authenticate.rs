@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use super::Sessions;
 use super::jwt_key::{JwtKey, JwtRef};
+use super::mint::Grant;
 use crate::cookies::{CredentialSource, Credentials, Kind, extract, session_cookies};
 use crate::error::AuthError;
 use crate::jwt::{Expiry, JwtError, SessionJwt};
@@ -111,13 +112,13 @@ pub(crate) enum Step {
 
 #[derive(Clone)]
 pub(super) struct CachedJwt {
-    session: Arc<Session>,
+    pub(super) session: Arc<Session>,
     /// The JWT's `iat` and `exp`, Unix seconds.
-    issued_at: i64,
-    expires_at: i64,
+    pub(super) issued_at: i64,
+    pub(super) expires_at: i64,
     /// Minted by this instance in this horizon generation, so after the horizon whatever `iat`
     /// says (`iat` has whole seconds only, and the horizon's second is otherwise ambiguous).
-    minted_in: Option<u64>,
+    pub(super) minted_in: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -219,7 +220,7 @@ impl Sessions {
         let (session, jwt, extended) = self.refresh_by_token(token, true).await?;
         let jwt = match jwt {
             Some(jwt) => jwt,
-            None => self.mint(&session, self.now())?,
+            None => self.mint(&session, self.now(), Grant::Token)?,
         };
         Ok(RefreshedSession {
             session,
@@ -586,7 +587,7 @@ impl Sessions {
         let jwt = match self.reusable_jwt(reusable, &session, now) {
             Some(jwt) => Some(jwt),
             None if want_jwt => {
-                let jwt = self.mint(&session, now)?;
+                let jwt = self.mint(&session, now, Grant::Token)?;
                 self.emit(&session, crate::events::SessionEventKind::Refreshed);
                 self.cache_insert(hash, session.clone(), fetched_at, Some(jwt.clone()));
                 Some(jwt)
@@ -615,35 +616,6 @@ impl Sessions {
         };
         self.cache_invalidate(hash);
         Err(refusal)
-    }
-
-    /// Mints a JWT for `session` and remembers it as verified and minted here, so that its first
-    /// use costs no signature check and is trusted even within the horizon's second.
-    pub(super) fn mint(
-        &self,
-        session: &Session,
-        now: OffsetDateTime,
-    ) -> Result<SessionJwt, crate::jwt::SignError> {
-        let jwt = self.inner.codec.mint(session, now)?;
-        if let Some(cache) = &self.inner.jwt_cache {
-            // Through the entry API, like `remember_verified`, so that the two never interleave
-            // on one key (a plain insert does not take moka's per-key lock).
-            let minted = CachedJwt {
-                // What the JWT carries: the attributes and the device binding are not minted.
-                session: Arc::new(Session {
-                    attributes: Default::default(),
-                    device_binding: None,
-                    ..session.clone()
-                }),
-                issued_at: now.unix_timestamp(),
-                expires_at: jwt.expires_at().unix_timestamp(),
-                minted_in: Some(self.inner.revocations.trust.generation()),
-            };
-            cache
-                .entry(JwtKey::new(jwt.expose()))
-                .and_upsert_with(|_| minted);
-        }
-        Ok(jwt)
     }
 
     /// A cached token lookup, if fresh. Over a shared store, only while the revocation feed is

@@ -54,8 +54,9 @@ impl Sessions {
     /// session in its `authorization`. JWTs minted before the binding expire on their own (at
     /// most one JWT lifetime: refusing them would sign out the registering browser, whose next
     /// request may already carry its login's JWT); the opaque token stops minting at once. The
-    /// returned [`Changed`] holds the fresh JWT and its cookie (which lives as long as the JWT:
-    /// the browser refreshes it through DBSC).
+    /// returned [`Changed`] holds the fresh JWT (always `Some`: the proof entitles the session
+    /// to it) and its cookie (which lives as long as the JWT: the browser refreshes it through
+    /// DBSC).
     ///
     /// [`dbsc::registration`](crate::dbsc::registration) calls this; call it yourself to serve
     /// registration from a handler of your own.
@@ -75,8 +76,9 @@ impl Sessions {
     /// Refreshes a bound session: `proof` must verify with the session's device key and sign
     /// the challenge last issued for it (unused, within the challenge lifetime). The challenge
     /// is consumed and the next one issued (`changed.session.device_binding.challenge`); with
-    /// sliding expiry the session is extended. The returned [`Changed`] holds a fresh JWT and
-    /// its cookie.
+    /// sliding expiry the session is extended. The returned [`Changed`] holds a fresh JWT
+    /// (always `Some`: a verified proof is the one thing that mints for a bound session) and its
+    /// cookie.
     ///
     /// [`dbsc::refresh`](crate::dbsc::refresh) calls this.
     ///

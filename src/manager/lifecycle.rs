@@ -14,8 +14,9 @@ use std::time::Duration;
 use http::HeaderValue;
 use serde_json::{Map, Value};
 
+use super::mint::{Grant, MintRefused, ProofVerified};
 use super::{CONTENDED, MAX_UPDATE_ATTEMPTS, Sessions};
-use crate::cookies::{append_set_cookies, session_cookies};
+use crate::cookies::{append_set_cookies, session_cookies, withheld_jwt_cookies};
 use crate::dbsc::{DeviceChallenge, Proof, ProofError};
 use crate::error::SessionError;
 use crate::events::SessionEventKind;
@@ -120,8 +121,12 @@ pub struct Changed {
     pub session: Session,
     /// The new opaque token when the change rotated it.
     pub token: Option<SessionToken>,
-    /// A JWT minted for the changed session.
-    pub jwt: SessionJwt,
+    /// A JWT minted for the changed session; `None` when the session is bound to a device
+    /// ([DBSC](crate::dbsc)) and the change carried no proof of its key. Then every JWT minted
+    /// before is refused, and [`cookies`](Self::cookies) remove the JWT cookie: the browser
+    /// refreshes it with its device key before its next request. A bound session gets a new
+    /// JWT only that way, so a copied JWT cannot be stretched through a change.
+    pub jwt: Option<SessionJwt>,
     cookies: Vec<HeaderValue>,
 }
 
@@ -136,7 +141,8 @@ impl std::fmt::Debug for Changed {
 
 impl Changed {
     /// The `Set-Cookie` values that hand the changed session to a browser (the token cookie
-    /// when the token was rotated, then the JWT cookie), marked sensitive. Set them only for a
+    /// when the token was rotated, then the JWT cookie, or its removal when no JWT was minted),
+    /// marked sensitive. Set them only for a
     /// client that sent its credentials as cookies.
     ///
     /// The server never keeps a token, so an extension without rotation cannot set the token
@@ -234,23 +240,42 @@ impl Sessions {
             if let Some(duration) = change.extend_for {
                 next.expires_at = self.extended_expiry(&next, now + duration);
             }
-            if let Some(op) = &change.device {
-                self.apply_device(op, &mut next, now)?;
-            }
-            // Claims and tokens decide what a JWT may do: older JWTs go. A factor added
-            // without rotation or an extension leaves older JWTs as they were (less). Binding
-            // a device leaves them too: they expire within one JWT lifetime, and refusing them
-            // would sign out the very browser that registers, whose next request may already
-            // be on its way with the JWT of its login.
-            let refuse = change.claims.is_some() || rotate;
-            if refuse {
-                next.jwts_from_version = next.version;
-            }
-            let jwt = self.mint(&next, now)?;
+            let proof = match &change.device {
+                Some(op) => self.apply_device(op, &mut next, now)?,
+                None => None,
+            };
             let remaining = (next.expires_at - now)
                 .try_into()
                 .unwrap_or(Duration::from_secs(1));
-            self.check_jwt_size(&jwt, remaining)?;
+            let grant = match proof {
+                Some(verified) => Grant::DeviceProof(verified),
+                None => Grant::Change,
+            };
+            // The mint gate decides whether the changed session gets a JWT: a session bound to
+            // a device gets one only for its device's proof. Withheld, it is still measured, so
+            // that the refresh that mints it later cannot fail on its size.
+            let jwt = match self.mint(&next, now, grant) {
+                Ok(jwt) => {
+                    self.check_jwt_size(&jwt, remaining)?;
+                    Some(jwt)
+                }
+                Err(MintRefused::DeviceProofRequired) => {
+                    self.check_jwt_fits(&next, now, remaining)?;
+                    None
+                }
+                Err(MintRefused::Sign(e)) => return Err(e.into()),
+            };
+            // Claims and tokens decide what a JWT may do: older JWTs go. So do they when the
+            // change got no JWT (a bound session without its device's proof): a copied JWT must
+            // not outlive the change, and the browser refreshes through its device key. A
+            // factor added without rotation or an extension otherwise leaves older JWTs as they
+            // were (less). Binding a device leaves them too: they expire within one JWT
+            // lifetime, and refusing them would sign out the very browser that registers, whose
+            // next request may already be on its way with the JWT of its login.
+            let refuse = change.claims.is_some() || rotate || jwt.is_none();
+            if refuse {
+                next.jwts_from_version = next.version;
+            }
             let token = if rotate {
                 Some(self.inner.settings.tokens.generate()?)
             } else {
@@ -281,13 +306,11 @@ impl Sessions {
                 ));
             }
             self.emit_changes(&current, &session, &change, rotate);
-            let cookies = session_cookies(
-                self.settings(),
-                token.as_ref().map(SessionToken::expose),
-                &jwt,
-                &session,
-                now,
-            );
+            let token_value = token.as_ref().map(SessionToken::expose);
+            let cookies = match &jwt {
+                Some(jwt) => session_cookies(self.settings(), token_value, jwt, &session, now),
+                None => withheld_jwt_cookies(self.settings(), token_value, &session, now),
+            };
             return Ok(Changed {
                 session,
                 token,
@@ -395,13 +418,14 @@ impl Sessions {
 impl Sessions {
     /// Applies a device-binding change to `next` (a copy of the stored record, version already
     /// raised): checks the proof against the record as stored now and consumes its challenge,
-    /// handing out the next one.
+    /// handing out the next one. Returns the witness of a verified proof, which entitles the
+    /// change to a JWT at the mint gate (an unbinding has none).
     fn apply_device(
         &self,
         op: &DeviceOp,
         next: &mut Session,
         now: time::OffsetDateTime,
-    ) -> Result<(), SessionError> {
+    ) -> Result<Option<ProofVerified>, SessionError> {
         let ttl = self.dbsc_config().challenge_ttl;
         match op {
             DeviceOp::Bind(proof) => {
@@ -442,9 +466,12 @@ impl Sessions {
                         self.extended_expiry(next, now + self.inner.settings.session_ttl);
                 }
             }
-            DeviceOp::Unbind => next.device_binding = None,
+            DeviceOp::Unbind => {
+                next.device_binding = None;
+                return Ok(None);
+            }
         }
-        Ok(())
+        Ok(Some(ProofVerified::after_verification()))
     }
 }
 

@@ -6,12 +6,15 @@
 //! | `authenticate.rs` | the one authentication path: credentials in, an outcome out |
 //! | `build.rs` | [`SessionsBuilder::build`](crate::SessionsBuilder::build) |
 //! | `lifecycle.rs` | changing a live session: claims, factors, rotation, extension |
+//! | `mint.rs` | the mint gate: every JWT handed out, and who may have one |
+//! | `device.rs` | device binding (DBSC): registration, refresh, challenges |
 
 mod authenticate;
 mod build;
 mod device;
 mod jwt_key;
 mod lifecycle;
+mod mint;
 
 use std::fmt;
 use std::sync::Arc;
@@ -273,7 +276,9 @@ impl Sessions {
         };
         // Minted and measured before anything is stored: a session whose JWT no browser would
         // keep is refused rather than left to the store path on every request.
-        let jwt = self.mint(&session, now)?;
+        let jwt = self
+            .mint(&session, now, mint::Grant::Creation)
+            .map_err(SessionError::from)?;
         self.check_jwt_size(&jwt, ttl)?;
         let token = self.inner.settings.tokens.generate()?;
         let token_hash = token.hash();
