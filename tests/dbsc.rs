@@ -837,11 +837,20 @@ async fn unbinding_gives_the_token_back_its_power() {
     let id = login.id.parse().unwrap();
     let changed = f.sessions.unbind_device(&id).await.unwrap();
     assert!(!changed.session.is_device_bound());
-    // The JWT cookie lives as long as the session again.
+    // No proof, no JWT: the unbinding removes the JWT cookie, and the token mints the next.
+    assert!(changed.jwt.is_none());
     let cookie = changed.cookies()[0].to_str().unwrap();
-    assert!(max_age(cookie) > 3500, "{cookie}");
+    assert!(cookie.starts_with("session_jwt=;"), "{cookie}");
     let refreshed = f.sessions.authenticate_token(&login.token).await.unwrap();
     assert_eq!(refreshed.session.session_id, id);
+    // The JWT cookie lives as long as the session again.
+    let outcome = f
+        .sessions
+        .authenticate(&Credentials::new().with_token(&login.token, CredentialSource::Cookie))
+        .await
+        .unwrap();
+    let cookie = outcome.set_cookies()[0].to_str().unwrap();
+    assert!(max_age(cookie) > 3500, "{cookie}");
     assert!(
         f.events
             .lock()

@@ -34,13 +34,16 @@ fn exp(jwt: &str) -> i64 {
     claims["exp"].as_i64().expect("exp")
 }
 
-/// The JWTs that `Set-Cookie` headers hand out (removals carry none).
+/// The JWTs that `Set-Cookie` headers hand out, whatever the cookie is called (removals carry
+/// none).
 fn jwts_in_cookies<'a>(cookies: impl IntoIterator<Item = &'a http::HeaderValue>) -> Vec<String> {
     cookies
         .into_iter()
-        .filter_map(|v| v.to_str().ok()?.strip_prefix("session_jwt="))
-        .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
-        .filter(|jwt| !jwt.is_empty())
+        .filter_map(|v| {
+            let (_, rest) = v.to_str().ok()?.split_once('=')?;
+            let value = rest.split(';').next()?;
+            (value.split('.').count() == 3 && value.len() > 20).then(|| value.to_owned())
+        })
         .collect()
 }
 
@@ -118,6 +121,7 @@ enum Op {
     RefreshWithAnotherKey,
     RefreshWithoutProof,
     OwnerRefresh,
+    Unbind,
 }
 
 /// The credentials presented, as a cookie client or a bearer would.
@@ -157,6 +161,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::RefreshWithAnotherKey),
         1 => Just(Op::RefreshWithoutProof),
         1 => Just(Op::OwnerRefresh),
+        1 => Just(Op::Unbind),
     ]
 }
 
@@ -203,8 +208,7 @@ impl Thief {
     }
 }
 
-/// Runs `ops` against a freshly bound session and returns the latest `exp` handed out without
-/// the device's proof, and the latest handed out for one (registration and owner refreshes).
+/// Runs `ops` against a freshly bound session: only the owner's refresh may hand out a JWT.
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let clock = ManualClock::starting_now();
     let sessions = sessions_on(&clock);
@@ -311,6 +315,16 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .unwrap();
                 handed.extend(jwts_in_cookies(response.headers().get_all("set-cookie")));
             }
+            Op::Unbind => {
+                // An administrator's unbinding mints nothing either; afterwards the session is
+                // no longer bound and its token mints again, so the property ends here.
+                let changed = sessions.unbind_device(&id).await;
+                prop_assert!(
+                    changed
+                        .is_ok_and(|c| c.jwt.is_none() && jwts_in_cookies(c.cookies()).is_empty())
+                );
+                return Ok(());
+            }
             Op::OwnerRefresh => {
                 if let Ok(challenge) = sessions.device_challenge(&id).await
                     && let Ok(refreshed) = sessions
@@ -323,16 +337,13 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 continue;
             }
         }
-        for jwt in handed {
-            prop_assert!(
-                exp(&jwt) <= proven_exp,
-                "{op:?} handed out a JWT expiring at {} without the device's proof (latest proven: {proven_exp})",
-                exp(&jwt)
-            );
-            if exp(&jwt) > exp(&thief.jwt) {
-                thief.jwt = jwt;
-            }
-        }
+        // The session is bound from the start: no path but the device's proof hands out any
+        // JWT at all, so none can be later than the copied one.
+        prop_assert!(
+            handed.is_empty(),
+            "{op:?} handed out a JWT without the device's proof (expiring at {:?}, latest proven {proven_exp})",
+            handed.iter().map(|j| exp(j)).collect::<Vec<_>>()
+        );
     }
     Ok(())
 }
@@ -455,65 +466,112 @@ async fn call(router: &axum::Router, request: Request<Body>) -> (StatusCode, Hea
     (parts.status, parts.headers, json)
 }
 
-/// A copied JWT of a bound session, looped through the claims PATCH and the step-up with
-/// `Authorization: Bearer`, then with the cookies, never comes back later than it was: the
-/// answers carry no JWT, and once the copy expires the thief is out.
+/// The pentest's routes, each on a freshly bound session, with the copied JWT as
+/// `Authorization: Bearer` and as the browser's cookie pair: the change is made (`200`), the
+/// answer carries `"session_jwt": null` and no JWT cookie, and the copied JWT is refused at
+/// once afterwards instead of being stretched.
 #[tokio::test]
 async fn a_copied_jwt_of_a_bound_session_cannot_be_stretched_through_the_example() {
     let clock = ManualClock::starting_now();
     let sessions = sessions_on(&clock);
     sessions.ready().await;
-    let device = Device::es256();
-    let bound = bound_session(&sessions, &device).await;
     let router = axum_app::app(sessions.clone());
-    let copied_exp = exp(&bound.jwt);
-    let mut jwt = bound.jwt.clone();
-    for round in 0..6 {
-        let bearer = format!("Bearer {jwt}");
-        let cookies = format!("session_token={}; session_jwt={jwt}", bound.token);
-        let requests = [
-            Request::patch("/api/session/claims")
-                .header("authorization", &bearer)
+    let routes = [
+        (
+            "PATCH",
+            "/api/session/claims",
+            r#"{"custom_claims":{"x":1}}"#,
+        ),
+        ("POST", "/api/session/step-up", r#"{"factor":"otp"}"#),
+    ];
+    for (method, path, body) in routes {
+        for as_bearer in [true, false] {
+            let bound = bound_session(&sessions, &Device::es256()).await;
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
                 .header("content-type", "application/json")
-                .body(Body::from(r#"{"custom_claims":{}}"#))
-                .unwrap(),
-            Request::post("/api/session/step-up")
-                .header("authorization", &bearer)
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"factor":"otp"}"#))
-                .unwrap(),
-            Request::patch("/api/session/claims")
-                .header("cookie", &cookies)
-                .header("content-type", "application/json")
-                .header("origin", "http://localhost")
-                .header("host", "localhost")
-                .body(Body::from(r#"{"custom_claims":{}}"#))
-                .unwrap(),
-        ];
-        for request in requests {
-            let (status, headers, body) = call(&router, request).await;
-            let mut handed = jwts_in_cookies(headers.get_all("set-cookie"));
-            if let Some(minted) = body.get("session_jwt").and_then(Value::as_str) {
-                handed.push(minted.to_owned());
-            }
-            for minted in handed {
-                assert!(
-                    exp(&minted) <= copied_exp,
-                    "round {round}: {status} handed out a later JWT"
-                );
-                jwt = minted;
-            }
+                .header("host", "localhost");
+            let request = if as_bearer {
+                request.header("authorization", format!("Bearer {}", bound.jwt))
+            } else {
+                request.header("origin", "http://localhost").header(
+                    "cookie",
+                    format!("session_token={}; session_jwt={}", bound.token, bound.jwt),
+                )
+            };
+            let what = format!("{method} {path} (bearer: {as_bearer})");
+            let (status, headers, answer) =
+                call(&router, request.body(Body::from(body)).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+            assert_eq!(answer["session_jwt"], Value::Null, "{what}");
+            assert!(answer["session"]["session_id"].is_string(), "{what}");
+            assert!(
+                jwts_in_cookies(headers.get_all("set-cookie")).is_empty(),
+                "{what}"
+            );
+            let (status, _, _) = call(
+                &router,
+                Request::get("/api/me")
+                    .header("authorization", format!("Bearer {}", bound.jwt))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{what}: the copy lives on"
+            );
         }
-        clock.advance(Duration::from_secs(60));
     }
-    // Past the copied JWT's lifetime the thief has nothing left.
-    let (status, _, _) = call(
-        &router,
-        Request::get("/api/me")
-            .header("authorization", format!("Bearer {jwt}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// A token lookup in flight while the device binding lands on the same instance: it read the
+/// record from before the binding, and must not put it back in the token cache, or the token
+/// alone would keep minting from the cache for a JWT lifetime after the binding answered.
+#[tokio::test]
+async fn a_token_lookup_racing_the_binding_leaves_nothing_to_mint_from() {
+    let clock = ManualClock::starting_now();
+    let store = common::FlakyStore::new(MemoryStore::with_clock(clock.clone()));
+    let build = || {
+        common::builder(&clock, store.clone())
+            .device_binding(DbscConfig::new())
+            .build()
+            .unwrap()
+    };
+    // The login on one instance; the race on another, whose token cache starts empty.
+    let (login_instance, sessions) = (build(), build());
+    let (parts, ()) = Request::post("/login").body(()).unwrap().into_parts();
+    let login = login_instance
+        .login(&parts, "alice", NewSession::new())
+        .await
+        .unwrap();
+    let id = login.created.session.session_id.clone();
+    let token = login.created.token.expose().to_owned();
+    let challenge = login.created.session.device_binding.as_ref().unwrap();
+    let proof =
+        Device::es256().registration(&challenge.challenge.as_ref().unwrap().value, id.as_str());
+
+    let (reached, go) = store.pause_next_find();
+    let lookup = {
+        let sessions = sessions.clone();
+        let token = token.clone();
+        tokio::spawn(async move { sessions.authenticate_token(&token).await })
+    };
+    reached.await.unwrap(); // the lookup holds the unbound record
+    sessions.bind_device(&id, &proof).await.unwrap();
+    go.send(()).unwrap();
+    // Begun before the binding, the lookup may answer with one JWT (a lifetime at most).
+    let _ = lookup.await.unwrap();
+
+    for source in [CredentialSource::Cookie, CredentialSource::Header] {
+        let outcome = sessions
+            .authenticate(&Credentials::new().with_token(&token, source))
+            .await;
+        assert!(
+            matches!(outcome, Err(tower_session_jwt::AuthError::DeviceBound)),
+            "the token authenticated after the binding: {outcome:?}"
+        );
+    }
 }

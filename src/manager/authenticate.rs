@@ -532,6 +532,7 @@ impl Sessions {
         hit: Option<CachedLookup>,
         want_jwt: bool,
     ) -> Result<(Arc<Session>, Option<SessionJwt>, bool), AuthError> {
+        let forgotten = self.lookups_forgotten();
         let (mut session, mut fetched_at, cached_jwt, mut fetched) = match hit {
             Some(hit) => (hit.session, hit.fetched_at, hit.jwt, false),
             None => {
@@ -589,12 +590,18 @@ impl Sessions {
             None if want_jwt => {
                 let jwt = self.mint(&session, now, Grant::Token)?;
                 self.emit(&session, crate::events::SessionEventKind::Refreshed);
-                self.cache_insert(hash, session.clone(), fetched_at, Some(jwt.clone()));
+                self.cache_insert_since(
+                    forgotten,
+                    hash,
+                    session.clone(),
+                    fetched_at,
+                    Some(jwt.clone()),
+                );
                 Some(jwt)
             }
             None => {
                 if fetched {
-                    self.cache_insert(hash, session.clone(), fetched_at, None);
+                    self.cache_insert_since(forgotten, hash, session.clone(), fetched_at, None);
                 }
                 None
             }
@@ -657,9 +664,41 @@ impl Sessions {
         }
     }
 
+    /// [`cache_insert`](Self::cache_insert) for a lookup that began when
+    /// [`lookups_forgotten`](Self::lookups_forgotten) read `forgotten`: skipped when lookups
+    /// were dropped since, so that a lookup racing a device binding does not put the record
+    /// from before the binding back (its token would then mint from the cache).
+    fn cache_insert_since(
+        &self,
+        forgotten: u64,
+        hash: TokenHash,
+        session: Arc<Session>,
+        fetched_at: OffsetDateTime,
+        jwt: Option<SessionJwt>,
+    ) {
+        if self.lookups_forgotten() != forgotten {
+            return;
+        }
+        let key = hash;
+        self.cache_insert(hash, session, fetched_at, jwt);
+        // A drop that ran between the check and the insert did not see this entry.
+        if self.lookups_forgotten() != forgotten {
+            self.cache_invalidate(&key);
+        }
+    }
+
+    fn lookups_forgotten(&self) -> u64 {
+        self.inner
+            .lookups_forgotten
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Drops every cached token lookup of one session (a scan: for rare events such as a
-    /// device binding).
+    /// device binding), and keeps lookups in flight from putting theirs back.
     pub(super) fn forget_cached_lookups(&self, session_id: &SessionId) {
+        self.inner
+            .lookups_forgotten
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if let Some(cache) = &self.inner.token_cache {
             let stale: Vec<Arc<TokenHash>> = cache
                 .iter()

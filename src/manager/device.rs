@@ -155,6 +155,17 @@ impl Sessions {
     /// Removes a session's device binding: its opaque token re-mints JWTs again, and its JWT
     /// cookie lives as long as the session again. Harmless on an unbound session.
     ///
+    /// Unbinding a bound session is a change without the device's proof, so like every such
+    /// change it hands out no JWT (`Changed::jwt` is `None`) and refuses the older ones; the
+    /// browser's token cookie mints the next JWT on its next request.
+    ///
+    /// # ⚠️ Warning: this gives a copied token its power back
+    ///
+    /// Never let the session's own credentials alone authorise an unbinding (a "stop binding
+    /// this device" route behind the session layer, say): whoever copied the cookies would
+    /// unbind first and then use the token for the session's whole lifetime. Ask for a fresh
+    /// factor, or leave unbinding to an administrator.
+    ///
     /// # Errors
     ///
     /// [`SessionError::UnknownSession`], [`SessionError::Store`].

@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use serde_json::{Map, Value};
 
-use super::mint::{Grant, MintRefused, ProofVerified};
+use super::mint::{Grant, MintRefused};
 use super::{CONTENDED, MAX_UPDATE_ATTEMPTS, Sessions};
 use crate::cookies::{append_set_cookies, session_cookies, withheld_jwt_cookies};
 use crate::dbsc::{DeviceChallenge, Proof, ProofError};
@@ -102,6 +102,10 @@ impl SessionChange {
 
     /// Extends the session to `now + duration` (Stytch's `session_duration_minutes`), never
     /// shortening it and never past the configured maximum lifetime.
+    ///
+    /// On a session bound to a device ([DBSC](crate::dbsc)) this, like every change without
+    /// the device's proof, refuses the older JWTs and mints none: the browser refreshes through
+    /// DBSC, which slides the expiry by itself. Do not extend bound sessions on every request.
     pub fn extend_for(mut self, duration: Duration) -> Self {
         self.extend_for = Some(duration);
         self
@@ -249,7 +253,7 @@ impl Sessions {
                 .unwrap_or(Duration::from_secs(1));
             let grant = match proof {
                 Some(verified) => Grant::DeviceProof(verified),
-                None => Grant::Change,
+                None => Grant::Change { before: &current },
             };
             // The mint gate decides whether the changed session gets a JWT: a session bound to
             // a device gets one only for its device's proof. Withheld, it is still measured, so
@@ -471,7 +475,26 @@ impl Sessions {
                 return Ok(None);
             }
         }
-        Ok(Some(ProofVerified::after_verification()))
+        Ok(Some(ProofVerified {
+            session_id: next.session_id.clone(),
+            version: next.version,
+        }))
+    }
+}
+
+/// Witness that a device proof verified for one record of one session: made only by
+/// [`Sessions::apply_device`] once the proof checked out against the record as stored, and
+/// honoured by the mint gate for that record alone (same session, same version).
+#[derive(Debug)]
+pub(super) struct ProofVerified {
+    session_id: SessionId,
+    version: u64,
+}
+
+impl ProofVerified {
+    /// Whether this proof stands for `session` as it is about to be stored.
+    pub(super) fn covers(&self, session: &Session) -> bool {
+        self.session_id == session.session_id && self.version == session.version
     }
 }
 

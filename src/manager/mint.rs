@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use super::Sessions;
 use super::authenticate::CachedJwt;
 use super::jwt_key::JwtKey;
+use super::lifecycle::ProofVerified;
 use crate::dbsc::ProofError;
 use crate::error::{AuthError, SessionError};
 use crate::jwt::{SessionJwt, SignError};
@@ -25,28 +26,20 @@ use crate::session::Session;
 
 /// What entitles a caller to a JWT at the [mint gate](Sessions::mint).
 #[derive(Debug)]
-pub(super) enum Grant {
+pub(super) enum Grant<'a> {
     /// The session was created by this call; nothing is bound to it yet.
     Creation,
     /// The session's opaque token was confirmed in the store.
     Token,
     /// The application changed the session (claims, factors, token, lifetime, unbinding).
-    Change,
-    /// A device proof was verified against the session's key (DBSC registration or refresh).
+    /// Unbinding a bound session is such a change: it mints nothing either (the token mints
+    /// again afterwards, on its own path).
+    Change {
+        /// The record as it was before the change.
+        before: &'a Session,
+    },
+    /// A device proof was verified against this very record (DBSC registration or refresh).
     DeviceProof(ProofVerified),
-}
-
-/// Witness that a device proof was verified for the change being applied: only the device
-/// code of [`lifecycle`](super::lifecycle) makes one, after the proof checked out against the
-/// record as stored.
-#[derive(Debug)]
-pub(super) struct ProofVerified(());
-
-impl ProofVerified {
-    /// Called by the proof checks only, once the proof verified.
-    pub(super) fn after_verification() -> Self {
-        ProofVerified(())
-    }
 }
 
 /// Why the mint gate handed out no JWT.
@@ -86,10 +79,15 @@ impl Sessions {
         &self,
         session: &Session,
         now: OffsetDateTime,
-        grant: Grant,
+        grant: Grant<'_>,
     ) -> Result<SessionJwt, MintRefused> {
-        let proven = matches!(grant, Grant::DeviceProof(_));
-        if session.is_device_bound() && !proven {
+        let bound = match grant {
+            Grant::Creation | Grant::Token => session.is_device_bound(),
+            Grant::Change { before } => before.is_device_bound() || session.is_device_bound(),
+            // The proof covers the record it was verified against, and nothing else.
+            Grant::DeviceProof(verified) => !verified.covers(session),
+        };
+        if bound {
             return Err(MintRefused::DeviceProofRequired);
         }
         let jwt = self

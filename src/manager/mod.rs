@@ -106,6 +106,9 @@ struct Inner {
     metrics: crate::metrics::Hot,
     /// Where [`SessionEvent`]s go.
     events: Option<EventHook>,
+    /// Bumped whenever the cached token lookups of a session are dropped (a device binding): a
+    /// token lookup that began before does not put its older record back in the cache.
+    lookups_forgotten: std::sync::atomic::AtomicU64,
 }
 
 /// How often a change is retried when another instance changed the session in between.
@@ -197,6 +200,7 @@ impl Sessions {
                 jwt_cache,
                 events,
                 metrics: crate::metrics::Hot::register(),
+                lookups_forgotten: Default::default(),
             }),
         }
     }

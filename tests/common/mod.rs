@@ -47,6 +47,9 @@ pub struct FlakyStore {
     /// When set, the next `update` says so on the first channel and waits for the second: a
     /// test makes another change land between a read and its write.
     pub update_gate: Arc<std::sync::Mutex<Option<UpdateGate>>>,
+    /// The same for the next `find_by_token`: a test lands a change while a token lookup is
+    /// in flight.
+    pub find_gate: Arc<std::sync::Mutex<Option<UpdateGate>>>,
 }
 
 /// See [`FlakyStore::pause_next_update`].
@@ -62,6 +65,7 @@ impl FlakyStore {
             down: Arc::default(),
             calls: Arc::default(),
             update_gate: Arc::default(),
+            find_gate: Arc::default(),
         }
     }
     /// Pauses the next `update` before it writes: the first receiver hears when it got there,
@@ -72,10 +76,17 @@ impl FlakyStore {
         tokio::sync::oneshot::Receiver<()>,
         tokio::sync::oneshot::Sender<()>,
     ) {
-        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
-        let (go_tx, go_rx) = tokio::sync::oneshot::channel();
-        *self.update_gate.lock().unwrap() = Some((reached_tx, go_rx));
-        (reached_rx, go_tx)
+        pause_next(&self.update_gate)
+    }
+    /// Pauses the next `find_by_token` after it read the record, before it answers (as
+    /// [`pause_next_update`](Self::pause_next_update)).
+    pub fn pause_next_find(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        pause_next(&self.find_gate)
     }
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
@@ -93,6 +104,28 @@ impl FlakyStore {
     }
 }
 
+/// Arms `gate` for the next call that passes it.
+fn pause_next(
+    gate: &std::sync::Mutex<Option<UpdateGate>>,
+) -> (
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+    *gate.lock().unwrap() = Some((reached_tx, go_rx));
+    (reached_rx, go_tx)
+}
+
+/// Waits at `gate` when it is armed: says so, then waits to be let go.
+async fn pass(gate: &std::sync::Mutex<Option<UpdateGate>>) {
+    let armed = gate.lock().unwrap().take();
+    if let Some((reached, go)) = armed {
+        let _ = reached.send(());
+        let _ = go.await;
+    }
+}
+
 impl SessionStore for FlakyStore {
     async fn create(
         &self,
@@ -104,7 +137,9 @@ impl SessionStore for FlakyStore {
     }
     async fn find_by_token(&self, h: &TokenHash) -> Result<Option<Session>, StoreError> {
         self.check()?;
-        self.inner.find_by_token(h).await
+        let found = self.inner.find_by_token(h).await;
+        pass(&self.find_gate).await;
+        found
     }
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.check()?;
@@ -120,11 +155,7 @@ impl SessionStore for FlakyStore {
     }
     async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
         self.check()?;
-        let gate = self.update_gate.lock().unwrap().take();
-        if let Some((reached, go)) = gate {
-            let _ = reached.send(());
-            let _ = go.await;
-        }
+        pass(&self.update_gate).await;
         self.inner.update(update).await
     }
     async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
