@@ -23,9 +23,13 @@ pub const MAX_USER_AGENT_LEN: usize = 512;
 /// Longest recorded IP address text, in bytes.
 pub const MAX_IP_ADDRESS_LEN: usize = 64;
 
-/// Claim names custom claims may not take: those the session JWT uses itself, and the
-/// registered names whose meaning a verifier may act on (RFC 7519, RFC 7800 `cnf`, RFC 8693
-/// `act` and `scope`, OpenID Connect `acr`, `amr`, `auth_time`, `azp`, `nonce`).
+/// Claim names custom claims may not take: every name the session JWT writes at its top level
+/// (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `sid`, `session`, `amr`, `auth_time`), the
+/// session's own `version` (a verifier must never read an application's claim as the session
+/// version a JWT was minted for), and the registered names whose meaning a verifier may act on
+/// (RFC 7519 `jti`, RFC 7800 `cnf`, RFC 8693 `act` and `scope`, OpenID Connect `acr`, `azp`,
+/// `nonce`). A custom claim of one of these names is refused with
+/// [`CustomClaimsError::Reserved`], by [`create`](crate::Sessions::create) and every change.
 pub const RESERVED_CLAIMS: &[&str] = &[
     "iss",
     "sub",
@@ -44,6 +48,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "auth_time",
     "azp",
     "nonce",
+    "version",
 ];
 
 /// Why a user id was refused.
