@@ -120,7 +120,9 @@ pub use manager::{
     Sessions,
 };
 pub use revocation::{RevocationEvent, RevocationList};
-pub use session::{AuthenticationFactor, NewSession, Session, SessionAttributes, SessionId};
+pub use session::{
+    AuthenticationFactor, ClientSession, NewSession, Session, SessionAttributes, SessionId,
+};
 pub use step_up::{RecentAuth, StepUpRequired};
 pub use store::{MemoryStore, SessionStore, StoreError};
 #[cfg(feature = "postgres")]
