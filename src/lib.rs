@@ -105,7 +105,8 @@ mod token;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, CookieConfig, SessionsBuilder};
 pub use cookies::{
-    CredentialSource, Credentials, MAX_COOKIE_LEN, MAX_CREDENTIAL_HEADER_LEN, strip_session_cookies,
+    CredentialSource, Credentials, MAX_COOKIE_LEN, MAX_CREDENTIAL_HEADER_LEN, set_session_cookies,
+    strip_session_cookies,
 };
 pub use error::{AuthError, SessionError};
 pub use events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
