@@ -144,9 +144,9 @@ use tower_session_jwt::logout::{logout, logout_everywhere, logout_others, revoke
 use tower_session_jwt::session::InvalidFactor;
 use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::{
-    AuthError, AuthenticationFactor, Changed, CookieConfig, CredentialSource, CurrentSession,
-    MemoryStore, NewSession, RefusedCredential, Session, SessionError, SessionLayer, Sessions,
-    SessionsBuilder, SigningKey, StoreError, TokenKey,
+    AuthError, AuthenticationFactor, Changed, ClientSession, CookieConfig, CredentialSource,
+    CurrentSession, MemoryStore, NewSession, RefusedCredential, Session, SessionError,
+    SessionLayer, Sessions, SessionsBuilder, SigningKey, StoreError, TokenKey, set_session_cookies,
 };
 
 /// The app's routes, behind one optional [`SessionLayer`], with `/api/sensitive` requiring an
@@ -869,7 +869,7 @@ async fn login(sessions: Sessions, request: Request) -> Response {
         Redirect::to("/").into_response()
     } else {
         Json(json!({
-            "session": public(&login.created.session),
+            "session": login.created.session.public_view(),
             "session_token": login.created.token.expose(),
             "session_jwt": login.created.jwt.expose(),
         }))
@@ -879,9 +879,10 @@ async fn login(sessions: Sessions, request: Request) -> Response {
     response
 }
 
-/// `GET /api/me`: the current session, with Stytch's field names.
+/// `GET /api/me`: the current session, with Stytch's field names (as every answer shows a
+/// session: its client view, without a pending device-binding challenge).
 async fn me(session: Session) -> Response {
-    no_store(Json(public(&session)))
+    no_store(Json(ClientSession::from(session)))
 }
 
 /// `GET /api/sample`: a fixed session, shaped and sized like `/api/me`'s answer, without
@@ -908,7 +909,7 @@ async fn sample() -> Response {
         serde_json::from_value(sample).expect("a valid session")
     });
     // Cloned and serialized as `/api/me` does with the request's session.
-    no_store(Json(sample.clone()))
+    no_store(Json(ClientSession::from(sample.clone())))
 }
 
 /// An authentication factor named by a client: `password`, `otp`, `webauthn`, … with the
@@ -982,21 +983,15 @@ async fn change_body(
     }
 }
 
-/// The response to a change: the JSON body, and fresh cookies for a client that sent cookies
-/// (a bearer client keeps its credentials in the body and gets no cookies).
+/// The response to a change (`response`, JSON or a form's redirect) with the fresh cookies,
+/// which a bearer client does not get: it keeps its credentials in the body.
 fn changed_response(
-    sessions: &Sessions,
     parts: &axum::http::request::Parts,
     changed: &Changed,
-    body: Value,
+    response: impl IntoResponse,
 ) -> Response {
-    let mut response = no_store(Json(body));
-    let from_cookies = sessions
-        .credentials(&parts.headers)
-        .is_ok_and(|c| c.source() == Some(CredentialSource::Cookie));
-    if from_cookies {
-        changed.set_cookies(&mut response);
-    }
+    let mut response = no_store(response);
+    set_session_cookies(&parts.headers, &mut response, changed.cookies());
     response
 }
 
@@ -1020,10 +1015,10 @@ async fn update_claims(current: CurrentSession, sessions: Sessions, request: Req
     match sessions.update_claims(&current.session_id, patch).await {
         Ok(changed) => {
             let body = json!({
-                "session": changed.session,
+                "session": changed.session.public_view(),
                 "session_jwt": changed.jwt.as_ref().map(|j| j.expose()),
             });
-            changed_response(&sessions, &parts, &changed, body)
+            changed_response(&parts, &changed, Json(body))
         }
         Err(e) => session_error(e),
     }
@@ -1056,16 +1051,14 @@ async fn step_up(current: CurrentSession, sessions: Sessions, request: Request) 
     match sessions.step_up(&current.session_id, factor).await {
         Ok(changed) => {
             if is_form {
-                let mut response = Redirect::to("/").into_response();
-                changed.set_cookies(&mut response);
-                return response;
+                return changed_response(&parts, &changed, Redirect::to("/"));
             }
             let body = json!({
-                "session": changed.session,
+                "session": changed.session.public_view(),
                 "session_token": changed.token.as_ref().map(|t| t.expose()),
                 "session_jwt": changed.jwt.as_ref().map(|j| j.expose()),
             });
-            changed_response(&sessions, &parts, &changed, body)
+            changed_response(&parts, &changed, Json(body))
         }
         Err(e) => session_error(e),
     }
@@ -1085,25 +1078,12 @@ async fn sensitive(session: Session) -> Response {
 #[derive(Serialize)]
 struct Device {
     #[serde(flatten)]
-    session: Session,
+    session: ClientSession,
     /// "Chrome on Linux", from the user agent.
     device: String,
     current: bool,
     /// Bound to its browser's key (DBSC): its cookies are useless elsewhere.
     device_bound: bool,
-}
-
-/// A session as the API shows it: without the pending DBSC challenge, which only the device's
-/// next proof needs.
-fn public(session: &Session) -> Session {
-    let mut session = session.clone();
-    if let Some(binding) = session.device_binding.as_mut() {
-        binding.challenge = None;
-        if binding.key.is_none() {
-            session.device_binding = None;
-        }
-    }
-    session
 }
 
 /// The query of `GET /api/sessions`.
@@ -1151,7 +1131,7 @@ async fn list_sessions(current: CurrentSession, sessions: Sessions, request: Req
                 .sessions
                 .iter()
                 .map(|session| Device {
-                    session: public(session),
+                    session: session.public_view(),
                     device: device_name(&session.attributes.user_agent),
                     current: session.session_id == current.session_id,
                     device_bound: session.is_device_bound(),

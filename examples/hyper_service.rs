@@ -134,7 +134,8 @@ where
 /// `GET /me`: the current session as JSON, or `401` without one.
 fn me<B>(request: &Request<B>) -> Response<Body> {
     match request.extensions().get::<CurrentSession>() {
-        Some(current) => json_response(StatusCode::OK, &json!(&*current.0)),
+        // The client's view of the session: never a pending device-binding challenge.
+        Some(current) => json_response(StatusCode::OK, &json!(current.public_view())),
         None => {
             let mut response = text(StatusCode::UNAUTHORIZED, "not signed in\n");
             let challenge = HeaderValue::from_static("Bearer");

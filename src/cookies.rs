@@ -480,15 +480,96 @@ pub(crate) fn sets_session_cookie<'a>(
     settings: &Settings,
     mut response_cookies: impl Iterator<Item = &'a HeaderValue>,
 ) -> bool {
-    response_cookies.any(|value| {
-        let name = value
-            .as_bytes()
-            .split(|b| *b == b'=')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        name == settings.token_cookie.as_bytes() || name == settings.jwt_cookie.as_bytes()
+    response_cookies.any(|value| is_session_cookie(settings, value))
+}
+
+/// Whether a `Set-Cookie` value sets or deletes one of the two session cookies.
+fn is_session_cookie(settings: &Settings, value: &HeaderValue) -> bool {
+    let name = value
+        .as_bytes()
+        .split(|b| *b == b'=')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    name == settings.token_cookie.as_bytes() || name == settings.jwt_cookie.as_bytes()
+}
+
+/// The one rule for session cookies: a request that presents `Authorization: Bearer` (on any
+/// header line, whatever the value) gets none back, not even a removal. Its client chose a
+/// header credential for each request; a cookie would make that credential ambient (sent by a
+/// browser on its own, so CSRF-prone), or replace the browser's own session beside it.
+///
+/// Every path that writes session cookies asks here: the layer (for every response behind it,
+/// whatever the handler set), the logout handlers, [`Sessions::login`](crate::Sessions::login),
+/// the DBSC endpoints, and [`set_session_cookies`] for handlers of one's own. A header that
+/// merely looks like a bearer (a malformed value) counts too: the rule fails closed.
+pub(crate) fn allows_session_cookies(request: &HeaderMap) -> bool {
+    !request.get_all(AUTHORIZATION).iter().any(|value| {
+        let value = value.as_bytes();
+        value
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
+            && matches!(value.get(6), None | Some(b' ' | b'\t'))
     })
+}
+
+/// Removes every `Set-Cookie` that sets or deletes a session cookie from `response`, leaving
+/// the application's other cookies: what a response to a request that presented
+/// `Authorization: Bearer` must not carry (see [`allows_session_cookies`]).
+pub(crate) fn remove_session_cookies(settings: &Settings, response: &mut HeaderMap) {
+    if !sets_session_cookie(settings, response.get_all(http::header::SET_COOKIE).iter()) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = response
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter(|value| !is_session_cookie(settings, value))
+        .cloned()
+        .collect();
+    response.remove(http::header::SET_COOKIE);
+    for value in kept {
+        response.append(http::header::SET_COOKIE, value);
+    }
+}
+
+/// Sets session cookies (a [`Changed`](crate::Changed)'s or a [`Login`](crate::Login)'s) on the
+/// response to a request, with `Cache-Control: no-store`, unless the request presented
+/// `Authorization: Bearer`: a client that sends its credential in a header gets nothing back
+/// as a cookie (it reads its new credentials from the body), not even when its browser's
+/// cookies came along. Returns whether the cookies were set.
+///
+/// Behind [`SessionLayer`](crate::SessionLayer) the layer holds this rule for every response
+/// anyway; call this in handlers that answer without it, and to say what happens.
+///
+/// # Example
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, Response};
+/// use tower_session_jwt::set_session_cookies;
+///
+/// let cookies = [HeaderValue::from_static("session_jwt=new; Path=/")];
+/// let mut browser = HeaderMap::new();
+/// browser.insert("cookie", HeaderValue::from_static("session_token=old"));
+/// let mut response = Response::new(());
+/// assert!(set_session_cookies(&browser, &mut response, &cookies));
+/// assert_eq!(response.headers()["set-cookie"], "session_jwt=new; Path=/");
+///
+/// let mut api = browser.clone();
+/// api.insert("authorization", HeaderValue::from_static("Bearer opaque-token"));
+/// let mut response = Response::new(());
+/// assert!(!set_session_cookies(&api, &mut response, &cookies));
+/// assert!(response.headers().get("set-cookie").is_none());
+/// ```
+pub fn set_session_cookies<B>(
+    request: &HeaderMap,
+    response: &mut http::Response<B>,
+    cookies: &[HeaderValue],
+) -> bool {
+    if !allows_session_cookies(request) {
+        return false;
+    }
+    append_set_cookies(response.headers_mut(), cookies.iter().cloned());
+    true
 }
 
 /// `Set-Cookie` values that delete both session cookies: same name, `Path` and `Domain`,

@@ -21,6 +21,11 @@ impl Sessions {
     ///    the cookies are not `Secure`, or the host is a loopback name;
     /// 4. a request with neither header (not a browser) is not cross-site.
     ///
+    /// A browser sends each of these headers once, with one value. Differing values (two header
+    /// lines, or a list in one, such as `same-origin, cross-site`) were added by someone else,
+    /// and which one the browser sent is unknown: the request is cross-site. The same value
+    /// repeated is that value.
+    ///
     /// # Example
     ///
     /// ```
@@ -53,11 +58,16 @@ impl Sessions {
 
 pub(crate) fn is_cross_site(request: &Parts, settings: &Settings) -> bool {
     let headers = &request.headers;
-    let origin = match headers.get(http::header::ORIGIN).map(|o| o.to_str()) {
-        Some(Ok(origin)) => Some(without_default_port(&origin.trim().to_ascii_lowercase())),
-        // An origin that is not even text is nobody's.
-        Some(Err(_)) => return true,
-        None => None,
+    // RFC 6454 allows a space-separated list of origins; a comma joins repeated lines.
+    let origin = match sole_value(
+        headers,
+        http::header::ORIGIN.as_str(),
+        &[',', ' ', '\t'],
+        |origin| without_default_port(&origin),
+    ) {
+        Ok(origin) => origin,
+        // Differing origins, or one that is not even text: nobody's.
+        Err(Repeated) => return true,
     };
     if let Some(origin) = &origin
         && settings.trusted_origins.iter().any(|o| o == origin)
@@ -67,14 +77,43 @@ pub(crate) fn is_cross_site(request: &Parts, settings: &Settings) -> bool {
     // Fetch Metadata is set by the browser and cannot be forged by a page: when present it
     // decides. (A page with `Referrer-Policy: no-referrer` makes Chromium send `Origin: null`
     // even on same-origin form posts, so the origin alone would refuse those.)
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.as_bytes();
-        return !site.eq_ignore_ascii_case(b"same-origin") && !site.eq_ignore_ascii_case(b"none");
+    match sole_value(headers, "sec-fetch-site", &[','], |site| site) {
+        Ok(Some(site)) => return site != "same-origin" && site != "none",
+        Ok(None) => {}
+        Err(Repeated) => return true,
     }
     match origin {
         Some(origin) => !is_own_origin(&origin, request, settings),
         None => false,
     }
+}
+
+/// A header sent with differing values, or with a value that is not text.
+#[derive(Debug, PartialEq, Eq)]
+struct Repeated;
+
+/// The one value of header `name` over every line of it and every item of each line (split at
+/// `separators`), each trimmed, put in lower case and then through `normal`: `None` when
+/// absent, [`Repeated`] when two differ (an empty item included) or a line is not text.
+fn sole_value(
+    headers: &http::HeaderMap,
+    name: &str,
+    separators: &[char],
+    normal: fn(String) -> String,
+) -> Result<Option<String>, Repeated> {
+    let mut sole: Option<String> = None;
+    for line in headers.get_all(name) {
+        let line = line.to_str().map_err(|_| Repeated)?.trim();
+        for item in line.split(separators) {
+            let item = normal(item.trim().to_ascii_lowercase());
+            match &sole {
+                Some(value) if *value != item => return Err(Repeated),
+                Some(_) => {}
+                None => sole = Some(item),
+            }
+        }
+    }
+    Ok(sole)
 }
 
 /// Whether `origin` (lower case) is the origin the request was sent to.
@@ -151,6 +190,130 @@ mod tests {
             without_default_port("http://[::1]:8080"),
             "http://[::1]:8080"
         );
+    }
+
+    #[test]
+    fn a_header_counts_once_only_when_every_value_agrees() {
+        let headers = |lines: &[&str]| {
+            let mut map = http::HeaderMap::new();
+            for line in lines {
+                map.append("sec-fetch-site", line.parse().unwrap());
+            }
+            map
+        };
+        let site = |lines: &[&str]| sole_value(&headers(lines), "sec-fetch-site", &[','], |s| s);
+        assert_eq!(site(&[]), Ok(None));
+        assert_eq!(site(&["Same-Origin "]), Ok(Some("same-origin".into())));
+        assert_eq!(
+            site(&["same-origin", "SAME-ORIGIN"]),
+            Ok(Some("same-origin".into()))
+        );
+        assert_eq!(
+            site(&["same-origin, same-origin"]),
+            Ok(Some("same-origin".into()))
+        );
+        for differing in [
+            &["same-origin, cross-site"][..],
+            &["cross-site,same-origin"],
+            &["same-origin", "cross-site"],
+            &["none", "same-site"],
+            &["same-origin,"],
+            &["same-origin", ""],
+        ] {
+            assert_eq!(site(differing), Err(Repeated), "{differing:?}");
+        }
+        let mut not_text = http::HeaderMap::new();
+        not_text.append("sec-fetch-site", "same-origin".parse().unwrap());
+        not_text.append(
+            "sec-fetch-site",
+            http::HeaderValue::from_bytes(b"same-origin\xff").unwrap(),
+        );
+        assert_eq!(
+            sole_value(&not_text, "sec-fetch-site", &[','], |s| s),
+            Err(Repeated)
+        );
+    }
+
+    fn post(headers: &[(&str, &str)]) -> Parts {
+        let mut request = http::Request::post("/login").header("host", "app.example");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    /// Sessions for `https://app.example`, trusting `https://front.example` too.
+    fn sessions() -> Sessions {
+        Sessions::builder()
+            .store(crate::MemoryStore::new())
+            .signing_key(crate::SigningKey::generate_ed25519().unwrap())
+            .trusted_origins(["https://front.example"])
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn repeated_fetch_metadata_with_differing_values_is_cross_site() {
+        let sessions = sessions();
+        for headers in [
+            &[("sec-fetch-site", "same-origin, cross-site")][..],
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            &[("sec-fetch-site", "none"), ("sec-fetch-site", "same-site")],
+        ] {
+            assert!(sessions.is_cross_site(&post(headers)), "{headers:?}");
+        }
+        for headers in [
+            &[("sec-fetch-site", "same-origin")][..],
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            &[("sec-fetch-site", "none")],
+        ] {
+            assert!(!sessions.is_cross_site(&post(headers)), "{headers:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn repeated_origins_with_differing_values_are_cross_site() {
+        let sessions = sessions();
+        for headers in [
+            // A trusted origin first no longer vouches for the second.
+            &[
+                ("origin", "https://front.example"),
+                ("origin", "https://evil.example"),
+            ][..],
+            &[("origin", "https://front.example, https://evil.example")],
+            &[("origin", "https://front.example https://evil.example")],
+            &[
+                ("origin", "https://app.example"),
+                ("origin", "https://evil.example"),
+            ],
+            // Agreeing Fetch Metadata does not excuse differing origins.
+            &[
+                ("origin", "https://app.example"),
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ] {
+            assert!(sessions.is_cross_site(&post(headers)), "{headers:?}");
+        }
+        for headers in [
+            &[
+                ("origin", "https://front.example"),
+                ("origin", "https://front.example:443"),
+            ][..],
+            &[
+                ("origin", "https://app.example"),
+                ("origin", "https://APP.example"),
+            ],
+            &[("origin", "https://app.example")],
+        ] {
+            assert!(!sessions.is_cross_site(&post(headers)), "{headers:?}");
+        }
     }
 
     #[test]

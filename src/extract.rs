@@ -100,10 +100,11 @@ impl<S: Sync> OptionalFromRequestParts<S> for CurrentSession {
 ///
 /// ```
 /// use axum::Json;
-/// use tower_session_jwt::Session;
+/// use tower_session_jwt::{ClientSession, Session};
 ///
-/// async fn me(session: Session) -> Json<Session> {
-///     Json(session)
+/// // The client's view: never the pending device-binding challenge.
+/// async fn me(session: Session) -> Json<ClientSession> {
+///     Json(session.into())
 /// }
 ///
 /// async fn greeting(session: Option<Session>) -> String {

@@ -10,7 +10,9 @@
 //! 3. Cookies the store path hands back (a fresh JWT, the token again) are added to the
 //!    response, **unless the handler set or stripped a session cookie itself**: a login or a
 //!    logout has the last word, so a response never carries credentials of two sessions.
-//!    Requests authenticated through `Authorization` get no cookies.
+//!    A request that presents `Authorization: Bearer` gets **no session cookie at all**: the
+//!    layer adds none and removes any its handler set (a login, a change, a logout's removal),
+//!    so the rule holds for every response behind it, whoever wrote the handler.
 //! 4. Nothing valid: `401` with `WWW-Authenticate: Bearer` (required mode) or the request goes on
 //!    without a session, the refusal noted in [`RefusedCredential`] (optional mode). A store
 //!    failure answers `503` in both modes. gRPC calls get gRPC statuses instead
@@ -28,7 +30,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::cookies::{append_set_cookies, mark_sensitive, sets_session_cookie};
+use crate::cookies::{
+    allows_session_cookies, append_set_cookies, mark_sensitive, remove_session_cookies,
+    sets_session_cookie,
+};
 use crate::error::AuthError;
 use crate::manager::{AuthPath, Authenticated, Sessions, Step};
 use crate::session::Session;
@@ -66,7 +71,7 @@ pub type ErrorHandler<B> = Arc<dyn Fn(&AuthError) -> Response<B> + Send + Sync>;
 ///     .build()
 ///     .unwrap();
 /// let app: Router = Router::new()
-///     .route("/me", get(|s: Session| async move { Json(s) }))
+///     .route("/me", get(|s: Session| async move { Json(s.public_view()) }))
 ///     .layer(SessionLayer::new(sessions.clone()));
 /// # let _ = app; });
 /// ```
@@ -221,6 +226,7 @@ where
             outcome = tracing::field::Empty
         );
         mark_sensitive(request.headers_mut());
+        let cookies_allowed = allows_session_cookies(request.headers());
         let step = match sessions.credentials(request.headers()) {
             Ok(credentials) => sessions.begin(&credentials),
             Err(error) => Step::Done(Err(error)),
@@ -230,9 +236,9 @@ where
                 authenticated(&span, sessions, outcome.path);
                 // Cookies only from a token-cache hit of a cookie client (the JWT again).
                 let cookies = outcome.take_cookies();
-                let with_cookies = (!cookies.is_empty()).then(|| sessions.clone());
+                let finish = Finish::new(sessions, cookies_allowed, cookies);
                 insert(&mut request, sessions, Some(outcome.session));
-                ResponseFuture::calling(inner.call(request), cookies, with_cookies)
+                ResponseFuture::calling(inner.call(request), finish)
             }
             Step::Store(auth) => ResponseFuture {
                 state: State::Authenticating {
@@ -240,17 +246,21 @@ where
                     request: Some(request),
                     inner: Some(inner),
                     layer: self.layer.clone(),
+                    cookies_allowed,
                     span,
                 },
             },
             Step::Done(Err(error)) => {
                 refused_at(&span, "none", &error);
+                let finish = Finish::new(sessions, cookies_allowed, Vec::new());
                 if self.layer.passes_anonymously(&error) {
                     insert(&mut request, sessions, None);
                     refused(&mut request, &error);
-                    ResponseFuture::calling(inner.call(request), Vec::new(), None)
+                    ResponseFuture::calling(inner.call(request), finish)
                 } else {
-                    ResponseFuture::done(self.layer.reject(&error, &request))
+                    let mut response = self.layer.reject(&error, &request);
+                    finish.apply(response.headers_mut());
+                    ResponseFuture::done(response)
                 }
             }
         }
@@ -261,7 +271,8 @@ where
 /// cookie is no longer usable (refused after a claims change or rotation, say): a removal of the
 /// JWT cookie. A browser holding the device key refreshes a missing bound cookie before its next
 /// request, so it recovers at once instead of sending the refused JWT until the cookie expires.
-/// It carries no credential, so a copied cookie gains nothing from it.
+/// It carries no credential, so a copied cookie gains nothing from it. A bearer request gets
+/// none (see [`Finish`]).
 fn bound_jwt_removal<B>(
     sessions: &Sessions,
     error: &AuthError,
@@ -333,6 +344,46 @@ fn insert<B>(request: &mut Request<B>, sessions: &Sessions, session: Option<Arc<
     }
 }
 
+/// What the layer does to a response on its way out: nothing, add the cookies the
+/// authentication handed back (unless the handler set or stripped a session cookie itself), or,
+/// for a request that presented `Authorization: Bearer`, remove every session cookie whoever
+/// set it (the one rule of [`allows_session_cookies`]).
+enum Finish {
+    Nothing,
+    SetCookies(Sessions, Vec<HeaderValue>),
+    NoSessionCookies(Sessions),
+}
+
+impl Finish {
+    fn new(sessions: &Sessions, cookies_allowed: bool, cookies: Vec<HeaderValue>) -> Self {
+        if !cookies_allowed {
+            Finish::NoSessionCookies(sessions.clone())
+        } else if cookies.is_empty() {
+            Finish::Nothing
+        } else {
+            Finish::SetCookies(sessions.clone(), cookies)
+        }
+    }
+
+    fn apply(self, headers: &mut http::HeaderMap) {
+        match self {
+            Finish::Nothing => {}
+            Finish::SetCookies(sessions, cookies) => {
+                // A handler that set or stripped a session cookie (a login, a logout) has the
+                // last word.
+                if !sets_session_cookie(sessions.settings(), headers.get_all(SET_COOKIE).iter()) {
+                    // With `no-store`: a response that hands out credentials must not be
+                    // stored by a shared cache, whatever the handler said.
+                    append_set_cookies(headers, cookies);
+                }
+            }
+            Finish::NoSessionCookies(sessions) => {
+                remove_session_cookies(sessions.settings(), headers);
+            }
+        }
+    }
+}
+
 pin_project! {
     /// The response future of [`SessionService`]: an unboxed state machine. Only the store
     /// path boxes its future.
@@ -357,14 +408,14 @@ pin_project! {
             request: Option<Request<ReqBody>>,
             inner: Option<S>,
             layer: SessionLayer<ResBody>,
+            cookies_allowed: bool,
             span: tracing::Span,
         },
-        // Running the inner service; `cookies` go on its response unless it set its own.
+        // Running the inner service; `finish` is applied to its response.
         Calling {
             #[pin]
             future: S::Future,
-            cookies: Vec<HeaderValue>,
-            sessions: Option<Sessions>,
+            finish: Option<Finish>,
         },
         // Answered without the inner service.
         Done {
@@ -377,12 +428,11 @@ impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    fn calling(future: S::Future, cookies: Vec<HeaderValue>, sessions: Option<Sessions>) -> Self {
+    fn calling(future: S::Future, finish: Finish) -> Self {
         Self {
             state: State::Calling {
                 future,
-                cookies,
-                sessions,
+                finish: Some(finish),
             },
         }
     }
@@ -412,6 +462,7 @@ where
                     request,
                     inner,
                     layer,
+                    cookies_allowed,
                     span,
                 } => {
                     let result = ready!(auth.as_mut().poll(cx));
@@ -423,27 +474,29 @@ where
                         Ok(mut outcome) => {
                             authenticated(span, &layer.sessions, outcome.path);
                             let cookies = outcome.take_cookies();
+                            let finish = Finish::new(&layer.sessions, *cookies_allowed, cookies);
                             insert(&mut request, &layer.sessions, Some(outcome.session));
                             State::Calling {
                                 future: inner.call(request),
-                                sessions: (!cookies.is_empty()).then(|| layer.sessions.clone()),
-                                cookies,
+                                finish: Some(finish),
                             }
                         }
                         Err(error) => {
                             refused_at(span, "store", &error);
                             let cookies = bound_jwt_removal(&layer.sessions, &error, &request);
+                            let finish = Finish::new(&layer.sessions, *cookies_allowed, cookies);
                             if layer.passes_anonymously(&error) {
                                 insert(&mut request, &layer.sessions, None);
                                 refused(&mut request, &error);
                                 State::Calling {
                                     future: inner.call(request),
-                                    sessions: (!cookies.is_empty()).then(|| layer.sessions.clone()),
-                                    cookies,
+                                    finish: Some(finish),
                                 }
                             } else {
                                 let mut response = layer.reject(&error, &request);
-                                append_set_cookies(response.headers_mut(), cookies);
+                                // The removal goes on a refusal too, so that the browser
+                                // refreshes before its next request.
+                                finish.apply(response.headers_mut());
                                 State::Done {
                                     response: Some(response),
                                 }
@@ -452,24 +505,10 @@ where
                     };
                     this.state.set(next);
                 }
-                StateProj::Calling {
-                    future,
-                    cookies,
-                    sessions,
-                } => {
+                StateProj::Calling { future, finish } => {
                     let mut response = ready!(future.poll(cx))?;
-                    if let Some(sessions) = sessions.take() {
-                        let headers = response.headers_mut();
-                        // A handler that set or stripped a session cookie (a login, a logout)
-                        // has the last word.
-                        if !sets_session_cookie(
-                            sessions.settings(),
-                            headers.get_all(SET_COOKIE).iter(),
-                        ) {
-                            // With `no-store`: a response that hands out credentials must not
-                            // be stored by a shared cache, whatever the handler said.
-                            append_set_cookies(headers, cookies.drain(..));
-                        }
+                    if let Some(finish) = finish.take() {
+                        finish.apply(response.headers_mut());
                     }
                     return Poll::Ready(Ok(response));
                 }

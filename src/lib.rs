@@ -105,7 +105,8 @@ mod token;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, CookieConfig, SessionsBuilder};
 pub use cookies::{
-    CredentialSource, Credentials, MAX_COOKIE_LEN, MAX_CREDENTIAL_HEADER_LEN, strip_session_cookies,
+    CredentialSource, Credentials, MAX_COOKIE_LEN, MAX_CREDENTIAL_HEADER_LEN, set_session_cookies,
+    strip_session_cookies,
 };
 pub use error::{AuthError, SessionError};
 pub use events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
@@ -120,7 +121,9 @@ pub use manager::{
     Sessions,
 };
 pub use revocation::{RevocationEvent, RevocationList};
-pub use session::{AuthenticationFactor, NewSession, Session, SessionAttributes, SessionId};
+pub use session::{
+    AuthenticationFactor, ClientSession, NewSession, Session, SessionAttributes, SessionId,
+};
 pub use step_up::{RecentAuth, StepUpRequired};
 pub use store::{MemoryStore, SessionStore, StoreError};
 #[cfg(feature = "postgres")]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, HeaderValue, Response, request::Parts};
 
-use crate::cookies::{append_set_cookies, session_cookies};
+use crate::cookies::{allows_session_cookies, append_set_cookies, session_cookies};
 use crate::error::SessionError;
 use crate::manager::{CreatedSession, Sessions};
 use crate::session::{NewSession, SessionAttributes};
@@ -30,7 +30,8 @@ impl std::fmt::Debug for Login {
 }
 
 impl Login {
-    /// The two `Set-Cookie` values (session token, then JWT), marked sensitive.
+    /// The two `Set-Cookie` values (session token, then JWT), marked sensitive; none when the
+    /// login request presented `Authorization: Bearer` (see [`Sessions::login`]).
     pub fn cookies(&self) -> &[HeaderValue] {
         &self.cookies
     }
@@ -63,7 +64,10 @@ impl Sessions {
     /// trusted header, else the peer address given in `new` or found in the extensions as
     /// [`PeerAddr`] or `SocketAddr`) and the `User-Agent`, unless `new` sets attributes itself.
     /// The returned [`Login`] sets both cookies on your response: set them last, so that they
-    /// replace whatever session the browser held before.
+    /// replace whatever session the browser held before. A request that presents
+    /// `Authorization: Bearer` is an API client's: it gets no cookies (and no device-binding
+    /// offer, which only a browser's cookies can take up) and reads its credentials from
+    /// [`Login::created`] instead.
     ///
     /// A request that a browser sent from another site is refused with
     /// [`SessionError::CrossSiteRequest`] (`403`): otherwise a hostile page could sign the
@@ -126,7 +130,16 @@ impl Sessions {
             new.attributes = SessionAttributes::new(ip, user_agent);
         }
         new.offer_device = self.settings().device_binding.is_some();
+        let cookies_allowed = allows_session_cookies(&request.headers);
+        new.offer_device &= cookies_allowed;
         let created = self.create(user_id, new).await?;
+        if !cookies_allowed {
+            return Ok(Login {
+                created,
+                cookies: Vec::new(),
+                registration: None,
+            });
+        }
         let cookies = session_cookies(
             self.settings(),
             Some(created.token.expose()),

@@ -18,7 +18,9 @@
 //! Logout is idempotent and always strips both cookies: with no, garbage, expired, revoked or
 //! conflicting credentials it still answers success, after revoking every session that a genuine
 //! credential in the request names (a cookie tossed in beside the user's own included). A store
-//! failure answers `503` and leaves the cookies in place, so the client can retry.
+//! failure answers `503` and leaves the cookies in place, so the client can retry. A request
+//! that presents `Authorization: Bearer` gets no cookie at all, not even a removal: an API
+//! client's logout must not sign the browser beside it out of a session it did not end.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,7 +31,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, request::Parts};
 use tower_service::Service;
 
-use crate::cookies::{CredentialSource, Kind, each_presented, removal, strip_session_cookies};
+use crate::cookies::{
+    CredentialSource, Kind, allows_session_cookies, each_presented, removal, strip_session_cookies,
+};
 use crate::error::AuthError;
 use crate::events::{RevokeReason, RevokedBy};
 use crate::layer::CurrentSession;
@@ -274,7 +278,7 @@ impl<B: Default> SessionHandler<B> {
             }
             _ => plain(StatusCode::NO_CONTENT),
         };
-        if strip {
+        if strip && allows_session_cookies(&parts.headers) {
             let headers = response.headers_mut();
             for cookie in stripping_cookies(&self.sessions, parts) {
                 headers.append(SET_COOKIE, cookie);

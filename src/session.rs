@@ -23,9 +23,13 @@ pub const MAX_USER_AGENT_LEN: usize = 512;
 /// Longest recorded IP address text, in bytes.
 pub const MAX_IP_ADDRESS_LEN: usize = 64;
 
-/// Claim names custom claims may not take: those the session JWT uses itself, and the
-/// registered names whose meaning a verifier may act on (RFC 7519, RFC 7800 `cnf`, RFC 8693
-/// `act` and `scope`, OpenID Connect `acr`, `amr`, `auth_time`, `azp`, `nonce`).
+/// Claim names custom claims may not take: every name the session JWT writes at its top level
+/// (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `sid`, `session`, `amr`, `auth_time`), the
+/// session's own `version` (a verifier must never read an application's claim as the session
+/// version a JWT was minted for), and the registered names whose meaning a verifier may act on
+/// (RFC 7519 `jti`, RFC 7800 `cnf`, RFC 8693 `act` and `scope`, OpenID Connect `acr`, `azp`,
+/// `nonce`). A custom claim of one of these names is refused with
+/// [`CustomClaimsError::Reserved`], by [`create`](crate::Sessions::create) and every change.
 pub const RESERVED_CLAIMS: &[&str] = &[
     "iss",
     "sub",
@@ -44,6 +48,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "auth_time",
     "azp",
     "nonce",
+    "version",
 ];
 
 /// Why a user id was refused.
@@ -260,7 +265,69 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// A session as its client may see it: every field of [`Session`] except the pending device
+/// binding challenge, and the binding itself only once a device key is bound.
+///
+/// Answer clients with this, never with the [`Session`] itself: `Session` serialises as the
+/// stores keep it, challenge included, and a pending challenge shown to whoever holds a copied
+/// token or JWT would let them register a key of their own (before the browser does) or answer
+/// the next proof's challenge out of turn. Serialises like `Session` otherwise, with the same
+/// field names; [`Deref`](std::ops::Deref)s to the session for reading.
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+///
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .build()
+///     .unwrap();
+/// let created = sessions.create("user-1", NewSession::new()).await.unwrap();
+/// let json = serde_json::to_value(created.session.public_view()).unwrap();
+/// assert_eq!(json["user_id"], "user-1");
+/// assert!(json.get("device_binding").is_none());
+/// # });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ClientSession(Session);
+
+impl From<Session> for ClientSession {
+    fn from(mut session: Session) -> Self {
+        // Only a bound key is the client's business; an offer (a challenge, no key) is not.
+        if let Some(binding) = session.device_binding.as_mut() {
+            binding.challenge = None;
+            if binding.key.is_none() {
+                session.device_binding = None;
+            }
+        }
+        Self(session)
+    }
+}
+
+impl From<&Session> for ClientSession {
+    fn from(session: &Session) -> Self {
+        session.clone().into()
+    }
+}
+
+impl std::ops::Deref for ClientSession {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.0
+    }
+}
+
 impl Session {
+    /// The session as its client may see it, without the pending device binding challenge:
+    /// what every answer to a client should carry (see [`ClientSession`]).
+    pub fn public_view(&self) -> ClientSession {
+        ClientSession::from(self)
+    }
+
     /// Whether the session is bound to a device key ([DBSC](crate::dbsc)): then its opaque
     /// token alone no longer re-mints a JWT; only a proof of the device's key does.
     pub fn is_device_bound(&self) -> bool {

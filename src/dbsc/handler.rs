@@ -412,7 +412,14 @@ where
                 Endpoint::Registration => "registration",
                 Endpoint::Refresh => "refresh",
             };
-            let response = handler.handle(parts).await;
+            // The one rule for session cookies holds here too: a request that presents
+            // `Authorization: Bearer` (never a browser's own DBSC request) gets none.
+            let cookies_allowed = crate::cookies::allows_session_cookies(&parts.headers);
+            let sessions = handler.sessions.clone();
+            let mut response = handler.handle(parts).await;
+            if !cookies_allowed {
+                crate::cookies::remove_session_cookies(sessions.settings(), response.headers_mut());
+            }
             crate::metrics::dbsc(endpoint, response.status(), started.elapsed());
             Ok(response)
         })
