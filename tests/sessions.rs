@@ -519,6 +519,64 @@ async fn revocations_reach_other_instances_through_the_feed() {
 }
 
 #[tokio::test]
+async fn sign_out_everywhere_refuses_a_session_started_on_a_clock_two_seconds_fast() {
+    let clock = ManualClock::starting_now();
+    let fast = ManualClock::new(clock.now() + Duration::from_secs(2));
+    let store = MemoryStore::with_clock(clock.clone());
+    let ahead = builder(&fast, store.clone()).build().unwrap();
+    let revoker = builder(&clock, store.clone()).build().unwrap();
+    let follower = builder(&clock, store.clone()).build().unwrap();
+    for instance in [&ahead, &revoker, &follower] {
+        instance.ready().await;
+    }
+    // Signed in on the instance whose clock runs two seconds ahead: its `started_at` is later
+    // than the instant the revocation is made at on the others.
+    let created = ahead.create("alice", NewSession::new()).await.unwrap();
+    for instance in [&ahead, &revoker, &follower] {
+        instance
+            .authenticate_jwt(created.jwt.expose())
+            .await
+            .unwrap();
+    }
+    clock.advance(Duration::from_millis(500));
+    fast.advance(Duration::from_millis(500));
+    assert_eq!(revoker.revoke_all("alice").await.unwrap(), 1);
+    // A revocation made after it, on the same feed: once an instance refuses the marker's JWT,
+    // it has applied everything the sign-out published.
+    let marker = revoker.create("marker", NewSession::new()).await.unwrap();
+    revoker.revoke(&marker.session.session_id).await.unwrap();
+    for instance in [&ahead, &follower] {
+        common::until(Duration::from_secs(5), async || {
+            instance
+                .authenticate_jwt(marker.jwt.expose())
+                .await
+                .is_err()
+        })
+        .await;
+    }
+    let late = builder(&clock, store.clone()).build().unwrap();
+    late.ready().await;
+    for (name, instance) in [
+        ("the instance it was created on", &ahead),
+        ("the revoking instance", &revoker),
+        ("an instance following the feed", &follower),
+        ("an instance started after the sign-out", &late),
+    ] {
+        let answer = instance.authenticate_jwt(created.jwt.expose()).await;
+        assert!(
+            answer.is_err(),
+            "{name} accepted the JWT of a session signed out everywhere: {answer:?}"
+        );
+        assert!(
+            instance
+                .authenticate_token(created.token.expose())
+                .await
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_verification_cache_never_outlives_exp_or_a_revocation() {
     let (sessions, clock, _) = manual();
     sessions.ready().await;
