@@ -8,7 +8,8 @@
 //!   session through the [`Session`] / [`CurrentSession`] extractors (so logout still works with
 //!   stale or garbage credentials, and strips them);
 //! * [`Sessions::login`] recording the client's IP address and user agent and setting both cookies
-//!   (the opaque `session_token` and the short-lived `session_jwt`);
+//!   (the opaque `session_token` and the short-lived `session_jwt`), and revoking the session
+//!   whose cookies a login in the same browser replaces;
 //! * the ready-made [`logout`], [`logout_everywhere`], [`logout_others`] and [`revoke_session`]
 //!   services;
 //! * changing a live session with [`Sessions::update_claims`] and [`Sessions::step_up`] (older
@@ -804,7 +805,7 @@ struct LoginJson {
 }
 
 /// `POST /login`: a form (`303 /`) or JSON (`200` with the session and both credentials); both
-/// set the two cookies.
+/// set the two cookies, and revoke the session the browser's cookies held before (if genuine).
 async fn login(sessions: Sessions, request: Request) -> Response {
     let content_type = request
         .headers()

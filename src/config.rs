@@ -256,6 +256,7 @@ pub struct SessionsBuilder {
     pub(crate) breaker: Option<crate::store::CircuitBreaker>,
     pub(crate) feed_outage_grace: Duration,
     pub(crate) device_binding: Option<crate::dbsc::DbscConfig>,
+    pub(crate) keep_sessions_on_login: bool,
 }
 
 impl Default for SessionsBuilder {
@@ -285,6 +286,7 @@ impl Default for SessionsBuilder {
             breaker: Some(Default::default()),
             feed_outage_grace: Duration::ZERO,
             device_binding: None,
+            keep_sessions_on_login: false,
         }
     }
 }
@@ -314,6 +316,8 @@ pub(crate) struct Settings {
     pub(crate) feed_outage_grace: Duration,
     /// Device binding (DBSC), when offered.
     pub(crate) device_binding: Option<crate::dbsc::DbscConfig>,
+    /// Whether a login leaves the session whose cookies it replaces alive.
+    pub(crate) keep_sessions_on_login: bool,
 }
 
 impl SessionsBuilder {
@@ -616,6 +620,31 @@ impl SessionsBuilder {
         self
     }
 
+    /// Keeps the session a login replaces alive. By default
+    /// [`Sessions::login`](crate::Sessions::login) revokes the session that the request's
+    /// cookies authenticate (the browser is about to get the new session's cookies, and the old
+    /// session would otherwise stay usable by its token, and listed among the user's devices,
+    /// for its whole lifetime, with no browser holding it).
+    ///
+    /// Call this when your application keeps several accounts per browser and switches between
+    /// them itself (keeping each account's credentials apart from the session cookies): the
+    /// older sessions then live on until they are signed out or expire.
+    ///
+    /// ```
+    /// # use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let sessions = Sessions::builder()
+    ///     # .store(MemoryStore::new()).signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .keep_sessions_on_login()
+    ///     .build()
+    ///     .unwrap();
+    /// # });
+    /// ```
+    pub fn keep_sessions_on_login(mut self) -> Self {
+        self.keep_sessions_on_login = true;
+        self
+    }
+
     /// Offers browsers [device-bound sessions](crate::dbsc) (DBSC): [`Sessions::login`](crate::Sessions::login)
     /// adds a `Secure-Session-Registration` offer, and mount
     /// [`dbsc::registration`](crate::dbsc::registration) and
@@ -707,6 +736,7 @@ impl SessionsBuilder {
             tokens: self.tokens.clone(),
             feed_outage_grace: self.feed_outage_grace,
             device_binding: self.device_binding.clone(),
+            keep_sessions_on_login: self.keep_sessions_on_login,
         })
     }
 }

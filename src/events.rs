@@ -143,4 +143,8 @@ pub enum RevokeReason {
     Revoked,
     /// The user's newest login exceeded the session limit; the oldest session made room.
     SessionLimit,
+    /// A login in the same browser replaced the session's cookies (with
+    /// [`RevokedBy::Itself`]); see
+    /// [`SessionsBuilder::keep_sessions_on_login`](crate::SessionsBuilder::keep_sessions_on_login).
+    ReplacedByLogin,
 }

@@ -5,10 +5,21 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, HeaderValue, Response, request::Parts};
 
-use crate::cookies::{allows_session_cookies, append_set_cookies, session_cookies};
+use crate::cookies::{
+    CredentialSource, Kind, allows_session_cookies, append_set_cookies, each_presented,
+    session_cookies,
+};
 use crate::error::SessionError;
+use crate::events::{RevokeReason, RevokedBy};
 use crate::manager::{CreatedSession, Sessions};
-use crate::session::{NewSession, SessionAttributes};
+use crate::session::{
+    NewSession, SessionAttributes, SessionId, validate_custom_claims, validate_user_id,
+};
+use crate::store::StoreError;
+
+/// Most values of each session cookie a login looks at for the session it replaces (each costs
+/// a signature check or a store lookup); a browser sends one.
+const MAX_REPLACED_PER_KIND: usize = 4;
 
 /// A session created from a request, with the `Set-Cookie` values that hand it to a browser.
 ///
@@ -69,6 +80,23 @@ impl Sessions {
     /// offer, which only a browser's cookies can take up) and reads its credentials from
     /// [`Login::created`] instead.
     ///
+    /// That older session is revoked first (a [`Revoked`](crate::SessionEventKind::Revoked)
+    /// event with [`RevokedBy::Itself`] and [`RevokeReason::ReplacedByLogin`]): once the browser
+    /// holds the new cookies nothing holds the old session, which would otherwise stay usable
+    /// by its token, and listed among the user's devices, for its whole lifetime. Only a
+    /// genuine session counts: one that the request's token cookie or JWT cookie (even expired)
+    /// names and that is still live. Forged, malformed or stale cookies revoke nothing and do
+    /// not stop the login, and a request with an `Authorization` header (an API client, whose
+    /// cookies the answer does not replace) revokes nothing either. Applications that keep
+    /// several accounts per browser opt out with
+    /// [`keep_sessions_on_login`](crate::SessionsBuilder::keep_sessions_on_login).
+    ///
+    /// # Errors
+    ///
+    /// Besides [`create`](Self::create)'s: [`SessionError::CrossSiteRequest`] (below), and
+    /// [`SessionError::Store`] when the store fails while revoking the replaced session (no new
+    /// session is created, so the browser keeps its cookies and can retry).
+    ///
     /// A request that a browser sent from another site is refused with
     /// [`SessionError::CrossSiteRequest`] (`403`): otherwise a hostile page could sign the
     /// visitor into the attacker's account (login CSRF). See [`Sessions::is_cross_site`].
@@ -104,6 +132,16 @@ impl Sessions {
     ) -> Result<Login, SessionError> {
         if self.is_cross_site(request) {
             return Err(SessionError::CrossSiteRequest);
+        }
+        let user_id = user_id.into();
+        // Checked before anything is revoked: a login refused for its input replaces nothing.
+        validate_user_id(&user_id)?;
+        validate_custom_claims(&new.custom_claims)?;
+        if !self.settings().keep_sessions_on_login {
+            // Before the new session is stored, so that the replaced session does not count
+            // against the user's session limit (a limit of one would otherwise refuse every
+            // second login in a browser, or evict another device to make room).
+            self.revoke_replaced(&request.headers).await?;
         }
         if new.attributes == SessionAttributes::default() {
             let ip = self
@@ -165,6 +203,51 @@ impl Sessions {
             cookies,
             registration,
         })
+    }
+
+    /// Revokes the sessions that the request's cookies genuinely name: the browser is about to
+    /// get a new session's cookies in their place. A store failure is returned, not swallowed:
+    /// the login then fails before anything is created (it needs the same store), rather than
+    /// hand out a new session while the old one may live on unseen.
+    async fn revoke_replaced(&self, headers: &HeaderMap) -> Result<(), StoreError> {
+        if headers.contains_key(http::header::AUTHORIZATION) {
+            return Ok(());
+        }
+        let mut tokens = Vec::new();
+        let mut jwts = Vec::new();
+        // Oversized cookie headers name nothing: the login goes on without them.
+        let _ = each_presented(headers, self.settings(), |kind, value, source| {
+            if source == CredentialSource::Cookie {
+                let list = match kind {
+                    Kind::Jwt => &mut jwts,
+                    Kind::Token => &mut tokens,
+                };
+                if list.len() < MAX_REPLACED_PER_KIND && !list.contains(&value) {
+                    list.push(value);
+                }
+            }
+            true
+        });
+        let (by, reason) = (RevokedBy::Itself, RevokeReason::ReplacedByLogin);
+        let mut revoked: Vec<SessionId> = Vec::new();
+        for token in tokens {
+            // A malformed, forged or unknown token costs no revocation (and a forged tagged
+            // one no store call).
+            if let Some(session) = self.revoke_token_by(token, by, reason).await? {
+                revoked.push(session.session_id);
+            }
+        }
+        for jwt in jwts {
+            // Genuine (signed by a configured key) even if expired: the browser keeps its JWT
+            // cookie as long as the token cookie. A forged one names nothing.
+            if let Some(id) = self.jwt_session_id(jwt)
+                && !revoked.contains(&id)
+                && self.revoke_by(&id, by, reason).await?.is_some()
+            {
+                revoked.push(id);
+            }
+        }
+        Ok(())
     }
 
     fn client_ip_from_header(&self, headers: &HeaderMap) -> Option<String> {

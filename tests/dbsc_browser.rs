@@ -515,9 +515,10 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
     let me = cdp.text().await;
     assert!(me.contains(r#""role":"admin""#), "{me}");
 
-    // Someone else signs in on the same browser, over alice's bound session: the page is bob's
-    // and stays bob's; alice's binding, whose refreshes now come with bob's token cookie, is
-    // refused and ended by the browser, never put back over bob's login.
+    // Someone else signs in on the same browser, over alice's bound session: the login revokes
+    // it (its cookies are replaced), the page is bob's and stays bob's; alice's binding, whose
+    // refreshes now come with bob's token cookie for a revoked session, is refused and ended by
+    // the browser, never put back over bob's login.
     let loads = cdp.count("Page.loadEventFired");
     cdp.evaluate(
         "const f = document.createElement('form'); f.method = 'post'; f.action = '/login'; \
@@ -527,6 +528,10 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
     .await;
     cdp.loaded(loads).await;
     assert!(cdp.text().await.contains("Signed in as bob"));
+    assert!(
+        sessions.list("alice").await.unwrap().is_empty(),
+        "bob's login left alice's replaced session alive"
+    );
     let bob = sessions.list("bob").await.unwrap()[0]
         .session_id
         .to_string();

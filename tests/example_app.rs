@@ -309,6 +309,47 @@ async fn login_form_redirects_home_with_both_cookies() {
 }
 
 #[tokio::test]
+async fn a_second_login_in_one_browser_replaces_the_first_session() {
+    let app = fixture().await;
+    let mut jar = Jar::default();
+    let mut tokens = Vec::new();
+    for user_agent in ["Firefox/128", "Firefox/128 (again)"] {
+        let mut login = login_request(json!({"user_id": "alice"}), "198.51.100.1:1000", user_agent);
+        if !jar.0.is_empty() {
+            login
+                .headers_mut()
+                .insert(header::COOKIE, jar.header().parse().unwrap());
+        }
+        let answer = app.send(login).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        jar.store(&answer.headers);
+        tokens.push(answer.json()["session_token"].as_str().unwrap().to_owned());
+    }
+    let answer = app.get("/api/sessions", &[("cookie", &jar.header())]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    let list = body["sessions"].as_array().unwrap();
+    assert_eq!(
+        list.len(),
+        1,
+        "the replaced session is still listed: {body}"
+    );
+    assert_eq!(list[0]["current"], true);
+    assert_eq!(list[0]["attributes"]["user_agent"], "Firefox/128 (again)");
+    // The first session's token no longer answers.
+    assert_eq!(
+        app.me_status(&[("authorization", &bearer(&tokens[0]))])
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.me_status(&[("authorization", &bearer(&tokens[1]))])
+            .await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn login_refuses_bad_input_with_a_json_error() {
     let app = fixture().await;
     let json_cases = [

@@ -227,7 +227,7 @@ async fn the_table_is_the_truth_when_a_notification_is_lost() {
 }
 
 #[tokio::test]
-async fn revoke_all_appends_a_user_cutoff_even_for_nobody() {
+async fn revoke_all_appends_each_session_and_a_user_cutoff_even_for_nobody() {
     let Some(t) = TestStore::new("revokeall").await else {
         return;
     };
@@ -246,9 +246,35 @@ async fn revoke_all_appends_a_user_cutoff_even_for_nobody() {
 
     let feed = feed_of(store);
     let batch = feed.read(None, Duration::ZERO).await.unwrap();
-    let [(cursor, RevocationEvent::User { user_id, before })] = &batch.events[..] else {
-        panic!("expected one user event, got {:?}", batch.events);
+    // One event per session revoked (whatever clock set its start), then the user's cut-off.
+    let [
+        (
+            _,
+            RevocationEvent::Session {
+                session_id: first,
+                ended: true,
+                ..
+            },
+        ),
+        (
+            _,
+            RevocationEvent::Session {
+                session_id: second,
+                ended: true,
+                ..
+            },
+        ),
+        (cursor, RevocationEvent::User { user_id, before }),
+    ] = &batch.events[..]
+    else {
+        panic!(
+            "expected two session events and one user event, got {:?}",
+            batch.events
+        );
     };
+    let mut named = vec![first.clone(), second.clone()];
+    named.sort();
+    assert_eq!(named, expected);
     assert_eq!(user_id, user);
     for rec in &old {
         assert!(rec.session.started_at < *before, "old session not cut off");

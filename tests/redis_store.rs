@@ -253,18 +253,22 @@ async fn events_are_not_lost_while_the_reader_reconnects() {
         .await
         .unwrap()
         .events;
-    assert_eq!(events.len(), 2, "{events:?}");
+    // The revocation, then `revoke_all`'s: the one session left, by id, and the user's cut-off.
+    assert_eq!(events.len(), 3, "{events:?}");
     assert!(
         matches!(&events[0].1, RevocationEvent::Session { session_id, .. } if *session_id == recs[1].session.session_id)
     );
-    assert!(matches!(&events[1].1, RevocationEvent::User { user_id, .. } if user_id == user));
-    let last = events[1].0.clone();
+    assert!(
+        matches!(&events[1].1, RevocationEvent::Session { session_id, .. } if *session_id == recs[2].session.session_id)
+    );
+    assert!(matches!(&events[2].1, RevocationEvent::User { user_id, .. } if user_id == user));
+    let last = events[2].0.clone();
     let rest = feed.read(Some(&last), Duration::ZERO).await.unwrap();
     assert!(rest.events.is_empty() && rest.caught_up);
 }
 
 #[tokio::test]
-async fn revoke_all_appends_a_user_cutoff() {
+async fn revoke_all_appends_each_session_and_a_user_cutoff() {
     let Some(t) = TestStore::new("revokeall").await else {
         return;
     };
@@ -283,9 +287,23 @@ async fn revoke_all_appends_a_user_cutoff() {
 
     let feed = t.store.revocation_feed().unwrap();
     let events = feed.read(None, Duration::ZERO).await.unwrap().events;
-    assert_eq!(events.len(), 1, "{events:?}");
-    let RevocationEvent::User { user_id, before } = &events[0].1 else {
-        panic!("expected a user event, got {:?}", events[0].1);
+    // One event per session revoked (whatever clock set its start), then the user's cut-off.
+    assert_eq!(events.len(), 3, "{events:?}");
+    let mut named: Vec<SessionId> = events[..2]
+        .iter()
+        .map(|(_, event)| match event {
+            RevocationEvent::Session {
+                session_id,
+                ended: true,
+                ..
+            } => session_id.clone(),
+            other => panic!("expected a session revocation, got {other:?}"),
+        })
+        .collect();
+    named.sort();
+    assert_eq!(named, expected);
+    let RevocationEvent::User { user_id, before } = &events[2].1 else {
+        panic!("expected a user event, got {:?}", events[2].1);
     };
     assert_eq!(user_id, user);
     for rec in &old {
@@ -308,7 +326,7 @@ async fn revoke_all_appends_a_user_cutoff() {
     // this moment must be cut off too.
     assert!(t.store.revoke_all("nobody", None).await.unwrap().is_empty());
     let more = feed
-        .read(Some(&events[0].0), Duration::ZERO)
+        .read(Some(&events[2].0), Duration::ZERO)
         .await
         .unwrap()
         .events;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use common::{FlakyStore, builder, manual};
 use serde_json::json;
 use tower_session_jwt::{
-    AuthError, Clock, JwtError, ManualClock, MemoryStore, NewSession, Session, SessionAttributes,
-    SessionError, StoreError,
+    AuthError, Clock, JwtError, ManualClock, MemoryStore, NewSession, RevokeReason, RevokedBy,
+    Session, SessionAttributes, SessionError, SessionEvent, SessionEventKind, StoreError,
 };
 
 #[tokio::test]
@@ -519,6 +519,64 @@ async fn revocations_reach_other_instances_through_the_feed() {
 }
 
 #[tokio::test]
+async fn sign_out_everywhere_refuses_a_session_started_on_a_clock_two_seconds_fast() {
+    let clock = ManualClock::starting_now();
+    let fast = ManualClock::new(clock.now() + Duration::from_secs(2));
+    let store = MemoryStore::with_clock(clock.clone());
+    let ahead = builder(&fast, store.clone()).build().unwrap();
+    let revoker = builder(&clock, store.clone()).build().unwrap();
+    let follower = builder(&clock, store.clone()).build().unwrap();
+    for instance in [&ahead, &revoker, &follower] {
+        instance.ready().await;
+    }
+    // Signed in on the instance whose clock runs two seconds ahead: its `started_at` is later
+    // than the instant the revocation is made at on the others.
+    let created = ahead.create("alice", NewSession::new()).await.unwrap();
+    for instance in [&ahead, &revoker, &follower] {
+        instance
+            .authenticate_jwt(created.jwt.expose())
+            .await
+            .unwrap();
+    }
+    clock.advance(Duration::from_millis(500));
+    fast.advance(Duration::from_millis(500));
+    assert_eq!(revoker.revoke_all("alice").await.unwrap(), 1);
+    // A revocation made after it, on the same feed: once an instance refuses the marker's JWT,
+    // it has applied everything the sign-out published.
+    let marker = revoker.create("marker", NewSession::new()).await.unwrap();
+    revoker.revoke(&marker.session.session_id).await.unwrap();
+    for instance in [&ahead, &follower] {
+        common::until(Duration::from_secs(5), async || {
+            instance
+                .authenticate_jwt(marker.jwt.expose())
+                .await
+                .is_err()
+        })
+        .await;
+    }
+    let late = builder(&clock, store.clone()).build().unwrap();
+    late.ready().await;
+    for (name, instance) in [
+        ("the instance it was created on", &ahead),
+        ("the revoking instance", &revoker),
+        ("an instance following the feed", &follower),
+        ("an instance started after the sign-out", &late),
+    ] {
+        let answer = instance.authenticate_jwt(created.jwt.expose()).await;
+        assert!(
+            answer.is_err(),
+            "{name} accepted the JWT of a session signed out everywhere: {answer:?}"
+        );
+        assert!(
+            instance
+                .authenticate_token(created.token.expose())
+                .await
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_verification_cache_never_outlives_exp_or_a_revocation() {
     let (sessions, clock, _) = manual();
     sessions.ready().await;
@@ -591,4 +649,380 @@ async fn token_only_clients_reuse_a_fresh_jwt_instead_of_a_signature_per_request
             .is_err()
     );
     assert!(sessions.authenticate_jwt(third.jwt.expose()).await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A login over an older session
+
+/// A manager on a manual clock that records its session events.
+fn recording(
+    keep_sessions: bool,
+) -> (
+    tower_session_jwt::Sessions,
+    ManualClock,
+    std::sync::Arc<std::sync::Mutex<Vec<SessionEvent>>>,
+) {
+    let clock = ManualClock::starting_now();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let mut builder = builder(&clock, MemoryStore::with_clock(clock.clone()))
+        .on_event(move |event: &SessionEvent| sink.lock().unwrap().push(event.clone()));
+    if keep_sessions {
+        builder = builder.keep_sessions_on_login();
+    }
+    (builder.build().unwrap(), clock, events)
+}
+
+/// A login request carrying `headers`.
+fn login_request(headers: &[(&str, &str)]) -> http::request::Parts {
+    let mut request = http::Request::post("/login");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(()).unwrap().into_parts().0
+}
+
+/// The `Cookie` header a browser sends after `login` set its cookies.
+fn cookie_header(login: &tower_session_jwt::Login) -> String {
+    login
+        .cookies()
+        .iter()
+        .map(|set| set.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn revocations_of(
+    events: &[SessionEvent],
+    id: &tower_session_jwt::SessionId,
+) -> Vec<SessionEventKind> {
+    events
+        .iter()
+        .filter(|e| e.session_id == *id && matches!(e.kind, SessionEventKind::Revoked { .. }))
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_login_over_a_browsers_session_revokes_it() {
+    let (sessions, _, events) = recording(false);
+    sessions.ready().await;
+    let first = sessions
+        .login(&login_request(&[]), "alice", NewSession::new())
+        .await
+        .unwrap();
+    let old = first.created.clone();
+    let second = sessions
+        .login(
+            &login_request(&[("cookie", &cookie_header(&first))]),
+            "alice",
+            NewSession::new(),
+        )
+        .await
+        .unwrap();
+
+    assert!(
+        sessions
+            .authenticate_token(old.token.expose())
+            .await
+            .is_err()
+    );
+    assert!(sessions.authenticate_jwt(old.jwt.expose()).await.is_err());
+    let listed: Vec<_> = sessions
+        .list("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(listed, vec![second.created.session.session_id.clone()]);
+    assert_eq!(
+        revocations_of(&events.lock().unwrap(), &old.session.session_id),
+        vec![SessionEventKind::Revoked {
+            by: RevokedBy::Itself,
+            reason: RevokeReason::ReplacedByLogin,
+        }]
+    );
+    let logged = events
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e.session_id == old.session.session_id
+                && e.kind != SessionEventKind::Created { factor: None }
+        })
+        .cloned()
+        .unwrap();
+    let json = serde_json::to_value(&logged).unwrap();
+    assert_eq!(
+        (json["by"].as_str(), json["reason"].as_str()),
+        (Some("self"), Some("replaced_by_login"))
+    );
+    sessions
+        .authenticate_token(second.created.token.expose())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn either_cookie_alone_names_the_session_a_login_replaces() {
+    let (sessions, clock, _) = recording(false);
+    sessions.ready().await;
+    for (user, cookie) in [("bob", "session_token"), ("carol", "session_jwt")] {
+        let old = sessions.create("alice", NewSession::new()).await.unwrap();
+        let value = match cookie {
+            "session_token" => old.token.expose().to_owned(),
+            _ => old.jwt.expose().to_owned(),
+        };
+        // The JWT cookie names its session even once expired (the browser keeps it).
+        clock.advance(Duration::from_secs(301));
+        sessions
+            .login(
+                &login_request(&[("cookie", &format!("{cookie}={value}"))]),
+                user,
+                NewSession::new(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            sessions
+                .get(&old.session.session_id)
+                .await
+                .unwrap()
+                .is_none(),
+            "the {cookie} cookie alone did not revoke the session it names"
+        );
+    }
+}
+
+#[tokio::test]
+async fn forged_stale_or_bearer_credentials_replace_nothing_and_never_block_a_login() {
+    let (sessions, _, events) = recording(false);
+    sessions.ready().await;
+    let bystander = sessions.create("alice", NewSession::new()).await.unwrap();
+    let gone = sessions.create("alice", NewSession::new()).await.unwrap();
+    sessions.revoke(&gone.session.session_id).await.unwrap();
+    let jwt = bystander.jwt.expose();
+    let (head, _) = jwt.rsplit_once('.').unwrap();
+    let forged_jwt = format!("{head}.{}", "A".repeat(86));
+    let before = events.lock().unwrap().len();
+    for headers in [
+        vec![("cookie", format!("session_token={}", "A".repeat(43)))],
+        vec![("cookie", format!("session_jwt={forged_jwt}"))],
+        vec![(
+            "cookie",
+            "session_token=garbage; session_jwt=a.b.c".to_owned(),
+        )],
+        // A session already gone: a stale cookie.
+        vec![(
+            "cookie",
+            format!(
+                "session_token={}; session_jwt={}",
+                gone.token.expose(),
+                gone.jwt.expose()
+            ),
+        )],
+        // An API client: its `Authorization` says who it is, and its cookies replace nothing.
+        vec![
+            (
+                "authorization",
+                format!("Bearer {}", bystander.token.expose()),
+            ),
+            (
+                "cookie",
+                format!(
+                    "session_token={}; session_jwt={jwt}",
+                    bystander.token.expose()
+                ),
+            ),
+        ],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        sessions
+            .login(&login_request(&headers), "alice", NewSession::new())
+            .await
+            .unwrap_or_else(|e| panic!("a login with {headers:?} failed: {e}"));
+    }
+    assert!(
+        sessions
+            .get(&bystander.session.session_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    sessions.authenticate_jwt(jwt).await.unwrap();
+    let revoked = events.lock().unwrap()[before..]
+        .iter()
+        .filter(|e| matches!(e.kind, SessionEventKind::Revoked { .. }))
+        .count();
+    assert_eq!(
+        revoked, 0,
+        "a login revoked a session no genuine cookie named"
+    );
+}
+
+#[tokio::test]
+async fn with_keep_sessions_on_login_the_older_session_lives_on() {
+    let (sessions, _, events) = recording(true);
+    sessions.ready().await;
+    let first = sessions
+        .login(&login_request(&[]), "alice", NewSession::new())
+        .await
+        .unwrap();
+    sessions
+        .login(
+            &login_request(&[("cookie", &cookie_header(&first))]),
+            "bob",
+            NewSession::new(),
+        )
+        .await
+        .unwrap();
+    sessions
+        .authenticate_token(first.created.token.expose())
+        .await
+        .unwrap();
+    sessions
+        .authenticate_jwt(first.created.jwt.expose())
+        .await
+        .unwrap();
+    assert_eq!(sessions.list("alice").await.unwrap().len(), 1);
+    assert!(revocations_of(&events.lock().unwrap(), &first.created.session.session_id).is_empty());
+}
+
+#[tokio::test]
+async fn a_cross_site_login_replaces_nothing() {
+    let (sessions, _, _) = recording(false);
+    let first = sessions
+        .login(&login_request(&[]), "alice", NewSession::new())
+        .await
+        .unwrap();
+    let refused = sessions
+        .login(
+            &login_request(&[
+                ("cookie", &cookie_header(&first)),
+                ("sec-fetch-site", "cross-site"),
+            ]),
+            "mallory",
+            NewSession::new(),
+        )
+        .await;
+    assert!(matches!(refused, Err(SessionError::CrossSiteRequest)));
+    sessions
+        .authenticate_token(first.created.token.expose())
+        .await
+        .unwrap();
+}
+
+/// A store whose `revoke` fails while everything else works.
+#[derive(Clone)]
+struct RevokeFails(MemoryStore);
+
+impl tower_session_jwt::SessionStore for RevokeFails {
+    async fn create(
+        &self,
+        record: tower_session_jwt::store::SessionRecord,
+        limit: tower_session_jwt::store::SessionLimit,
+    ) -> Result<tower_session_jwt::store::CreateOutcome, StoreError> {
+        self.0.create(record, limit).await
+    }
+    async fn find_by_token(
+        &self,
+        hash: &tower_session_jwt::TokenHash,
+    ) -> Result<Option<Session>, StoreError> {
+        self.0.find_by_token(hash).await
+    }
+    async fn get(&self, id: &tower_session_jwt::SessionId) -> Result<Option<Session>, StoreError> {
+        self.0.get(id).await
+    }
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        page: &tower_session_jwt::store::PageRequest,
+    ) -> Result<tower_session_jwt::store::SessionPage, StoreError> {
+        self.0.list_by_user(user_id, page).await
+    }
+    async fn update(
+        &self,
+        update: &tower_session_jwt::store::SessionUpdate,
+    ) -> Result<tower_session_jwt::store::UpdateOutcome, StoreError> {
+        self.0.update(update).await
+    }
+    async fn revoke(
+        &self,
+        _: &tower_session_jwt::SessionId,
+    ) -> Result<Option<Session>, StoreError> {
+        Err(StoreError::Unavailable("revoke fails (test)".into()))
+    }
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<&tower_session_jwt::SessionId>,
+    ) -> Result<Vec<tower_session_jwt::SessionId>, StoreError> {
+        self.0.revoke_all(user_id, except).await
+    }
+    fn revocation_feed(
+        &self,
+    ) -> Option<std::sync::Arc<dyn tower_session_jwt::store::RevocationFeed>> {
+        self.0.revocation_feed()
+    }
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn a_store_error_while_replacing_a_session_fails_the_login() {
+    let clock = ManualClock::starting_now();
+    let store = MemoryStore::with_clock(clock.clone());
+    let sessions = builder(&clock, RevokeFails(store.clone()))
+        .without_circuit_breaker()
+        .build()
+        .unwrap();
+    let first = sessions
+        .login(&login_request(&[]), "alice", NewSession::new())
+        .await
+        .unwrap();
+    let answer = sessions
+        .login(
+            &login_request(&[("cookie", &cookie_header(&first))]),
+            "alice",
+            NewSession::new(),
+        )
+        .await;
+    assert!(
+        matches!(answer, Err(SessionError::Store(_))),
+        "the login went on without replacing the session: {answer:?}"
+    );
+    // No new session was stored, so none is left behind that no browser holds.
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn a_login_in_the_same_browser_fits_a_limit_of_one_session() {
+    use tower_session_jwt::store::{SessionLimit, WhenFull};
+    let clock = ManualClock::starting_now();
+    let sessions = builder(&clock, MemoryStore::with_clock(clock.clone()))
+        .session_limit(SessionLimit::new(1, WhenFull::Refuse))
+        .build()
+        .unwrap();
+    let first = sessions
+        .login(&login_request(&[]), "alice", NewSession::new())
+        .await
+        .unwrap();
+    // The replaced session is revoked before the new one is counted against the limit.
+    sessions
+        .login(
+            &login_request(&[("cookie", &cookie_header(&first))]),
+            "alice",
+            NewSession::new(),
+        )
+        .await
+        .unwrap();
+    // Another browser is still refused.
+    assert!(matches!(
+        sessions
+            .login(&login_request(&[]), "alice", NewSession::new())
+            .await,
+        Err(SessionError::SessionLimitReached)
+    ));
 }

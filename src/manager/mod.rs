@@ -624,8 +624,9 @@ impl Sessions {
         self.revocation_list()
             .apply(&RevocationEvent::user_revoked(user_id, self.now()));
         let revoked = self.inner.store.revoke_all(user_id, None).await?;
-        // The cutoff covers sessions created concurrently; the ids make the revocation exact
-        // even for sessions started in the same clock tick as the cutoff.
+        // The cutoff covers sessions created concurrently; the ids (here, and in the store's
+        // feed for every other instance) make the revocation exact even for sessions started in
+        // the same clock tick as the cutoff, or on an instance whose clock runs ahead.
         let at = self.now();
         self.note_revoked(&revoked, user_id, at, by, RevokeReason::SignedOutEverywhere);
         Ok(revoked.len())

@@ -445,20 +445,19 @@ impl SessionStore for MemoryStore {
             state.remove(id);
         }
         drop(state);
-        match except {
+        // Each session by id: the user event's cut-off is this clock's, and a session started
+        // on an instance whose clock runs ahead would pass it.
+        for id in &ids {
+            self.inner
+                .feed
+                .publish(RevocationEvent::session_revoked(id.clone(), now));
+        }
+        if except.is_none() {
             // Published even when nothing was live: a session being created elsewhere at this
             // moment must still be cut off.
-            None => self
-                .inner
+            self.inner
                 .feed
-                .publish(RevocationEvent::user_revoked(user_id, now)),
-            Some(_) => {
-                for id in &ids {
-                    self.inner
-                        .feed
-                        .publish(RevocationEvent::session_revoked(id.clone(), now));
-                }
-            }
+                .publish(RevocationEvent::user_revoked(user_id, now));
         }
         Ok(ids)
     }

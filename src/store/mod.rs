@@ -234,10 +234,14 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
     /// Deletes every session of a user, or every one but `except` ("sign out my other
-    /// devices"), and returns the ids of the live ones deleted. Without `except` the feed gets
-    /// one [`RevocationEvent::user_revoked`](crate::RevocationEvent::user_revoked) (it also
-    /// covers sessions being created elsewhere at that moment); with it, one
-    /// [`RevocationEvent::session_revoked`](crate::RevocationEvent::session_revoked) per session.
+    /// devices"), and returns the ids of the live ones deleted. The feed gets one
+    /// [`RevocationEvent::session_revoked`](crate::RevocationEvent::session_revoked) per live
+    /// session deleted and, without `except`, one
+    /// [`RevocationEvent::user_revoked`](crate::RevocationEvent::user_revoked) as well (it also
+    /// covers sessions being created elsewhere at that moment). The user event alone is not
+    /// enough: its cut-off is read from one clock and each `started_at` from the clock of the
+    /// instance that created the session, so a session started on an instance whose clock runs
+    /// ahead would pass it.
     fn revoke_all(
         &self,
         user_id: &str,

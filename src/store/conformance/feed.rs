@@ -43,6 +43,8 @@ struct Replay {
     last: Option<FeedCursor>,
     /// What every event read was about.
     everything: HashSet<Subject>,
+    /// Every event read, in order, for a check that applies them as a reader does.
+    events: Vec<RevocationEvent>,
     reads: usize,
 }
 
@@ -57,6 +59,7 @@ async fn replay(feed: &dyn RevocationFeed, from: Option<FeedCursor>, wanted: &[S
         mine: Vec::new(),
         last: from,
         everything: HashSet::new(),
+        events: Vec::new(),
         reads: 0,
     };
     let started = Instant::now();
@@ -84,9 +87,10 @@ async fn replay(feed: &dyn RevocationFeed, from: Option<FeedCursor>, wanted: &[S
             let about = subject(&event);
             if wanted.contains(&about) {
                 seen.insert(about.clone());
-                out.mine.push((cursor.clone(), event));
+                out.mine.push((cursor.clone(), event.clone()));
             }
             out.everything.insert(about);
+            out.events.push(event);
             out.last = Some(cursor);
         }
         if batch.caught_up {
@@ -267,7 +271,8 @@ pub async fn feed_keeps_order<S: SessionStore>(store: &S) {
 
 /// Feed: `revoke_all` publishes one user event whose cut-off is not earlier than the start of
 /// the sessions it revoked, even when the user had no session (one may be being created
-/// elsewhere).
+/// elsewhere). (The session events beside it are checked by
+/// [`feed_revoke_all_holds_across_skewed_clocks`].)
 pub async fn feed_records_revoke_all<S: SessionStore>(store: &S) {
     let Some(feed) = feed_of(store) else { return };
     let start = tail(&*feed).await;
@@ -290,6 +295,41 @@ pub async fn feed_records_revoke_all<S: SessionStore>(store: &S) {
             *before >= rec.session.started_at,
             "revoke_all's cut-off {before} is before a revoked session's start {}",
             rec.session.started_at
+        );
+    }
+}
+
+/// Feed: `revoke_all` refuses, on every reader, each session it deleted, even one whose
+/// `started_at` is two seconds later than the store's clock: a session created on an instance
+/// whose clock runs ahead would otherwise pass the user event's cut-off, and its JWTs would
+/// stay valid everywhere but on the revoking instance. A reader that applies the feed's events
+/// (as every instance does) must refuse it.
+pub async fn feed_revoke_all_holds_across_skewed_clocks<S: SessionStore>(store: &S) {
+    let Some(feed) = feed_of(store) else { return };
+    let start = tail(&*feed).await;
+    let user = unique_user("feed-all-skewed");
+    let mut ahead = record(&user, HOUR);
+    let skew = Duration::from_secs(2);
+    ahead.session.started_at += skew;
+    ahead.session.last_accessed_at += skew;
+    ahead.session.expires_at += skew;
+    super::create(store, &ahead).await;
+    let on_time = created(store, &user, HOUR).await;
+    assert_eq!(store.revoke_all(&user, None).await.unwrap().len(), 2);
+    let wanted = [Subject::User(user)];
+    let read = replay(&*feed, start, &wanted).await;
+    let reader =
+        crate::revocation::RevocationList::new(std::sync::Arc::new(crate::SystemClock), HOUR);
+    for event in &read.events {
+        reader.apply(event);
+    }
+    for (what, rec) in [("two seconds ahead", &ahead), ("on time", &on_time)] {
+        assert!(
+            reader.is_revoked(&rec.session),
+            "after revoke_all, a reader of the feed still accepts a session started {what} \
+             (started_at {}, the user event's cut-off {:?})",
+            rec.session.started_at,
+            read.mine.first().map(|(_, e)| e)
         );
     }
 }

@@ -41,7 +41,7 @@ pub use self::feed::{
     feed_batches_until_caught_up, feed_ignores_unknown_revokes, feed_keeps_order,
     feed_late_reader_sees_earlier_revocations, feed_records_evictions, feed_records_refused_jwts,
     feed_records_revoke_all, feed_records_revoke_others, feed_replays_from_start,
-    feed_reports_caught_up, feed_resumes_from_cursor,
+    feed_reports_caught_up, feed_resumes_from_cursor, feed_revoke_all_holds_across_skewed_clocks,
 };
 use super::{
     CreateOutcome, PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate,
@@ -75,6 +75,7 @@ pub const CHECKS: &[&str] = &[
     "feed_reports_caught_up",
     "feed_keeps_order",
     "feed_records_revoke_all",
+    "feed_revoke_all_holds_across_skewed_clocks",
     "feed_late_reader_sees_earlier_revocations",
     "feed_ignores_unknown_revokes",
     "feed_records_refused_jwts",
@@ -107,6 +108,7 @@ pub async fn run_all<S: SessionStore>(store: &S) {
     feed_reports_caught_up(store).await;
     feed_keeps_order(store).await;
     feed_records_revoke_all(store).await;
+    feed_revoke_all_holds_across_skewed_clocks(store).await;
     feed_late_reader_sees_earlier_revocations(store).await;
     feed_ignores_unknown_revokes(store).await;
     feed_records_refused_jwts(store).await;
@@ -131,7 +133,8 @@ macro_rules! session_store_conformance {
                 limit_refuses_when_full, limit_holds_under_concurrent_creates,
                 feed_replays_from_start, feed_resumes_from_cursor,
                 feed_batches_until_caught_up, feed_reports_caught_up, feed_keeps_order,
-                feed_records_revoke_all, feed_late_reader_sees_earlier_revocations,
+                feed_records_revoke_all, feed_revoke_all_holds_across_skewed_clocks,
+                feed_late_reader_sees_earlier_revocations,
                 feed_ignores_unknown_revokes, feed_records_refused_jwts, feed_records_evictions,
                 feed_records_revoke_others);
         }

@@ -59,8 +59,9 @@
 //! # The revocation feed, and why commit order needs a lock
 //!
 //! `revoke` and `revoke_all` are each **one statement**, so one transaction, committed when it
-//! ends, and one round trip: `DELETE` the session rows, append the [`RevocationEvent`] to
-//! `revocations`, `NOTIFY` the feed's channel. A reader that sees the deletion can see the event,
+//! ends, and one round trip: `DELETE` the session rows, append the [`RevocationEvent`]s to
+//! `revocations` (for `revoke_all`, one per live session deleted and the user's), `NOTIFY` the
+//! feed's channel. A reader that sees the deletion can see the event,
 //! and the other way round. `revoke_all` with an exception (one event per session deleted, made
 //! from the ids the deletion answers) and a `create` that evicts are transactions of two
 //! statements or more: their events are committed with their deletions all the same, but they
@@ -107,7 +108,9 @@
 //! skips. An event that cannot be decoded is [`StoreError::Corrupt`], never skipped.
 //!
 //! Event times (`before`, `created_at`) come from the application's clock, like the sessions'
-//! `started_at`, so that `revoke_all` cuts off exactly the sessions started before it.
+//! `started_at`, so that `revoke_all` cuts off the sessions started before it; the sessions it
+//! deletes are also named one by one, so that one started on an instance whose clock runs ahead
+//! is refused too.
 //!
 //! # Connections, timeouts and errors
 //!
@@ -309,6 +312,22 @@ pub(super) fn micros(t: OffsetDateTime) -> i64 {
 fn encode_event(event: &RevocationEvent) -> Result<String, StoreError> {
     serde_json::to_string(event)
         .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))
+}
+
+/// A valid session id that stands in for the ids a statement learns only as it runs.
+const EVENT_ID_PLACEHOLDER: &str = "tsj-event-session-id";
+
+/// The JSON of `RevocationEvent::session_revoked(<id>, at)` around its quoted session id, so a
+/// statement can publish the revocation of the sessions it deletes in exactly the encoding
+/// every other event has.
+fn session_event_parts(at: OffsetDateTime) -> Result<(String, String), StoreError> {
+    let placeholder = SessionId::parse(EVENT_ID_PLACEHOLDER)
+        .map_err(|_| StoreError::Backend("invalid event placeholder".into()))?;
+    let json = encode_event(&RevocationEvent::session_revoked(placeholder, at))?;
+    let (head, tail) = json
+        .split_once(&format!("\"{EVENT_ID_PLACEHOLDER}\""))
+        .ok_or_else(|| StoreError::Backend("session id missing from an encoded event".into()))?;
+    Ok((head.to_owned(), tail.to_owned()))
 }
 
 fn encode(session: &Session) -> Result<String, StoreError> {
@@ -676,13 +695,17 @@ fn duplicate() -> StoreError {
 
 impl PostgresStore {
     /// `revoke_all` without an exception: one statement deletes every session of the user and
-    /// appends one user event.
+    /// appends a session event for each live one and one user event. The session events make
+    /// the revocation exact whatever clock set each `started_at` (a session created on an
+    /// instance whose clock runs ahead starts after the user event's cut-off); the user event
+    /// cuts off sessions being created elsewhere at this moment.
     async fn revoke_user(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let sql = &self.inner.sql;
         // Published even when nothing was live: a session being created elsewhere at this
         // moment must still be cut off.
         let event = encode_event(&RevocationEvent::user_revoked(user_id, now))?;
+        let (event_head, event_tail) = session_event_parts(now)?;
         let row = bounded(self.inner.op_timeout, async {
             sqlx::query(&sql.revoke_all)
                 .bind(user_id)
@@ -690,13 +713,18 @@ impl PostgresStore {
                 .bind(sql.feed_lock_key)
                 .bind(event)
                 .bind(&sql.channel)
+                .bind(event_head)
+                .bind(event_tail)
                 .fetch_one(self.pool())
                 .await
                 .map_err(map_err)
         })
         .await?;
-        appended(row.try_get(0).map_err(map_err)?, 1)?;
-        parse_ids(row.try_get(1).map_err(map_err)?)
+        let published: i64 = row.try_get(0).map_err(map_err)?;
+        // Deleted all the same; an id that is not a session id got no event and is reported.
+        let ids = parse_ids(row.try_get(1).map_err(map_err)?)?;
+        appended(published, ids.len() + 1)?;
+        Ok(ids)
     }
 
     /// `revoke_all` with an exception: one transaction deletes every other session of the user

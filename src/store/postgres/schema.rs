@@ -307,22 +307,32 @@ impl Sql {
                  FROM gone",
                 now = ts!("2")
             ),
-            // Likewise for every session of a user; the event is appended whether or not any
-            // session was live. Answers one row: the events appended (1) and the live ids.
+            // Likewise for every session of a user: a session event for each live one (its id
+            // spliced between $6 and $7, the encoding of a session revocation around its id;
+            // an id that is not a session id gets none, and the caller reports it), then the
+            // user event ($4), appended whether or not any session was live. Answers one row:
+            // the events appended, the live ids, and whether the readers were woken.
             revoke_all: format!(
                 "WITH gone AS ( \
                    DELETE FROM {s}.sessions WHERE user_id = $1 \
                    RETURNING id, expires_at > {now} AS live), \
                  serialised AS ( \
                    SELECT pg_advisory_xact_lock($3)), \
+                 events AS ( \
+                   SELECT 0 AS n, id, $6 || to_json(id)::text || $7 AS event FROM gone \
+                   WHERE live AND id ~ '^[A-Za-z0-9_-]{{1,{max_id}}}$' \
+                   UNION ALL SELECT 1, '', $4), \
                  appended AS ( \
                    INSERT INTO {s}.revocations (created_at, event) \
-                   SELECT {now}, $4::json FROM serialised RETURNING id), \
+                   SELECT {now}, e.event::json FROM serialised, events e \
+                   ORDER BY e.n, e.id RETURNING id), \
                  notified AS ( \
-                   SELECT pg_notify($5, id::text) FROM appended) \
-                 SELECT (SELECT count(*) FROM notified), \
-                   coalesce(array_agg(id) FILTER (WHERE live), '{{}}') FROM gone",
-                now = ts!("2")
+                   SELECT pg_notify($5, max(id)::text) FROM appended HAVING count(*) > 0) \
+                 SELECT (SELECT count(*) FROM appended), \
+                   coalesce(array_agg(id) FILTER (WHERE live), '{{}}'), \
+                   (SELECT count(*) FROM notified) FROM gone",
+                now = ts!("2"),
+                max_id = crate::session::MAX_SESSION_ID_LEN
             ),
             // Every session of a user but one ($2), answering which were live.
             delete_others: format!(

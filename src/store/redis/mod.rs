@@ -45,8 +45,9 @@
 //!   user or start, which would leave the indexes wrong.
 //! * `revoke` / `revoke_all` delete the session keys, the index entries *and* append to the
 //!   revocation stream in the same script, so no instance can see a revocation without its feed
-//!   event or the other way round. `revoke_all` with a session to keep publishes one session
-//!   event per session revoked instead of the user event, which would cut off the kept one too.
+//!   event or the other way round. `revoke_all` publishes one session event per session
+//!   revoked and, without a session to keep, the user event too (with one, the user event
+//!   would cut off the kept one).
 //!
 //! Events a script makes for sessions it picks itself (evictions, revoking all but one) are the
 //! same JSON as every other event: the application encodes one around a placeholder id and the
@@ -114,7 +115,9 @@
 //! session started before now". Taking `before` from that same clock, right before the script
 //! runs, guarantees on this instance that sessions started earlier are cut off and sessions
 //! started afterwards are not; Redis' clock could be ahead of the application's and cut off
-//! sessions created just after the revocation.
+//! sessions created just after the revocation. Another instance's clock may be ahead too, and
+//! a session it started just before the revocation would pass the cut-off: `revoke_all` names
+//! each session it deletes in its own event as well, which holds whatever the clocks.
 //!
 //! # TLS
 //!

@@ -456,10 +456,12 @@ return rec[1] or ''
     ))
 });
 
-/// `revoke_all`: deletes every session in a user's indexes, or every one but the kept id.
-/// Without a kept id it deletes both indexes and appends the user's revocation event (always,
-/// so a session being created concurrently elsewhere is cut off too); with one, it appends a
-/// session revocation per live session deleted (a user event would cut off the kept session).
+/// `revoke_all`: deletes every session in a user's indexes, or every one but the kept id, and
+/// appends a session revocation per live session deleted (exact whatever clock set each
+/// `started_at`: a session created on an instance whose clock runs ahead starts after the user
+/// event's cut-off). Without a kept id it also deletes both indexes and appends the user's
+/// revocation event (always, so a session being created concurrently elsewhere is cut off too;
+/// with a kept id a user event would cut off the kept session).
 ///
 /// KEYS: expiry index, listing index, feed stream. ARGV: now ms, the user event JSON (empty
 /// with a kept id), session key prefix, token key prefix (empty when the token index lives in
@@ -486,9 +488,7 @@ for _, id in ipairs(ids) do
   if id ~= keep then
     if delete_session(ARGV[3], ARGV[4], KEYS[1], KEYS[2], id, now) then
       out[#out + 1] = id
-      if keep ~= '' then
-        append_event(KEYS[3], ARGV[7] .. '"' .. id .. '"' .. ARGV[8], tonumber(ARGV[5]))
-      end
+      append_event(KEYS[3], ARGV[7] .. '"' .. id .. '"' .. ARGV[8], tonumber(ARGV[5]))
     end
   end
 end

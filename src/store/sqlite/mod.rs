@@ -51,8 +51,8 @@
 //!   racing a revocation either happens before it (and is revoked with it) or finds nothing, so
 //!   it never brings a revoked session back.
 //! * `revoke` / `revoke_all` delete the rows **and** append their events to `tsj_revocations` in
-//!   one transaction (one user event, or with an exception one session event per session
-//!   deleted): no reader, in any process, sees the deletion without the event or the event
+//!   one transaction (one session event per live session deleted and, without an exception, one
+//!   user event): no reader, in any process, sees the deletion without the event or the event
 //!   without the deletion.
 //!
 //! `list_by_user` reads one page: the user's live sessions after the cursor, newest first by
@@ -553,10 +553,7 @@ impl SessionStore for SqliteStore {
         user_id: &str,
         except: Option<&SessionId>,
     ) -> Result<Vec<SessionId>, StoreError> {
-        match except {
-            None => self.revoke_user(user_id).await,
-            Some(keep) => self.revoke_others(user_id, keep).await,
-        }
+        self.revoke_sessions_of(user_id, except).await
     }
 
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
@@ -571,46 +568,25 @@ impl SessionStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// `revoke_all` without an exception: every session of the user, and one user event.
-    async fn revoke_user(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let now = OffsetDateTime::now_utc();
-        let rows = sqlx::query("DELETE FROM tsj_sessions WHERE user_id = ?1 RETURNING session")
-            .bind(user_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        // Published even when nothing was live: a session being created elsewhere at this
-        // moment must still be cut off.
-        append(&mut tx, &RevocationEvent::user_revoked(user_id, now), now).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.inner.feed.appended.notify_waiters();
-        let mut ids = Vec::with_capacity(rows.len());
-        for row in rows {
-            let json: &str = row.try_get(0).map_err(map_err)?;
-            let session = decode_session(json, |s| s.user_id == user_id)?;
-            if session.is_live_at(now) {
-                ids.push(session.session_id);
-            }
-        }
-        Ok(ids)
-    }
-
-    /// `revoke_all` with an exception: every other session of the user, each with its own
-    /// session event (a user event would cut off the kept session's JWTs too).
-    async fn revoke_others(
+    /// `revoke_all`: every session of the user (but `keep`) in one transaction, each live one
+    /// with its own session event, and without `keep` one user event as well. The session
+    /// events make the revocation exact whatever clock set each `started_at` (a session created
+    /// on an instance whose clock runs ahead starts after the user event's cut-off); the user
+    /// event cuts off sessions being created elsewhere at this moment (with `keep` it would cut
+    /// off the kept session's JWTs too).
+    async fn revoke_sessions_of(
         &self,
         user_id: &str,
-        keep: &SessionId,
+        keep: Option<&SessionId>,
     ) -> Result<Vec<SessionId>, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = OffsetDateTime::now_utc();
         let rows = sqlx::query(
-            "DELETE FROM tsj_sessions WHERE user_id = ?1 AND session_id <> ?2
+            "DELETE FROM tsj_sessions WHERE user_id = ?1 AND (?2 IS NULL OR session_id <> ?2)
              RETURNING session_id, expires_ms, session",
         )
         .bind(user_id)
-        .bind(keep.as_str())
+        .bind(keep.map(SessionId::as_str))
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -639,8 +615,13 @@ impl SqliteStore {
                 ids.push(id);
             }
         }
+        if keep.is_none() {
+            // Published even when nothing was live: a session being created elsewhere at this
+            // moment must still be cut off.
+            append(&mut tx, &RevocationEvent::user_revoked(user_id, now), now).await?;
+        }
         tx.commit().await.map_err(map_err)?;
-        if !ids.is_empty() {
+        if keep.is_none() || !ids.is_empty() {
             self.inner.feed.appended.notify_waiters();
         }
         match damaged {
