@@ -268,16 +268,6 @@ impl SqliteStoreBuilder {
     }
 }
 
-/// Longest pause between two attempts to switch the file to WAL.
-const MAX_WAL_PAUSE: Duration = Duration::from_millis(50);
-
-/// Puts the database file in WAL mode (a no-op once it is), retrying for up to `patience`
-/// while another connection holds it.
-///
-/// Changing the journal mode needs the file to itself, and SQLite reports `SQLITE_BUSY` at once
-/// rather than waiting through the busy timeout, so processes that open a new file together
-/// would otherwise fail at random. The mode is recorded in the file: connections opened later
-/// use WAL without asking.
 /// Rolls back a transaction a connection comes back to the pool inside of, before the pool hands
 /// it out again. A call cancelled while its `BEGIN IMMEDIATE` was under way (its client went
 /// away) can leave the connection inside a transaction nothing will end, holding the file's
@@ -301,6 +291,16 @@ fn end_left_over_transaction(
     })
 }
 
+/// Longest pause between two attempts to switch the file to WAL.
+const MAX_WAL_PAUSE: Duration = Duration::from_millis(50);
+
+/// Puts the database file in WAL mode (a no-op once it is), retrying for up to `patience`
+/// while another connection holds it.
+///
+/// Changing the journal mode needs the file to itself, and SQLite reports `SQLITE_BUSY` at once
+/// rather than waiting through the busy timeout, so processes that open a new file together
+/// would otherwise fail at random. The mode is recorded in the file: connections opened later
+/// use WAL without asking.
 async fn enable_wal(pool: &SqlitePool, patience: Duration) -> Result<(), StoreError> {
     let deadline = tokio::time::Instant::now() + patience.max(Duration::from_millis(100));
     let mut pause = Duration::from_millis(1);
