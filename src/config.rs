@@ -515,7 +515,9 @@ impl SessionsBuilder {
     /// [`StoreError::CircuitOpen`](crate::StoreError::CircuitOpen) (`503`) at once instead of
     /// each waiting for the store's timeout, and one probe call at a time finds out when the
     /// store is back, which closes the circuit by itself. A stalled store then costs one
-    /// timeout per probe period, not one per request.
+    /// timeout per probe period, not one per request. Only calls that could not reach the
+    /// store ([`StoreError::is_unavailable`](crate::StoreError::is_unavailable)) count as
+    /// failures; a call cancelled before it finished (a client that hung up) counts as nothing.
     ///
     /// ```
     /// use std::time::Duration;

@@ -2,12 +2,17 @@
 //! of each waiting for its timeout, and one probe at a time finds out when it is back.
 //!
 //! Closed, every call goes through. After [`CircuitBreaker::failures`] consecutive calls fail
-//! as unreachable ([`StoreError::Unavailable`] or [`StoreError::Backend`]), the circuit opens:
-//! calls answer [`StoreError::CircuitOpen`] without touching the store. After
-//! [`CircuitBreaker::probe_after`], the next call goes through as the only probe (the others
-//! keep failing fast while it runs); its success closes the circuit, its failure opens it for
-//! another period. Any call that gets an answer from the store (a session, `None`, a refusal)
-//! counts as success.
+//! as unreachable ([`StoreError::is_unavailable`]: refused, reset, timed out, no connection in
+//! the pool), the circuit opens: calls answer [`StoreError::CircuitOpen`] without touching the
+//! store. After [`CircuitBreaker::probe_after`], the next call goes through as the only probe
+//! (the others keep failing fast while it runs); its success closes the circuit, its failure
+//! opens it for another period. Any call that gets an answer from the store (a session, `None`,
+//! a refusal, a record it cannot decode) counts as success.
+//!
+//! A call cancelled before it finished (the server dropped the request's future because its
+//! client disconnected or reset the stream) counts as neither: it says nothing about the store,
+//! and any client can cancel its own requests at will. A cancelled probe frees the probe slot,
+//! so the next call probes, and leaves the circuit as it was.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -67,8 +72,8 @@ pub(crate) struct Breaker {
 }
 
 /// The right to make one store call, and the duty to report how it went. Dropped unreported
-/// (the call was cancelled), it counts as a failure, so a cancelled probe cannot leave the
-/// circuit stuck half-open.
+/// (the call was cancelled), it counts as nothing, but a probe gives its slot back, so a
+/// cancelled probe cannot leave the circuit stuck half-open.
 struct Permit<'a> {
     breaker: &'a Breaker,
     probe: bool,
@@ -156,7 +161,7 @@ impl Breaker {
         let result = call.await;
         permit.reported = true;
         match &result {
-            Err(StoreError::Unavailable(_) | StoreError::Backend(_)) => self.failed(permit.probe),
+            Err(error) if error.is_unavailable() => self.failed(permit.probe),
             _ => self.succeeded(permit.probe),
         }
         result
@@ -165,8 +170,8 @@ impl Breaker {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if !self.reported {
-            self.breaker.failed(self.probe);
+        if !self.reported && self.probe {
+            self.breaker.probing.store(false, Ordering::Release);
         }
     }
 }
@@ -306,10 +311,12 @@ mod tests {
         let probe = b.admit().unwrap();
         assert!(probe.probe);
         assert!(matches!(b.admit(), Err(StoreError::CircuitOpen)));
-        // A probe dropped unreported (a cancelled request) counts as failed and opens again.
+        // A probe dropped unreported (a cancelled request) gives its slot back and leaves the
+        // circuit half-open: the next call is the probe.
         drop(probe);
-        assert!(matches!(b.admit(), Err(StoreError::CircuitOpen)));
-        clock.advance(Duration::from_secs(1));
+        let probe = b.admit().unwrap();
+        assert!(probe.probe);
+        drop(probe);
         // A refusal by the store is an answer: it closes the circuit.
         let answered: Result<(), StoreError> = b
             .run(async { Err(StoreError::Corrupt("bad".into())) })
@@ -323,6 +330,32 @@ mod tests {
         .await
         .unwrap();
         assert!(made);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_call_neither_counts_nor_resets() {
+        let clock = ManualClock::starting_now();
+        let b = breaker(&clock);
+        assert!(b.run(async { down() }).await.is_err());
+        for _ in 0..1000 {
+            drop(b.admit().unwrap());
+        }
+        // Still one failure: the next opens the circuit.
+        assert!(b.run(async { down() }).await.is_err());
+        assert!(matches!(b.admit(), Err(StoreError::CircuitOpen)));
+    }
+
+    #[tokio::test]
+    async fn only_unreachable_counts_as_a_failure() {
+        let clock = ManualClock::starting_now();
+        let b = breaker(&clock);
+        for _ in 0..10 {
+            let answered: Result<(), StoreError> = b
+                .run(async { Err(StoreError::Backend("duplicate token".into())) })
+                .await;
+            assert!(matches!(answered, Err(StoreError::Backend(_))));
+        }
+        assert!(!b.admit().unwrap().probe);
     }
 
     #[tokio::test]

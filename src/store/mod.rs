@@ -72,6 +72,30 @@ pub enum StoreError {
     CircuitOpen,
 }
 
+impl StoreError {
+    /// Whether the store could not be reached or did not answer in time: a retry later may
+    /// succeed, and nothing was learned about the session. True for
+    /// [`Unavailable`](Self::Unavailable) (refused or reset connections, I/O errors, a call that
+    /// timed out, a pool with no connection to give, a database locked past its busy timeout, a
+    /// server shutting down or read-only after a failover) and [`CircuitOpen`](Self::CircuitOpen);
+    /// false for errors the store answered with ([`Backend`](Self::Backend),
+    /// [`Corrupt`](Self::Corrupt), [`FeedCursorLost`](Self::FeedCursorLost)).
+    ///
+    /// Only these errors count towards opening the engine's [circuit breaker](CircuitBreaker):
+    /// a store that answers, even with an error, is reachable. A store of your own reports a
+    /// lost connection or its own timeout as `Unavailable`, and anything else as another kind.
+    ///
+    /// ```
+    /// use tower_session_jwt::StoreError;
+    ///
+    /// assert!(StoreError::Unavailable("connection refused".into()).is_unavailable());
+    /// assert!(!StoreError::Backend("duplicate token".into()).is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::CircuitOpen)
+    }
+}
+
 /// A session as handed to [`SessionStore::create`]: the session and the hash of its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

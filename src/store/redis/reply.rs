@@ -29,6 +29,8 @@ pub(super) fn map_err(error: RedisError) -> StoreError {
         || error.is_timeout()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
+        // A cluster client with no connection to any node that serves the key.
+        || error.kind() == ErrorKind::ClusterConnectionNotFound
         || matches!(
             error.kind(),
             ErrorKind::Server(
@@ -124,5 +126,25 @@ mod tests {
         assert!(decode_session(&Value::BulkString(b"{".to_vec()), |_| true).is_err());
         assert!(int_of(&Value::Array(vec![])).is_err());
         assert!(array_of(Value::Int(1)).is_err());
+    }
+
+    #[test]
+    fn unreachable_nodes_are_unavailable_and_error_replies_are_not() {
+        let error = |kind| RedisError::from((kind, "test"));
+        for kind in [
+            ErrorKind::Io,
+            ErrorKind::ClusterConnectionNotFound,
+            ErrorKind::Server(ServerErrorKind::ClusterDown),
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+        ] {
+            assert!(map_err(error(kind)).is_unavailable(), "{kind:?}");
+        }
+        for kind in [
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            ErrorKind::Server(ServerErrorKind::NoScript),
+            ErrorKind::UnexpectedReturnType,
+        ] {
+            assert!(!map_err(error(kind)).is_unavailable(), "{kind:?}");
+        }
     }
 }

@@ -6,8 +6,13 @@ use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
+use futures_util::future::BoxFuture;
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqlitePoolOptions, SqliteSynchronous,
+    SqliteTransactionManager,
+};
+use sqlx::{Connection, SqlitePool, TransactionManager};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -221,7 +226,8 @@ impl SqliteStoreBuilder {
         let (options, in_memory) = self.connect_options()?;
         let mut pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { self.max_connections })
-            .acquire_timeout(self.busy_timeout.max(Duration::from_millis(100)));
+            .acquire_timeout(self.busy_timeout.max(Duration::from_millis(100)))
+            .after_release(end_left_over_transaction);
         if in_memory {
             // An in-memory database lives as long as one connection to it: keep that one.
             pool = pool
@@ -260,6 +266,29 @@ impl SqliteStoreBuilder {
         }
         Ok(store)
     }
+}
+
+/// Rolls back a transaction a connection comes back to the pool inside of, before the pool hands
+/// it out again. A call cancelled while its `BEGIN IMMEDIATE` was under way (its client went
+/// away) can leave the connection inside a transaction nothing will end, holding the file's
+/// write lock: every other writer would then wait out the busy timeout and fail, and the next
+/// user of the connection could not begin. A transaction dropped the usual way has its rollback
+/// queued already, and the first rollback here finds it done. Costs one atomic read otherwise.
+fn end_left_over_transaction(
+    conn: &mut SqliteConnection,
+    _: PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        // Each rollback ends one level; the store never nests, so one or two do it. A
+        // connection that stays inside a transaction is closed, which ends it too.
+        for _ in 0..2 {
+            if !conn.is_in_transaction() {
+                return Ok(true);
+            }
+            SqliteTransactionManager::rollback(conn).await?;
+        }
+        Ok(!conn.is_in_transaction())
+    })
 }
 
 /// Longest pause between two attempts to switch the file to WAL.
