@@ -1467,3 +1467,43 @@ async fn stalled_server_times_out_then_recovers() {
         );
     }
 }
+
+/// Logins cancelled at every point of their transaction (a client that hangs up) leave no
+/// pooled connection inside a transaction: on a pool of one connection, the sessions created
+/// after them are committed and visible to another instance at once.
+#[tokio::test]
+async fn cancelled_logins_leave_no_connection_inside_a_transaction() {
+    use tower_session_jwt::store::WhenFull;
+    let Some(test) = TestStore::with("cancelled_logins", |b| b.pool_size(1)).await else {
+        return;
+    };
+    let other = test.another().await;
+    let limit = SessionLimit::new(1000, WhenFull::RevokeOldest);
+    for i in 0..3000u64 {
+        // Cancelled anywhere from before the call reaches the server to after it committed.
+        let cut = Duration::from_micros((i * 7) % 1500);
+        let _ = tokio::time::timeout(
+            cut,
+            test.store
+                .create(record("mallory", Duration::from_secs(3600)), limit),
+        )
+        .await;
+        if i % 50 == 49 {
+            // A plain INSERT (no limit), then a look from another instance's pool.
+            let rec = record("alice", Duration::from_secs(3600));
+            let id = rec.session.session_id.clone();
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                test.store.create(rec, SessionLimit::unlimited()),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("after {} cancelled logins: the login hung", i + 1))
+            .unwrap_or_else(|e| panic!("after {} cancelled logins: {e}", i + 1));
+            assert!(
+                other.get(&id).await.unwrap().is_some(),
+                "after {} cancelled logins a session sat uncommitted",
+                i + 1
+            );
+        }
+    }
+}

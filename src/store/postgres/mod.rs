@@ -430,72 +430,76 @@ impl SessionStore for PostgresStore {
                 evicted: Vec::new(),
             });
         }
-        let sql = &self.inner.sql;
-        let now = OffsetDateTime::now_utc();
-        let (space, key) = sql.user_lock(&session.user_id);
-        bounded(self.inner.op_timeout, async {
-            // READ COMMITTED whatever the pool's default: the count must come from a snapshot
-            // taken once the user's lock is held.
-            let mut tx = self
-                .pool()
-                .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-                .await
-                .map_err(map_err)?;
-            sqlx::query(&sql.lock_user)
-                .bind(space)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            let live: Vec<String> = sqlx::query_scalar(&sql.live_ids_oldest_first)
-                .bind(&session.user_id)
-                .bind(micros(now))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            let Ok(evict) = limit.to_evict(live.len()) else {
-                return Ok(CreateOutcome::LimitReached);
-            };
-            let victims: Vec<String> = live.into_iter().take(evict).collect();
-            let events = victims
-                .iter()
-                .map(|id| {
-                    let id = SessionId::parse(id)
-                        .map_err(|_| corrupt(format!("malformed session id {id:?}")))?;
-                    encode_event(&RevocationEvent::session_revoked(id, now))
+        let store = self.clone();
+        run_detached(async move {
+            let sql = &store.inner.sql;
+            let now = OffsetDateTime::now_utc();
+            let (space, key) = sql.user_lock(&session.user_id);
+            bounded(store.inner.op_timeout, async {
+                // READ COMMITTED whatever the pool's default: the count must come from a snapshot
+                // taken once the user's lock is held.
+                let mut tx = store
+                    .pool()
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(&sql.lock_user)
+                    .bind(space)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let live: Vec<String> = sqlx::query_scalar(&sql.live_ids_oldest_first)
+                    .bind(&session.user_id)
+                    .bind(micros(now))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Ok(evict) = limit.to_evict(live.len()) else {
+                    return Ok(CreateOutcome::LimitReached);
+                };
+                let victims: Vec<String> = live.into_iter().take(evict).collect();
+                let events = victims
+                    .iter()
+                    .map(|id| {
+                        let id = SessionId::parse(id)
+                            .map_err(|_| corrupt(format!("malformed session id {id:?}")))?;
+                        encode_event(&RevocationEvent::session_revoked(id, now))
+                    })
+                    .collect::<Result<Vec<String>, StoreError>>()?;
+                let row = sqlx::query(&sql.create_evicting)
+                    .bind(session.session_id.as_str())
+                    .bind(&token_hash.as_bytes()[..])
+                    .bind(&session.user_id)
+                    .bind(micros(session.expires_at))
+                    .bind(started_ms(&session))
+                    .bind(version)
+                    .bind(json)
+                    .bind(&victims)
+                    .bind(&events)
+                    .bind(sql.feed_lock_key)
+                    .bind(micros(now))
+                    .bind(&sql.channel)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let inserted: i64 = row.try_get(0).map_err(map_err)?;
+                if inserted != 1 {
+                    return Err(duplicate());
+                }
+                let deleted: Vec<String> = row.try_get(3).map_err(map_err)?;
+                appended(row.try_get(1).map_err(map_err)?, deleted.len())?;
+                tx.commit().await.map_err(map_err)?;
+                // Oldest first; a victim revoked meanwhile by someone else is theirs to report.
+                let evicted = victims
+                    .into_iter()
+                    .filter(|id| deleted.contains(id))
+                    .collect();
+                Ok(CreateOutcome::Created {
+                    evicted: parse_ids(evicted)?,
                 })
-                .collect::<Result<Vec<String>, StoreError>>()?;
-            let row = sqlx::query(&sql.create_evicting)
-                .bind(session.session_id.as_str())
-                .bind(&token_hash.as_bytes()[..])
-                .bind(&session.user_id)
-                .bind(micros(session.expires_at))
-                .bind(started_ms(&session))
-                .bind(version)
-                .bind(json)
-                .bind(&victims)
-                .bind(&events)
-                .bind(sql.feed_lock_key)
-                .bind(micros(now))
-                .bind(&sql.channel)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            let inserted: i64 = row.try_get(0).map_err(map_err)?;
-            if inserted != 1 {
-                return Err(duplicate());
-            }
-            let deleted: Vec<String> = row.try_get(3).map_err(map_err)?;
-            appended(row.try_get(1).map_err(map_err)?, deleted.len())?;
-            tx.commit().await.map_err(map_err)?;
-            // Oldest first; a victim revoked meanwhile by someone else is theirs to report.
-            let evicted = victims
-                .into_iter()
-                .filter(|id| deleted.contains(id))
-                .collect();
-            Ok(CreateOutcome::Created {
-                evicted: parse_ids(evicted)?,
             })
+            .await
         })
         .await
     }
@@ -737,52 +741,73 @@ impl PostgresStore {
         keep: &SessionId,
     ) -> Result<Vec<SessionId>, StoreError> {
         let now = OffsetDateTime::now_utc();
-        let sql = &self.inner.sql;
-        bounded(self.inner.op_timeout, async {
-            let mut tx = self.pool().begin().await.map_err(map_err)?;
-            let rows = sqlx::query(&sql.delete_others)
-                .bind(user_id)
-                .bind(keep.as_str())
-                .bind(micros(now))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            let mut ids = Vec::with_capacity(rows.len());
-            let mut malformed = None;
-            for row in &rows {
-                let live: bool = row.try_get(1).map_err(map_err)?;
-                let id: String = row.try_get(0).map_err(map_err)?;
-                match SessionId::parse(&id) {
-                    Ok(id) if live => ids.push(id),
-                    Ok(_) => {}
-                    // Deleted all the same (nothing can look it up by that id); reported once
-                    // the others are revoked.
-                    Err(_) => malformed = Some(corrupt(format!("malformed session id {id:?}"))),
-                }
-            }
-            if !ids.is_empty() {
-                let events = ids
-                    .iter()
-                    .map(|id| encode_event(&RevocationEvent::session_revoked(id.clone(), now)))
-                    .collect::<Result<Vec<String>, StoreError>>()?;
-                let row = sqlx::query(&sql.append_events)
-                    .bind(sql.feed_lock_key)
+        let store = self.clone();
+        let (user_id, keep) = (user_id.to_owned(), keep.clone());
+        run_detached(async move {
+            let sql = &store.inner.sql;
+            bounded(store.inner.op_timeout, async {
+                let mut tx = store.pool().begin().await.map_err(map_err)?;
+                let rows = sqlx::query(&sql.delete_others)
+                    .bind(user_id)
+                    .bind(keep.as_str())
                     .bind(micros(now))
-                    .bind(&events)
-                    .bind(&sql.channel)
-                    .fetch_one(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                appended(row.try_get(0).map_err(map_err)?, events.len())?;
-            }
-            tx.commit().await.map_err(map_err)?;
-            match malformed {
-                Some(error) => Err(error),
-                None => Ok(ids),
-            }
+                let mut ids = Vec::with_capacity(rows.len());
+                let mut malformed = None;
+                for row in &rows {
+                    let live: bool = row.try_get(1).map_err(map_err)?;
+                    let id: String = row.try_get(0).map_err(map_err)?;
+                    match SessionId::parse(&id) {
+                        Ok(id) if live => ids.push(id),
+                        Ok(_) => {}
+                        // Deleted all the same (nothing can look it up by that id); reported once
+                        // the others are revoked.
+                        Err(_) => malformed = Some(corrupt(format!("malformed session id {id:?}"))),
+                    }
+                }
+                if !ids.is_empty() {
+                    let events = ids
+                        .iter()
+                        .map(|id| encode_event(&RevocationEvent::session_revoked(id.clone(), now)))
+                        .collect::<Result<Vec<String>, StoreError>>()?;
+                    let row = sqlx::query(&sql.append_events)
+                        .bind(sql.feed_lock_key)
+                        .bind(micros(now))
+                        .bind(&events)
+                        .bind(&sql.channel)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    appended(row.try_get(0).map_err(map_err)?, events.len())?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                match malformed {
+                    Some(error) => Err(error),
+                    None => Ok(ids),
+                }
+            })
+            .await
         })
         .await
     }
+}
+
+/// Runs a transaction to its end on a task of its own, so that the caller's cancellation (a
+/// client that hangs up mid-request) cannot stop it inside `BEGIN`: sqlx 0.8 may then hand the
+/// connection back to the pool inside a transaction it no longer tracks, and the statements
+/// that next use it would sit uncommitted. (Single statements need no such care.)
+async fn run_detached<T, F>(work: F) -> Result<T, StoreError>
+where
+    F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(StoreError::Backend(
+            format!("a PostgreSQL transaction task failed: {e}").into(),
+        ))
+    })
 }
 
 #[cfg(test)]
