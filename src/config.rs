@@ -20,6 +20,14 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
 /// Default bound on a presented JWT's length, in bytes.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Default [staleness bound](SessionsBuilder::feed_staleness) of the revocation feed: the JWT
+/// fast path is trusted only while the last caught-up feed read was sent at most this long ago.
+pub const DEFAULT_FEED_STALENESS: Duration = Duration::from_secs(1);
+/// Shortest [staleness bound](SessionsBuilder::feed_staleness) accepted.
+pub const MIN_FEED_STALENESS: Duration = Duration::from_millis(100);
+/// Longest [staleness bound](SessionsBuilder::feed_staleness) accepted (and never beyond the JWT
+/// lifetime).
+pub const MAX_FEED_STALENESS: Duration = Duration::from_secs(30);
 /// Default issuer and audience when none is configured.
 pub const DEFAULT_ISSUER: &str = "tower-session-jwt";
 
@@ -85,6 +93,18 @@ pub enum ConfigError {
     GraceTooLong {
         /// The grace asked for.
         grace: Duration,
+        /// The JWT lifetime.
+        jwt_ttl: Duration,
+    },
+    /// [`SessionsBuilder::feed_staleness`] is shorter than [`MIN_FEED_STALENESS`], longer than
+    /// [`MAX_FEED_STALENESS`], or longer than the JWT lifetime.
+    #[error(
+        "the feed staleness bound ({staleness:?}) must be between {MIN_FEED_STALENESS:?} and \
+         {MAX_FEED_STALENESS:?}, and no longer than the JWT lifetime ({jwt_ttl:?})"
+    )]
+    InvalidFeedStaleness {
+        /// The bound asked for.
+        staleness: Duration,
         /// The JWT lifetime.
         jwt_ttl: Duration,
     },
@@ -255,6 +275,7 @@ pub struct SessionsBuilder {
     pub(crate) tokens: crate::token::TokenPolicy,
     pub(crate) breaker: Option<crate::store::CircuitBreaker>,
     pub(crate) feed_outage_grace: Duration,
+    pub(crate) feed_staleness: Duration,
     pub(crate) device_binding: Option<crate::dbsc::DbscConfig>,
     pub(crate) keep_sessions_on_login: bool,
 }
@@ -285,6 +306,7 @@ impl Default for SessionsBuilder {
             tokens: Default::default(),
             breaker: Some(Default::default()),
             feed_outage_grace: Duration::ZERO,
+            feed_staleness: DEFAULT_FEED_STALENESS,
             device_binding: None,
             keep_sessions_on_login: false,
         }
@@ -314,6 +336,8 @@ pub(crate) struct Settings {
     pub(crate) tokens: crate::token::TokenPolicy,
     /// Bounded staleness while the feed is unreachable; zero is off.
     pub(crate) feed_outage_grace: Duration,
+    /// How old the last caught-up feed read may be while the fast path is trusted.
+    pub(crate) feed_staleness: Duration,
     /// Device binding (DBSC), when offered.
     pub(crate) device_binding: Option<crate::dbsc::DbscConfig>,
     /// Whether a login leaves the session whose cookies it replaces alive.
@@ -563,6 +587,49 @@ impl SessionsBuilder {
         self
     }
 
+    /// The revocation feed's **staleness bound** (default 1 s, [`DEFAULT_FEED_STALENESS`]): the
+    /// JWT fast path (and a token cache over a shared store) is trusted only while this
+    /// instance's last caught-up read of the store's revocation feed was sent at most this long
+    /// ago. Past it, every JWT is confirmed in the store, which refuses a revoked session (or,
+    /// if the store is unreachable too, answers `503`).
+    ///
+    /// This is how long a JWT revoked on another instance can still be accepted here when the
+    /// link to the store stalls without failing (a connection that stays open but carries
+    /// nothing): at most the bound after the revocation. The feed is read with a wait of a
+    /// quarter of the bound, so an idle, healthy feed stays fresh without traffic and
+    /// [`Sessions::ready`](crate::Sessions::ready) and the fast path stay trusted; a shorter
+    /// bound costs more feed reads (four per bound per instance while idle). Between
+    /// [`MIN_FEED_STALENESS`] and [`MAX_FEED_STALENESS`], and no longer than the
+    /// [JWT lifetime](Self::jwt_ttl), or [`build`](Self::build) fails with
+    /// [`ConfigError::InvalidFeedStaleness`]. Stores without a feed ignore it.
+    ///
+    /// The opt-in [`feed_outage_grace`](Self::feed_outage_grace) is a separate, longer
+    /// allowance for an unreachable feed; without it, this bound is the whole window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_session_jwt::{Sessions, SigningKey, SqliteStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let dir = std::env::temp_dir().join(format!("tsj-doc-staleness-{}.db", std::process::id()));
+    /// let sessions = Sessions::builder()
+    ///     .store(SqliteStore::open(&dir).await.unwrap())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     // A JWT revoked elsewhere is refused here within 500 ms, whatever the link does.
+    ///     .feed_staleness(Duration::from_millis(500))
+    ///     .build()
+    ///     .unwrap();
+    /// sessions.ready().await;
+    /// assert!(sessions.fast_path_trusted());
+    /// # drop(sessions);
+    /// # for suffix in ["", "-wal", "-shm"] { let _ = std::fs::remove_file(format!("{}{suffix}", dir.display())); }
+    /// # });
+    /// ```
+    pub fn feed_staleness(mut self, bound: Duration) -> Self {
+        self.feed_staleness = bound;
+        self
+    }
+
     /// Tags every new session token with `key`, so that tokens this service did not mint are
     /// refused ([`AuthError::ForgedToken`](crate::AuthError::ForgedToken), `401`) before any
     /// store call: a flood of random or guessed tokens then costs one MAC each instead of one
@@ -694,6 +761,14 @@ impl SessionsBuilder {
                 jwt_ttl: self.jwt_ttl,
             });
         }
+        if self.feed_staleness < MIN_FEED_STALENESS
+            || self.feed_staleness > MAX_FEED_STALENESS.min(self.jwt_ttl)
+        {
+            return Err(ConfigError::InvalidFeedStaleness {
+                staleness: self.feed_staleness,
+                jwt_ttl: self.jwt_ttl,
+            });
+        }
         self.cookies.validate()?;
         if let Some(binding) = &self.device_binding {
             binding.validate()?;
@@ -737,6 +812,7 @@ impl SessionsBuilder {
             trusted_origins,
             tokens: self.tokens.clone(),
             feed_outage_grace: self.feed_outage_grace,
+            feed_staleness: self.feed_staleness,
             device_binding: self.device_binding.clone(),
             keep_sessions_on_login: self.keep_sessions_on_login,
         })

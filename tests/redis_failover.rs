@@ -112,8 +112,9 @@ async fn by_default_a_stall_fails_fast_then_recovers() {
     past_a_feed_read(&a).await;
 
     redis.signal("-STOP");
-    // Once the feed is stale (3 s), JWTs are confirmed in the store, which does not answer:
-    // the first calls time out, then the circuit opens and the rest fail without a call.
+    // Once the feed is stale (the staleness bound, 1 s), JWTs are confirmed in the store, which
+    // does not answer: the first calls time out, then the circuit opens and the rest fail
+    // without a call.
     eventually(Duration::from_secs(15), "the circuit opens", async || {
         circuit_open(&a.authenticate_jwt(alice.jwt.expose()).await)
     })
@@ -166,7 +167,7 @@ async fn with_a_grace_jwts_issued_before_the_stall_keep_working_for_that_long() 
     let stopped = Instant::now();
 
     redis.signal("-STOP");
-    // Past the 3 s freshness the feed is untrusted, but within the grace the JWTs issued
+    // Past the 1 s staleness bound the feed is untrusted, but within the grace the JWTs issued
     // before the last read still pass on both instances, with no store call.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(!a.fast_path_trusted());

@@ -29,7 +29,7 @@ use crate::cookies::{MAX_COOKIE_LEN, jwt_cookie};
 use crate::error::{AuthError, SessionError};
 use crate::events::{EventHook, RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
 use crate::jwt::{JwtCodec, SessionJwt};
-use crate::revocation::{RevocationEvent, RevocationList, Revocations, Trust, follow};
+use crate::revocation::{RevocationEvent, RevocationList, Revocations, Trust, feed_wait, follow};
 use crate::session::{NewSession, Session, SessionId, validate_custom_claims, validate_user_id};
 use crate::store::{
     CreateOutcome, DynStore, PageRequest, RevocationFeed, SessionPage, SessionRecord,
@@ -177,7 +177,7 @@ impl Sessions {
                 .build()
         });
         let trust = match feed {
-            Some(_) => Trust::with_feed(settings.feed_outage_grace),
+            Some(_) => Trust::with_feed(settings.feed_staleness, settings.feed_outage_grace),
             None => Trust::without_feed(clock.now()),
         };
         let revocations = Arc::new(Revocations {
@@ -186,7 +186,11 @@ impl Sessions {
         });
         revocations.trust.report();
         if let Some(feed) = feed {
-            tokio::spawn(follow(Arc::downgrade(&revocations), feed));
+            tokio::spawn(follow(
+                Arc::downgrade(&revocations),
+                feed,
+                feed_wait(settings.feed_staleness),
+            ));
         }
         Self {
             inner: Arc::new(Inner {
@@ -213,8 +217,9 @@ impl Sessions {
     }
 
     /// Whether the JWT fast path is trusted right now: always for a store without a feed; with
-    /// a feed, only while this instance has caught up with it (its last read, at most three
-    /// seconds ago, left nothing unread). Even then, a JWT issued before the feed's horizon (by
+    /// a feed, only while this instance has caught up with it (its last read, sent at most the
+    /// [staleness bound](SessionsBuilder::feed_staleness) ago, 1 s by default, left nothing
+    /// unread). Even then, a JWT issued before the feed's horizon (by
     /// an earlier process, say) is confirmed in the store.
     pub fn fast_path_trusted(&self) -> bool {
         self.inner.revocations.trust.caught_up()

@@ -11,10 +11,17 @@ use time::OffsetDateTime;
 use super::RevocationList;
 use crate::store::{FeedCursor, RevocationFeed, StoreError};
 
-/// How long a feed read may block before returning empty.
-const FEED_WAIT: Duration = Duration::from_secs(1);
-/// How old the last caught-up feed read may be while the JWT fast path is still trusted.
-pub(crate) const FEED_STALE_AFTER: Duration = Duration::from_secs(3);
+/// How long a feed read may block before returning empty, for a staleness bound of `bound`
+/// ([`SessionsBuilder::feed_staleness`](crate::SessionsBuilder::feed_staleness)).
+///
+/// A quarter of the bound. Freshness counts from when a read was sent, so on an idle, healthy
+/// feed the last caught-up read is at most two waits old (plus a round trip) just before the
+/// next one answers: half the bound, which leaves the other half for a slow round trip before
+/// the fast path is dropped for nothing. The engines' own poll intervals never stretch a read
+/// past its wait, so this also bounds how far apart their polls are.
+pub(crate) fn feed_wait(bound: Duration) -> Duration {
+    bound / 4
+}
 
 /// The revocation list and whether it is complete enough to trust.
 pub(crate) struct Revocations {
@@ -25,8 +32,8 @@ pub(crate) struct Revocations {
 /// Whether the JWT fast path may be trusted right now, and for which JWTs.
 ///
 /// Two conditions, both required:
-/// * **caught up and fresh**: with a feed, the last read reported `caught_up` at most
-///   [`FEED_STALE_AFTER`] ago (a store without a feed is always "caught up": every revocation
+/// * **caught up and fresh**: with a feed, the last read reported `caught_up`, and was sent at
+///   most the staleness bound ago (a store without a feed is always "caught up": every revocation
 ///   it can know of is made here);
 /// * **after the horizon**: the JWT was issued after the instant from which this instance knows
 ///   every revocation (the feed's horizon; without a feed, when this instance started). A JWT
@@ -39,6 +46,8 @@ pub(crate) struct Trust {
     last_caught_up_ms: AtomicU64,
     /// The same, kept while behind (`0`, the epoch, before the first): for the lag metric.
     last_known_ms: AtomicU64,
+    /// How old, in milliseconds, the last caught-up read may be while the fast path is trusted.
+    staleness_ms: u64,
     /// JWTs issued at or before this instant (Unix seconds) are confirmed in the store.
     horizon_secs: AtomicI64,
     /// Counts the times the horizon moved forward after the first read (a replay after a lost
@@ -65,6 +74,7 @@ impl Trust {
             has_feed: false,
             last_caught_up_ms: AtomicU64::new(0),
             last_known_ms: AtomicU64::new(0),
+            staleness_ms: u64::MAX,
             horizon_secs: AtomicI64::new(started.unix_timestamp()),
             generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
@@ -75,14 +85,16 @@ impl Trust {
         }
     }
 
-    /// Trust for a store with a feed: nothing is trusted before the first caught-up read.
-    /// `grace` is the opt-in bounded staleness while the feed is unreachable (zero: none).
-    pub(crate) fn with_feed(grace: Duration) -> Self {
+    /// Trust for a store with a feed: nothing is trusted before the first caught-up read, nor
+    /// once the last one was sent more than `staleness` ago. `grace` is the opt-in bounded
+    /// staleness while the feed is unreachable (zero: none).
+    pub(crate) fn with_feed(staleness: Duration, grace: Duration) -> Self {
         Self {
             epoch: Instant::now(),
             has_feed: true,
             last_caught_up_ms: AtomicU64::new(u64::MAX),
             last_known_ms: AtomicU64::new(0),
+            staleness_ms: staleness.as_millis() as u64,
             horizon_secs: AtomicI64::new(i64::MAX),
             generation: AtomicU64::new(0),
             caught_up: tokio::sync::Notify::new(),
@@ -127,8 +139,7 @@ impl Trust {
             return true;
         }
         let last = self.last_caught_up_ms.load(Ordering::Acquire);
-        last != u64::MAX
-            && self.elapsed_ms().saturating_sub(last) <= FEED_STALE_AFTER.as_millis() as u64
+        last != u64::MAX && self.elapsed_ms().saturating_sub(last) <= self.staleness_ms
     }
 
     /// Whether a JWT issued at `issued_at` (`iat`, Unix seconds) is after the horizon. The
@@ -216,8 +227,13 @@ impl Trust {
 }
 
 /// Reads the store's revocation feed for as long as `state` lives, applying every event to the
-/// revocation list and keeping [`Trust`] honest about whether anything may be missing.
-pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFeed>) {
+/// revocation list and keeping [`Trust`] honest about whether anything may be missing. Each
+/// caught-up read waits up to `feed_wait` for news ([`feed_wait`] of the staleness bound).
+pub(crate) async fn follow(
+    state: Weak<Revocations>,
+    feed: Arc<dyn RevocationFeed>,
+    feed_wait: Duration,
+) {
     let mut cursor: Option<FeedCursor> = None;
     let mut first = true;
     // Set by a lost cursor: the next read from the start is a replay. (The cursor alone cannot
@@ -253,7 +269,7 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                 }
                 if batch.caught_up {
                     state.trust.mark_caught_up(sent_ms, sent_unix);
-                    wait = FEED_WAIT;
+                    wait = feed_wait;
                 } else {
                     // More is retained than one read returned: not trusted until it is read.
                     state.trust.mark_behind(true);
@@ -261,9 +277,9 @@ pub(crate) async fn follow(state: Weak<Revocations>, feed: Arc<dyn RevocationFee
                 }
                 state.trust.report();
                 drop(state);
-                if empty && waited && started.elapsed() < FEED_WAIT / 4 {
+                if empty && waited && started.elapsed() < feed_wait / 4 {
                     // A feed that answers "nothing" without waiting must not be polled hot.
-                    tokio::time::sleep(FEED_WAIT / 4).await;
+                    tokio::time::sleep(feed_wait / 4).await;
                 }
             }
             Err(StoreError::FeedCursorLost) => {

@@ -12,7 +12,7 @@
 
 mod follower;
 
-pub(crate) use follower::{Revocations, Trust, follow};
+pub(crate) use follower::{Revocations, Trust, feed_wait, follow};
 
 use std::collections::HashMap;
 use std::sync::RwLock;

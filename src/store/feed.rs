@@ -51,9 +51,10 @@ impl FeedBatch {
 ///
 /// Every [`Sessions`](crate::Sessions) follows its store's feed from a background task and
 /// trusts the JWT fast path (and a token cache over a shared store) **only while caught up and
-/// fresh**: its last read reported [`caught_up`](FeedBatch::caught_up) less than three seconds
-/// ago. Everything else falls back to the store, so a feed that breaks this contract can let a
-/// revoked JWT through. A feed must therefore guarantee:
+/// fresh**: its last read reported [`caught_up`](FeedBatch::caught_up) and was sent at most the
+/// [staleness bound](crate::SessionsBuilder::feed_staleness) ago (1 s by default); reads are
+/// asked to wait at most a quarter of it. Everything else falls back to the store, so a feed
+/// that breaks this contract can let a revoked JWT through. A feed must therefore guarantee:
 ///
 /// 1. **Total order, replay from any cursor.** `read(None, _)` starts at the oldest retained
 ///    event; `read(Some(c), _)` returns the events after `c`, in the order they were appended,

@@ -53,6 +53,18 @@ impl Cluster {
     /// Starts the nodes, creates the cluster and waits until every node reports it ok.
     /// `Err` when `redis-server` or `redis-cli` is missing or the cluster does not form.
     pub fn start(label: &str, masters: usize, node_timeout_ms: u64) -> Result<Self, String> {
+        Self::start_announcing(label, masters, node_timeout_ms, &mut |_| None)
+    }
+
+    /// Like [`start`](Self::start), but each node tells clients to reach it at the port
+    /// `announce` gives for its own (when `Some`), as behind a proxy; the cluster bus stays
+    /// direct. What is behind the announced ports must forward to the nodes from the start.
+    pub fn start_announcing(
+        label: &str,
+        masters: usize,
+        node_timeout_ms: u64,
+        announce: &mut dyn FnMut(u16) -> Option<u16>,
+    ) -> Result<Self, String> {
         for tool in ["redis-server", "redis-cli"] {
             let found = Command::new(tool)
                 .arg("--version")
@@ -78,7 +90,7 @@ impl Cluster {
         };
         for _ in 0..masters * 2 {
             let port = free_port_pair();
-            cluster.spawn_node(port, node_timeout_ms)?;
+            cluster.spawn_node(port, node_timeout_ms, announce(port))?;
             cluster.ports.push(port);
         }
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
@@ -107,8 +119,19 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn spawn_node(&self, port: u16, node_timeout_ms: u64) -> Result<(), String> {
-        let child = Command::new("redis-server")
+    fn spawn_node(
+        &self,
+        port: u16,
+        node_timeout_ms: u64,
+        announce: Option<u16>,
+    ) -> Result<(), String> {
+        let mut command = Command::new("redis-server");
+        if let Some(announced) = announce {
+            command
+                .args(["--cluster-announce-port", &announced.to_string()])
+                .args(["--cluster-announce-bus-port", &(port + 10_000).to_string()]);
+        }
+        let child = command
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])

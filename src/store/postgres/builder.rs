@@ -131,7 +131,10 @@ impl PostgresStoreBuilder {
     }
 
     /// How often a waiting feed reader reads the table even without a notification (default
-    /// 1 s; at least 10 ms): the feed's latency bound when notifications are lost.
+    /// 1 s; at least 10 ms): the feed's latency bound when notifications are lost. A read never
+    /// waits longer than the [`Sessions`](crate::Sessions) reading it asks (a quarter of its
+    /// [staleness bound](crate::SessionsBuilder::feed_staleness), 250 ms by default), so that
+    /// bounds the interval too.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(MIN_POLL_INTERVAL);
         self

@@ -96,9 +96,11 @@
 //! Notifications are lossy (a listener that reconnects misses what was sent meanwhile; the
 //! listener wakes readers on every reconnection), so the table stays the truth and a waiting
 //! reader reads it again every [`PostgresStoreBuilder::poll_interval`] (default 1 s) at the
-//! latest. **Latency bound:** with the listener connected, a revocation reaches another instance
-//! within one notification and one read (a few milliseconds on a local network); whatever happens
-//! to notifications, within the poll interval plus one read.
+//! latest, and at the end of every read's wait (a quarter of the
+//! [staleness bound](crate::SessionsBuilder::feed_staleness), 250 ms by default), whichever
+//! comes first. **Latency bound:** with the listener connected, a revocation reaches another
+//! instance within one notification and one read (a few milliseconds on a local network);
+//! whatever happens to notifications, within the shorter of the two plus one read.
 //!
 //! Events are kept for [`PostgresStoreBuilder::feed_retention`] (default 15 minutes): every
 //! instance trims the oldest events in the background, in bounded batches, and records in

@@ -14,14 +14,15 @@
 //! * **Horizon**: the latest of the retention edge (now minus the retention), the instant the
 //!   feed began, and just after the latest event trimmed (another process may trim with a
 //!   shorter retention).
-//! * **Waiting** polls every `poll_interval`; a revocation made through the same store (or a
-//!   clone) wakes its readers at once.
+//! * **Waiting** polls every `poll_interval` with one small statement, the highest id issued
+//!   (`sqlite_sequence`), and reads again once it moved; the read at the end of the wait is a
+//!   whole one. A revocation made through the same store (or a clone) wakes its readers at once.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -35,6 +36,17 @@ use crate::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, StoreError}
 pub(super) const FEED_BATCH: usize = 1000;
 /// Longest a read waits; longer waits are cut to this.
 pub(super) const MAX_FEED_WAIT: Duration = Duration::from_secs(30);
+/// The bookkeeping row, and the highest id ever issued: searches on primary keys (and the
+/// one-row-per-table `sqlite_sequence`), so a poll costs the same however long the feed is.
+const READ_META: &str = "SELECT epoch, started_ms, trimmed_id, trimmed_ms,
+        (SELECT seq FROM sqlite_sequence WHERE name = 'tsj_revocations')
+ FROM tsj_feed_meta WHERE singleton = 1";
+/// The highest id ever issued: what a waiting reader polls, one small statement, to learn
+/// whether anything was appended since its last read.
+const READ_ISSUED: &str = "SELECT seq FROM sqlite_sequence WHERE name = 'tsj_revocations'";
+/// The events after a cursor: a range search on the primary key (the rowid), in its order.
+const READ_EVENTS: &str =
+    "SELECT id, event FROM tsj_revocations WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 /// The revocation feed of a [`SqliteStore`](super::SqliteStore); see the module docs.
 pub(super) struct SqliteFeed {
@@ -43,6 +55,11 @@ pub(super) struct SqliteFeed {
     pub(super) poll_interval: Duration,
     /// Woken after every append through this store.
     pub(super) appended: Arc<Notify>,
+    /// The connection a waiting reader polls on, opened on first use (`None` again after an
+    /// error): outside the pool, a poll is one statement on a connection at hand, with no
+    /// acquire and no ping, which is what keeps a 20 ms poll cheap. `None` for an in-memory
+    /// database, whose every connection would be a database of its own: the pool is polled.
+    pub(super) poller: Option<tokio::sync::Mutex<Option<SqliteConnection>>>,
 }
 
 impl fmt::Debug for SqliteFeed {
@@ -93,18 +110,14 @@ struct Meta {
 
 impl SqliteFeed {
     /// One read: checks the cursor and returns up to [`FEED_BATCH`] events after it, in one
-    /// read transaction (one snapshot of the file).
-    async fn read_once(&self, after: Option<&Cursor>) -> Result<FeedBatch, StoreError> {
+    /// read transaction (one snapshot of the file), with the highest id issued then.
+    async fn read_once(&self, after: Option<&Cursor>) -> Result<(FeedBatch, i64), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let row = sqlx::query(
-            "SELECT epoch, started_ms, trimmed_id, trimmed_ms,
-                    (SELECT seq FROM sqlite_sequence WHERE name = 'tsj_revocations')
-             FROM tsj_feed_meta WHERE singleton = 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .ok_or_else(|| corrupt("the revocation feed's bookkeeping row is missing"))?;
+        let row = sqlx::query(READ_META)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| corrupt("the revocation feed's bookkeeping row is missing"))?;
         let meta = Meta {
             epoch: row.try_get(0).map_err(map_err)?,
             started_ms: row.try_get(1).map_err(map_err)?,
@@ -122,13 +135,12 @@ impl SqliteFeed {
         if after.is_some_and(lost) {
             return Err(StoreError::FeedCursorLost);
         }
-        let rows =
-            sqlx::query("SELECT id, event FROM tsj_revocations WHERE id > ?1 ORDER BY id LIMIT ?2")
-                .bind(after.map_or(0, |c| c.id))
-                .bind(FEED_BATCH as i64 + 1)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let rows = sqlx::query(READ_EVENTS)
+            .bind(after.map_or(0, |c| c.id))
+            .bind(FEED_BATCH as i64 + 1)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
 
         let caught_up = rows.len() <= FEED_BATCH;
@@ -143,7 +155,11 @@ impl SqliteFeed {
             })?;
             events.push((Cursor::format(&meta.epoch, id), event));
         }
-        Ok(FeedBatch::new(events, caught_up, self.horizon(&meta)))
+        let issued = meta.issued;
+        Ok((
+            FeedBatch::new(events, caught_up, self.horizon(&meta)),
+            issued,
+        ))
     }
 
     /// See the module docs.
@@ -181,15 +197,55 @@ impl SqliteFeed {
             let appended = self.appended.notified();
             tokio::pin!(appended);
             appended.as_mut().enable();
-            let batch = self.read_once(after.as_ref()).await?;
-            let now = Instant::now();
-            if !batch.events.is_empty() || !batch.caught_up || now >= deadline {
+            let (batch, issued) = self.read_once(after.as_ref()).await?;
+            if !batch.events.is_empty() || !batch.caught_up || Instant::now() >= deadline {
                 return Ok(batch);
             }
-            let nap = self.poll_interval.min(deadline - now);
-            tokio::select! {
-                () = &mut appended => {}
-                () = tokio::time::sleep(nap) => {}
+            // Nothing yet. Until the deadline, poll only the highest id issued (one small
+            // statement rather than the whole read), and read again once it moved: an append by
+            // another process. An append through this store wakes the reader at once. The read
+            // at the deadline is a whole one, so what a batch says never rests on the poll.
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let nap = self.poll_interval.min(deadline - now);
+                tokio::select! {
+                    () = &mut appended => break,
+                    () = tokio::time::sleep(nap) => {}
+                }
+                // A poll that fails leads to the whole read, which reports what is wrong.
+                if Instant::now() < deadline && self.issued().await.map_or(true, |n| n != issued) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The highest id ever issued (`0` before the first event).
+    async fn issued(&self) -> Result<i64, StoreError> {
+        let query = sqlx::query_scalar::<_, i64>(READ_ISSUED);
+        let Some(poller) = &self.poller else {
+            let seq = query.fetch_optional(&self.pool).await.map_err(map_err)?;
+            return Ok(seq.unwrap_or(0));
+        };
+        let mut poller = poller.lock().await;
+        let conn = match &mut *poller {
+            Some(conn) => conn,
+            empty => empty.insert(
+                self.pool
+                    .connect_options()
+                    .connect()
+                    .await
+                    .map_err(map_err)?,
+            ),
+        };
+        match query.fetch_optional(conn).await {
+            Ok(seq) => Ok(seq.unwrap_or(0)),
+            Err(e) => {
+                *poller = None;
+                Err(map_err(e))
             }
         }
     }
@@ -281,6 +337,52 @@ pub(super) async fn append(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each poll must stay one search per table, not a scan that grows with the feed: the
+    /// default interval (20 ms) is affordable only because a poll is that cheap.
+    #[tokio::test]
+    async fn a_poll_searches_primary_keys_only() {
+        let path = std::env::temp_dir().join(format!(
+            "tsj-sqlite-plan-{}-{}.db",
+            std::process::id(),
+            crate::SessionId::generate().unwrap().as_str()
+        ));
+        let store = super::super::SqliteStore::open(&path).await.unwrap();
+        let pool = &store.inner.feed.pool;
+        let plan = |sql: &'static str| async move {
+            let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(0_i64)
+                .bind(1001_i64)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| row.try_get::<String, _>(3).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let events = plan(READ_EVENTS).await;
+        assert_eq!(
+            events,
+            ["SEARCH tsj_revocations USING INTEGER PRIMARY KEY (rowid>?)"],
+            "no scan, no sort"
+        );
+        let meta = plan(READ_META).await;
+        assert!(
+            meta.iter()
+                .any(|step| step == "SEARCH tsj_feed_meta USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{meta:?}"
+        );
+        // `sqlite_sequence` has one row per AUTOINCREMENT table (one here) and no index.
+        assert!(
+            meta.iter()
+                .all(|step| !step.starts_with("SCAN") || step == "SCAN sqlite_sequence"),
+            "{meta:?}"
+        );
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn cursors_round_trip_and_odd_ones_are_refused() {

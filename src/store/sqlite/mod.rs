@@ -86,8 +86,10 @@
 //!    the retention, the instant the feed began and the latest event trimmed (by any process,
 //!    whatever its retention).
 //! 6. **Bounded waiting.** A read with nothing to return polls the table every
-//!    [`SqliteStoreBuilder::poll_interval`] (default 250 ms) until its wait (at most 30 s)
+//!    [`SqliteStoreBuilder::poll_interval`] (default 20 ms) until its wait (at most 30 s)
 //!    elapses. A revocation made through the same store, or a clone, wakes its readers at once.
+//!    Each poll is one read transaction of two searches on primary keys (the bookkeeping row,
+//!    then the events after the cursor).
 //!
 //! **Staleness bound.** A revocation made in *another* process reaches this process's JWT
 //! checks at most one poll interval (plus one small read) after it commits; one made through
@@ -138,7 +140,7 @@ use crate::token::TokenHash;
 ///
 /// Sessions survive a restart, and several processes on one host may open the same file:
 /// revocations reach every one of them through the feed within one
-/// [poll interval](SqliteStoreBuilder::poll_interval) (default 250 ms). Clones share the same
+/// [poll interval](SqliteStoreBuilder::poll_interval) (default 20 ms). Clones share the same
 /// connection pool and feed.
 ///
 /// # Example

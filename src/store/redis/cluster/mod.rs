@@ -285,7 +285,10 @@ impl RedisClusterStoreBuilder {
 
     /// How often a caught-up feed read that may wait looks at the partitions again (default
     /// 100 ms, at least 5 ms): the bound on how late a revocation reaches other instances, over
-    /// one round trip. Each poll reads every partition once.
+    /// one round trip. Each poll reads every partition once. A read never waits longer than the
+    /// [`Sessions`](crate::Sessions) reading it asks (a quarter of its
+    /// [staleness bound](crate::SessionsBuilder::feed_staleness), 250 ms by default), so a
+    /// longer interval is cut to that.
     pub fn feed_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
