@@ -93,3 +93,29 @@ pub trait RevocationFeed: Send + Sync + 'static {
         wait: Duration,
     ) -> BoxFuture<'a, Result<FeedBatch, StoreError>>;
 }
+
+/// A revocation event as the engines' feeds store it (JSON).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn encode_event(event: &RevocationEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event)
+        .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))
+}
+
+/// A valid session id that stands in for the ids a script or statement learns only as it runs.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+const EVENT_ID_PLACEHOLDER: &str = "tsj-event-session-id";
+
+/// The JSON of `RevocationEvent::session_revoked(<id>, at)` around its quoted session id, so a
+/// script or a statement can publish the revocation of sessions it picks itself (evictions,
+/// revoking all of a user's sessions or all but one) in exactly the encoding every other event
+/// has.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn session_event_parts(at: OffsetDateTime) -> Result<(String, String), StoreError> {
+    let placeholder = crate::session::SessionId::parse(EVENT_ID_PLACEHOLDER)
+        .map_err(|_| StoreError::Backend("invalid event placeholder".into()))?;
+    let json = encode_event(&RevocationEvent::session_revoked(placeholder, at))?;
+    let (head, tail) = json
+        .split_once(&format!("\"{EVENT_ID_PLACEHOLDER}\""))
+        .ok_or_else(|| StoreError::Backend("session id missing from an encoded event".into()))?;
+    Ok((head.to_owned(), tail.to_owned()))
+}

@@ -156,6 +156,7 @@ use self::builder::Source;
 use self::error::{bounded, connection_broke, corrupt, map_err};
 use self::feed::PostgresFeed;
 use self::schema::Sql;
+use super::feed::{encode_event, session_event_parts};
 use super::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
     SessionStore, SessionUpdate, StoreError, UpdateOutcome, started_ms,
@@ -309,27 +310,6 @@ pub(super) fn micros(t: OffsetDateTime) -> i64 {
     } else {
         i64::MIN
     })
-}
-
-fn encode_event(event: &RevocationEvent) -> Result<String, StoreError> {
-    serde_json::to_string(event)
-        .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))
-}
-
-/// A valid session id that stands in for the ids a statement learns only as it runs.
-const EVENT_ID_PLACEHOLDER: &str = "tsj-event-session-id";
-
-/// The JSON of `RevocationEvent::session_revoked(<id>, at)` around its quoted session id, so a
-/// statement can publish the revocation of the sessions it deletes in exactly the encoding
-/// every other event has.
-fn session_event_parts(at: OffsetDateTime) -> Result<(String, String), StoreError> {
-    let placeholder = SessionId::parse(EVENT_ID_PLACEHOLDER)
-        .map_err(|_| StoreError::Backend("invalid event placeholder".into()))?;
-    let json = encode_event(&RevocationEvent::session_revoked(placeholder, at))?;
-    let (head, tail) = json
-        .split_once(&format!("\"{EVENT_ID_PLACEHOLDER}\""))
-        .ok_or_else(|| StoreError::Backend("session id missing from an encoded event".into()))?;
-    Ok((head.to_owned(), tail.to_owned()))
 }
 
 fn encode(session: &Session) -> Result<String, StoreError> {

@@ -170,11 +170,11 @@ use self::hash_tag::{HashTag, TokenIndex};
 use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, map_err};
 use self::scripts::FIND_BY_TOKEN;
 use self::tls::TlsSettings;
+use super::feed::{encode_event, session_event_parts};
 use super::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
     SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
-use crate::revocation::RevocationEvent;
 use crate::session::{Session, SessionId};
 use crate::token::TokenHash;
 
@@ -616,27 +616,6 @@ fn encode_session(session: &Session) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Backend(format!("cannot encode session: {e}").into()))
 }
 
-fn encode_event(event: &RevocationEvent) -> Result<String, StoreError> {
-    serde_json::to_string(event)
-        .map_err(|e| StoreError::Backend(format!("cannot encode event: {e}").into()))
-}
-
-/// A valid session id that stands in for the ids a script learns only as it runs.
-const EVENT_ID_PLACEHOLDER: &str = "tsj-event-session-id";
-
-/// The JSON of `RevocationEvent::session_revoked(<id>, at)` around its quoted session id, so a
-/// script can publish the revocation of sessions it picks itself (evictions, revoking all but
-/// one) in exactly the encoding every other event has.
-fn session_event_parts(at: OffsetDateTime) -> Result<(String, String), StoreError> {
-    let placeholder = SessionId::parse(EVENT_ID_PLACEHOLDER)
-        .map_err(|_| StoreError::Backend("invalid event placeholder".into()))?;
-    let json = encode_event(&RevocationEvent::session_revoked(placeholder, at))?;
-    let (head, tail) = json
-        .split_once(&format!("\"{EVENT_ID_PLACEHOLDER}\""))
-        .ok_or_else(|| StoreError::Backend("session id missing from an encoded event".into()))?;
-    Ok((head.to_owned(), tail.to_owned()))
-}
-
 /// A session id in a script's reply (taken from a user's index).
 fn session_id_of(value: &Value) -> Result<SessionId, StoreError> {
     bytes_of(value)
@@ -663,6 +642,7 @@ fn score_of(value: &Value) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::revocation::RevocationEvent;
 
     #[test]
     fn keys_are_unambiguous_and_share_a_hash_tag() {
