@@ -426,13 +426,18 @@ impl Sessions {
             return refused(AuthError::InvalidJwt(JwtError::Expired));
         }
         let revocations = &inner.revocations;
+        let trust = &revocations.trust;
+        let minted_here = entry.minted_in == Some(trust.generation());
+        // Trust first, then the list: the follower applies a batch to the list before it marks
+        // the feed caught up, so a request that sees "caught up" also sees every revocation
+        // applied before it. The other way round, a request could read the list just before a
+        // backlog lands and the trust just after, and take a revoked JWT on the fast path.
+        let trusted = trust.trusts(entry.issued_at, minted_here);
         if revocations.list.refuses_jwt(&entry.session) {
             return refused(AuthError::Revoked);
         }
-        let trust = &revocations.trust;
-        let minted_here = entry.minted_in == Some(trust.generation());
         JwtStatus::Accepted {
-            trusted: trust.trusts(entry.issued_at, minted_here),
+            trusted,
             session: entry.session,
         }
     }
