@@ -44,6 +44,9 @@ pub struct Credentials<'a> {
     pub(crate) cookie_jwt: Option<&'a str>,
     pub(crate) cookie_token: Option<&'a str>,
     pub(crate) header: Option<(Kind, &'a str)>,
+    /// The request presented `Authorization: Bearer`, well formed or not (set by extraction
+    /// only): its answer carries no session cookie ([`allows_session_cookies`]).
+    pub(crate) presents_bearer: bool,
 }
 
 impl std::fmt::Debug for Credentials<'_> {
@@ -151,7 +154,7 @@ pub(crate) fn extract<'a>(
 ) -> Result<Credentials<'a>, AuthError> {
     let mut found = Credentials::default();
     let mut error = None;
-    each_presented(headers, settings, |kind, value, source| {
+    found.presents_bearer = each_presented(headers, settings, |kind, value, source| {
         let result = match (source, kind) {
             (CredentialSource::Header, kind) => {
                 found.header = Some((kind, value));
@@ -183,12 +186,13 @@ pub(crate) enum Kind {
 
 /// Calls `each` for every session credential value in the cookies and `Authorization`, in
 /// that order, until it returns `false`. Oversized headers and a repeated `Authorization` are
-/// errors.
+/// errors. Returns whether `Authorization` has the `Bearer` scheme, well formed or not (when
+/// `each` stopped the walk early, `false`: the caller is on its way to an error).
 pub(crate) fn each_presented<'a>(
     headers: &'a HeaderMap,
     settings: &Settings,
     mut each: impl FnMut(Kind, &'a str, CredentialSource) -> bool,
-) -> Result<(), AuthError> {
+) -> Result<bool, AuthError> {
     for value in headers.get_all(COOKIE) {
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
@@ -214,7 +218,7 @@ pub(crate) fn each_presented<'a>(
                 }
             });
             if stopped {
-                return Ok(());
+                return Ok(false);
             }
         }
     }
@@ -234,8 +238,9 @@ pub(crate) fn each_presented<'a>(
             };
             each(kind, bearer.credential, CredentialSource::Header);
         }
+        return Ok(is_bearer_scheme(value.as_bytes()));
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Marks the request's credential headers sensitive, so that `Debug` output and tracing layers
@@ -504,13 +509,18 @@ fn is_session_cookie(settings: &Settings, value: &HeaderValue) -> bool {
 /// the DBSC endpoints, and [`set_session_cookies`] for handlers of one's own. A header that
 /// merely looks like a bearer (a malformed value) counts too: the rule fails closed.
 pub(crate) fn allows_session_cookies(request: &HeaderMap) -> bool {
-    !request.get_all(AUTHORIZATION).iter().any(|value| {
-        let value = value.as_bytes();
-        value
-            .get(..6)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
-            && matches!(value.get(6), None | Some(b' ' | b'\t'))
-    })
+    !request
+        .get_all(AUTHORIZATION)
+        .iter()
+        .any(|value| is_bearer_scheme(value.as_bytes()))
+}
+
+/// Whether an `Authorization` value has the `Bearer` scheme, whatever follows it.
+fn is_bearer_scheme(value: &[u8]) -> bool {
+    value
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
+        && matches!(value.get(6), None | Some(b' ' | b'\t'))
 }
 
 /// Removes every `Set-Cookie` that sets or deletes a session cookie from `response`, leaving

@@ -226,10 +226,14 @@ where
             outcome = tracing::field::Empty
         );
         mark_sensitive(request.headers_mut());
-        let cookies_allowed = allows_session_cookies(request.headers());
-        let step = match sessions.credentials(request.headers()) {
-            Ok(credentials) => sessions.begin(&credentials),
-            Err(error) => Step::Done(Err(error)),
+        // The extraction already read `Authorization`: whether it is a bearer comes with the
+        // credentials, and is looked up again only for a request refused before that.
+        let (step, cookies_allowed) = match sessions.credentials(request.headers()) {
+            Ok(credentials) => (sessions.begin(&credentials), !credentials.presents_bearer),
+            Err(error) => (
+                Step::Done(Err(error)),
+                allows_session_cookies(request.headers()),
+            ),
         };
         match step {
             Step::Done(Ok(mut outcome)) => {
