@@ -12,7 +12,7 @@
 //! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms), `start` (`started_at`, Unix ms), `ver` (the record's version; absent in records stored before versions, meaning 0) | session's remaining lifetime |
 //! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms): the expiry index | the user's last expiry |
 //! | `{P}us:<user id, base64url>` | sorted set | the same ids, scored by `started_at` (Unix ms, [`started_ms`](super::started_ms)): the listing index | the user's last expiry |
-//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`] as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
+//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`](crate::RevocationEvent) as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
 //!
 //! Session ids are validated (`[A-Za-z0-9_-]{1,64}`) and token hashes are base64url, so both go
 //! into keys as they are; user ids are arbitrary UTF-8, so they are base64url-encoded, which keeps
