@@ -230,15 +230,24 @@ pub(crate) fn each_presented<'a>(
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
         }
-        if let Some(bearer) = bearer(value) {
-            let kind = if bearer.is_jwt {
-                Kind::Jwt
-            } else {
-                Kind::Token
-            };
-            each(kind, bearer.credential, CredentialSource::Header);
+        let presents_bearer = is_bearer_scheme(value.as_bytes());
+        match bearer(value) {
+            Some(bearer) => {
+                let kind = if bearer.is_jwt {
+                    Kind::Jwt
+                } else {
+                    Kind::Token
+                };
+                each(kind, bearer.credential, CredentialSource::Header);
+            }
+            // `Bearer` with nothing usable after it (empty, a tab, bytes outside b64token):
+            // the client chose a header credential and it is broken. Refused, never read past
+            // to the cookies beside it, whose session the answer could not hand back cookies
+            // for (a bearer's answer gets none).
+            None if presents_bearer => return Err(AuthError::MalformedToken),
+            None => {}
         }
-        return Ok(is_bearer_scheme(value.as_bytes()));
+        return Ok(presents_bearer);
     }
     Ok(false)
 }

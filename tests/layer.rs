@@ -392,3 +392,47 @@ async fn token_cache_hits_need_no_store_and_keep_the_store_paths_answers() {
     let response = send(&app, get_with("/me", &[("authorization", &bearer)])).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A broken `Authorization: Bearer` (empty, a tab instead of the space, bytes outside
+/// base64url) is refused, never read past to the cookies beside it: the answer to a bearer
+/// request carries no cookies, so a change made on the cookie's session would leave the browser
+/// with credentials that no longer work.
+#[tokio::test]
+async fn a_broken_bearer_beside_valid_cookies_is_refused() {
+    let f = fixture().await;
+    let app = app(SessionLayer::new(f.sessions.clone()));
+    let cookies = format!(
+        "session_token={}; session_jwt={}",
+        f.alice.token.expose(),
+        f.alice.jwt.expose()
+    );
+    for bearer in [
+        "Bearer",
+        "Bearer ",
+        "bearer    ",
+        "Bearer\tabc",
+        "Bearer a b",
+        "Bearer a,b",
+    ] {
+        let response = send(
+            &app,
+            get_with("/me", &[("cookie", &cookies), ("authorization", bearer)]),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bearer:?}");
+        assert!(
+            response.headers().get(header::SET_COOKIE).is_none(),
+            "{bearer:?}"
+        );
+    }
+    // Other schemes are not ours: the cookies decide.
+    let response = send(
+        &app,
+        get_with(
+            "/me",
+            &[("cookie", &cookies), ("authorization", "Basic YTpi")],
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
