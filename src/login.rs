@@ -12,9 +12,7 @@ use crate::cookies::{
 use crate::error::SessionError;
 use crate::events::{RevokeReason, RevokedBy};
 use crate::manager::{CreatedSession, Sessions};
-use crate::session::{
-    NewSession, SessionAttributes, SessionId, validate_custom_claims, validate_user_id,
-};
+use crate::session::{NewSession, SessionAttributes, validate_custom_claims, validate_user_id};
 use crate::store::StoreError;
 
 /// Most values of each session cookie a login looks at for the session it replaces (each costs
@@ -205,7 +203,7 @@ impl Sessions {
         })
     }
 
-    /// Revokes the sessions that the request's cookies genuinely name: the browser is about to
+    /// Revokes the session that the request's cookies genuinely name: the browser is about to
     /// get a new session's cookies in their place. A store failure is returned, not swallowed:
     /// the login then fails before anything is created (it needs the same store), rather than
     /// hand out a new session while the old one may live on unseen.
@@ -228,25 +226,33 @@ impl Sessions {
             }
             true
         });
-        let (by, reason) = (RevokedBy::Itself, RevokeReason::ReplacedByLogin);
-        let mut revoked: Vec<SessionId> = Vec::new();
-        for token in tokens {
-            // A malformed, forged or unknown token costs no revocation (and a forged tagged
-            // one no store call).
-            if let Some(session) = self.revoke_token_by(token, by, reason).await? {
-                revoked.push(session.session_id);
-            }
-        }
-        for jwt in jwts {
-            // Genuine (signed by a configured key) even if expired: the browser keeps its JWT
-            // cookie as long as the token cookie. A forged one names nothing.
-            if let Some(id) = self.jwt_session_id(jwt)
-                && !revoked.contains(&id)
-                && self.revoke_by(&id, by, reason).await?.is_some()
-            {
-                revoked.push(id);
-            }
-        }
+        // Only cookies that agree on one session replace it: two values of one cookie, or a
+        // token and a JWT naming different sessions, are the conflict the layer refuses too,
+        // and replace nothing.
+        let (token, jwt) = match (tokens.as_slice(), jwts.as_slice()) {
+            ([] | [_], [] | [_]) => (tokens.first(), jwts.first()),
+            _ => return Ok(()),
+        };
+        let by_token = match token {
+            // A malformed, forged or unknown token names nothing (and a forged tagged one
+            // costs no store call).
+            Some(token) => match self.session_for_token(token).await {
+                Ok(found) => found.map(|session| session.session_id),
+                Err(crate::error::AuthError::Store(e)) => return Err(e),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        // Genuine (signed by a configured key) even if expired: the browser keeps its JWT
+        // cookie as long as the token cookie. A forged one names nothing.
+        let by_jwt = jwt.and_then(|jwt| self.jwt_session_id(jwt));
+        let replaced = match (by_token, by_jwt) {
+            (Some(a), Some(b)) if a != b => return Ok(()),
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => return Ok(()),
+        };
+        self.revoke_by(&replaced, RevokedBy::Itself, RevokeReason::ReplacedByLogin)
+            .await?;
         Ok(())
     }
 

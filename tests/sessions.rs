@@ -800,6 +800,7 @@ async fn forged_stale_or_bearer_credentials_replace_nothing_and_never_block_a_lo
     let (sessions, _, events) = recording(false);
     sessions.ready().await;
     let bystander = sessions.create("alice", NewSession::new()).await.unwrap();
+    let other = sessions.create("carol", NewSession::new()).await.unwrap();
     let gone = sessions.create("alice", NewSession::new()).await.unwrap();
     sessions.revoke(&gone.session.session_id).await.unwrap();
     let jwt = bystander.jwt.expose();
@@ -812,6 +813,24 @@ async fn forged_stale_or_bearer_credentials_replace_nothing_and_never_block_a_lo
         vec![(
             "cookie",
             "session_token=garbage; session_jwt=a.b.c".to_owned(),
+        )],
+        // Cookies that disagree (the token of one session, the JWT of another; two values of
+        // one cookie): the conflict the layer refuses, which replaces nothing.
+        vec![(
+            "cookie",
+            format!(
+                "session_token={}; session_jwt={}",
+                bystander.token.expose(),
+                other.jwt.expose()
+            ),
+        )],
+        vec![(
+            "cookie",
+            format!(
+                "session_token={}; session_token={}",
+                bystander.token.expose(),
+                other.token.expose()
+            ),
         )],
         // A session already gone: a stale cookie.
         vec![(
@@ -851,6 +870,7 @@ async fn forged_stale_or_bearer_credentials_replace_nothing_and_never_block_a_lo
             .is_some()
     );
     sessions.authenticate_jwt(jwt).await.unwrap();
+    sessions.authenticate_jwt(other.jwt.expose()).await.unwrap();
     let revoked = events.lock().unwrap()[before..]
         .iter()
         .filter(|e| matches!(e.kind, SessionEventKind::Revoked { .. }))
