@@ -5,19 +5,12 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, HeaderValue, Response, request::Parts};
 
-use crate::cookies::{
-    CredentialSource, Kind, allows_session_cookies, append_set_cookies, each_presented,
-    session_cookies,
-};
+use crate::cookies::{allows_session_cookies, append_set_cookies, session_cookies};
 use crate::error::SessionError;
 use crate::events::{RevokeReason, RevokedBy};
 use crate::manager::{CreatedSession, Sessions};
 use crate::session::{NewSession, SessionAttributes, validate_custom_claims, validate_user_id};
 use crate::store::StoreError;
-
-/// Most values of each session cookie a login looks at for the session it replaces (each costs
-/// a signature check or a store lookup); a browser sends one.
-const MAX_REPLACED_PER_KIND: usize = 4;
 
 /// A session created from a request, with the `Set-Cookie` values that hand it to a browser.
 ///
@@ -211,28 +204,12 @@ impl Sessions {
         if headers.contains_key(http::header::AUTHORIZATION) {
             return Ok(());
         }
-        let mut tokens = Vec::new();
-        let mut jwts = Vec::new();
-        // Oversized cookie headers name nothing: the login goes on without them.
-        let _ = each_presented(headers, self.settings(), |kind, value, source| {
-            if source == CredentialSource::Cookie {
-                let list = match kind {
-                    Kind::Jwt => &mut jwts,
-                    Kind::Token => &mut tokens,
-                };
-                if list.len() < MAX_REPLACED_PER_KIND && !list.contains(&value) {
-                    list.push(value);
-                }
-            }
-            true
-        });
-        // Only cookies that agree on one session replace it: two values of one cookie, or a
-        // token and a JWT naming different sessions, are the conflict the layer refuses too,
-        // and replace nothing.
-        let (token, jwt) = match (tokens.as_slice(), jwts.as_slice()) {
-            ([] | [_], [] | [_]) => (tokens.first(), jwts.first()),
-            _ => return Ok(()),
+        // The cookies as the layer reads them: two different values of one cookie (or an
+        // oversized header) are the conflict it refuses, and replace nothing.
+        let Ok(credentials) = self.credentials(headers) else {
+            return Ok(());
         };
+        let (token, jwt) = (credentials.cookie_token, credentials.cookie_jwt);
         let by_token = match token {
             // A malformed, forged or unknown token names nothing (and a forged tagged one
             // costs no store call).
@@ -246,6 +223,7 @@ impl Sessions {
         // Genuine (signed by a configured key) even if expired: the browser keeps its JWT
         // cookie as long as the token cookie. A forged one names nothing.
         let by_jwt = jwt.and_then(|jwt| self.jwt_session_id(jwt));
+        // A token and a JWT naming different sessions: the same conflict.
         let replaced = match (by_token, by_jwt) {
             (Some(a), Some(b)) if a != b => return Ok(()),
             (Some(id), _) | (None, Some(id)) => id,
