@@ -19,9 +19,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use tower_session_jwt::dbsc::DbscConfig;
-use tower_session_jwt::store::SessionStore;
-use tower_session_jwt::{MemoryStore, NewSession, SessionId, Sessions, SigningKey, SqliteStore};
+use tower_session_jwt::SessionStore;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::sessions::DbscConfig;
+use tower_session_jwt::store::sqlite::SqliteStore;
+use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
 
 struct Device(EcdsaKeyPair);
 

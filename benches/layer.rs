@@ -26,10 +26,13 @@ use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use jwt_authorizer::{IntoLayer, JwtAuthorizer, RegisteredClaims};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service};
-use tower_session_jwt::store::{SessionLimit, SessionRecord, SessionStore};
+use tower_session_jwt::SessionStore;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::RevocationEvent;
+use tower_session_jwt::store::{SessionLimit, SessionRecord};
+use tower_session_jwt::token::TokenHash;
 use tower_session_jwt::{
-    MemoryStore, NewSession, RevocationEvent, Session, SessionId, SessionLayer, Sessions,
-    SessionsBuilder, SigningKey, TokenHash,
+    MemoryStore, NewSession, Session, SessionLayer, Sessions, SessionsBuilder, SigningKey,
 };
 
 const ISS: &str = "https://app.example";
@@ -447,7 +450,7 @@ fn jwt_of(rt: &Runtime, sessions: &Sessions) -> String {
 
 #[cfg(feature = "redis")]
 fn redis_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
-    use tower_session_jwt::RedisStore;
+    use tower_session_jwt::store::redis::RedisStore;
     const URL: &str = "redis://127.0.0.1:6379";
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -500,7 +503,7 @@ fn bench_opaque_store(
     g: &mut BenchmarkGroup<'_, WallTime>,
     rt: &Runtime,
     name: &str,
-    store: impl tower_session_jwt::store::SessionStore + Clone,
+    store: impl tower_session_jwt::SessionStore + Clone,
 ) {
     let sessions = builder(store.clone(), "EdDSA")
         .token_cache_capacity(0)
@@ -538,20 +541,20 @@ fn forged_flood(
     g: &mut BenchmarkGroup<'_, WallTime>,
     rt: &Runtime,
     name: &str,
-    store: impl tower_session_jwt::store::SessionStore + Clone,
+    store: impl tower_session_jwt::SessionStore + Clone,
 ) {
-    let key = tower_session_jwt::TokenKey::new(1, &[0x42; 32]).unwrap();
-    let stranger = tower_session_jwt::TokenKey::new(1, &[0x24; 32]).unwrap();
+    let key = tower_session_jwt::token::TokenKey::new(1, &[0x42; 32]).unwrap();
+    let stranger = tower_session_jwt::token::TokenKey::new(1, &[0x24; 32]).unwrap();
     for (label, key, forged) in [
         (
             "untagged",
             None,
-            tower_session_jwt::SessionToken::generate().unwrap(),
+            tower_session_jwt::token::SessionToken::generate().unwrap(),
         ),
         (
             "tagged",
             Some(key),
-            tower_session_jwt::SessionToken::generate_tagged(&stranger).unwrap(),
+            tower_session_jwt::token::SessionToken::generate_tagged(&stranger).unwrap(),
         ),
     ] {
         let mut b = builder(store.clone(), "EdDSA").token_cache_capacity(0);
@@ -577,7 +580,7 @@ fn forged_flood(
 fn sqlite_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
     let path = std::env::temp_dir().join(format!("bench-layer-{}.db", std::process::id()));
     let store = rt
-        .block_on(tower_session_jwt::SqliteStore::open(&path))
+        .block_on(tower_session_jwt::store::sqlite::SqliteStore::open(&path))
         .unwrap();
     bench_opaque_store(g, rt, "sqlite", store);
     for suffix in ["", "-wal", "-shm"] {
@@ -591,7 +594,7 @@ fn postgres_group(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("bench_layer_{}", std::process::id());
     let store = rt.block_on(
-        tower_session_jwt::PostgresStore::builder(&url)
+        tower_session_jwt::store::postgres::PostgresStore::builder(&url)
             .schema(schema.clone())
             .build(),
     );

@@ -7,11 +7,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use tower_session_jwt::store::{SessionLimit, SessionRecord, SessionStore};
-use tower_session_jwt::{
-    MemoryStore, NewSession, RevocationEvent, Session, SessionAttributes, SessionId, Sessions,
-    SigningKey, TokenHash,
-};
+use tower_session_jwt::SessionStore;
+use tower_session_jwt::session::{SessionAttributes, SessionId};
+use tower_session_jwt::store::RevocationEvent;
+use tower_session_jwt::store::{SessionLimit, SessionRecord};
+use tower_session_jwt::token::TokenHash;
+use tower_session_jwt::{MemoryStore, NewSession, Session, Sessions, SigningKey};
 
 struct Counting;
 

@@ -139,15 +139,20 @@ use axum::routing::{get, patch, post, post_service};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tower_session_jwt::dbsc::{self, DbscConfig};
-use tower_session_jwt::health;
+use tower_session_jwt::cookies::set_session_cookies;
+use tower_session_jwt::dbsc;
+use tower_session_jwt::health::HealthService;
+use tower_session_jwt::layer::{CurrentSession, RefusedCredential};
 use tower_session_jwt::logout::{logout, logout_everywhere, logout_others, revoke_session};
 use tower_session_jwt::session::InvalidFactor;
+use tower_session_jwt::session::{AuthenticationFactor, ClientSession};
+use tower_session_jwt::sessions::DbscConfig;
+use tower_session_jwt::sessions::{Changed, CookieConfig, CredentialSource};
 use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
+use tower_session_jwt::token::TokenKey;
 use tower_session_jwt::{
-    AuthError, AuthenticationFactor, Changed, ClientSession, CookieConfig, CredentialSource,
-    CurrentSession, MemoryStore, NewSession, RefusedCredential, Session, SessionError,
-    SessionLayer, Sessions, SessionsBuilder, SigningKey, StoreError, TokenKey, set_session_cookies,
+    AuthError, MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions,
+    SessionsBuilder, SigningKey, StoreError,
 };
 
 /// The app's routes, behind one optional [`SessionLayer`], with `/api/sensitive` requiring an
@@ -190,7 +195,7 @@ pub fn app_with_step_up(sessions: Sessions, step_up_max_age: Duration) -> Router
         .route("/.well-known/jwks.json", get(jwks))
         // For operators: Prometheus text, and readiness for load balancers.
         .route("/metrics", get(metrics))
-        .route_service("/healthz", health(&sessions))
+        .route_service("/healthz", HealthService::new(&sessions))
         .with_state(StepUpMaxAge(step_up_max_age))
         // Optional: anonymous requests reach `/`, `/login` and the logout routes; handlers that
         // need a session say so with their extractors.
@@ -481,7 +486,7 @@ async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
                 .collect();
-            let store = tower_session_jwt::RedisClusterStore::connect(seeds)
+            let store = tower_session_jwt::store::redis::cluster::RedisClusterStore::connect(seeds)
                 .await
                 .unwrap_or_else(|e| fail(format!("REDIS_CLUSTER_URLS: {e}")));
             println!(
@@ -522,7 +527,7 @@ async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
     if let Some(url) = var("DATABASE_URL") {
         #[cfg(feature = "postgres")]
         {
-            let store = tower_session_jwt::PostgresStore::connect(&url)
+            let store = tower_session_jwt::store::postgres::PostgresStore::connect(&url)
                 .await
                 .unwrap_or_else(|e| fail(format!("DATABASE_URL: {e}")));
             println!("sessions: in PostgreSQL");
@@ -539,7 +544,7 @@ async fn with_store(builder: SessionsBuilder) -> SessionsBuilder {
         }
     }
     let path = var("SESSIONS_DB").unwrap_or_else(|| "sessions.db".into());
-    let store = tower_session_jwt::SqliteStore::open(&path)
+    let store = tower_session_jwt::store::sqlite::SqliteStore::open(&path)
         .await
         .unwrap_or_else(|e| fail(format!("SESSIONS_DB={path:?}: {e}")));
     println!("sessions: in the SQLite file {path} (kept across restarts)");
@@ -1285,9 +1290,9 @@ fn escape(text: &str) -> String {
 /// The Redis store `REDIS_URL` names; with the `redis-tls` feature, `REDIS_CA_FILE` and
 /// `REDIS_CLIENT_CERT_FILE` / `REDIS_CLIENT_KEY_FILE` configure a `rediss://` connection.
 #[cfg(feature = "redis")]
-async fn redis_store(url: &str) -> Result<tower_session_jwt::RedisStore, String> {
+async fn redis_store(url: &str) -> Result<tower_session_jwt::store::redis::RedisStore, String> {
     #[allow(unused_mut)] // Only the TLS settings change the builder.
-    let mut builder = tower_session_jwt::RedisStore::builder(url);
+    let mut builder = tower_session_jwt::store::redis::RedisStore::builder(url);
     let file = |name: &str| -> Result<Option<Vec<u8>>, String> {
         match std::env::var(name).ok().filter(|v| !v.is_empty()) {
             Some(path) => std::fs::read(&path)

@@ -10,7 +10,7 @@
 //!
 //! The store passes the crate's public conformance suite; `tests/examples_hyper_custom.rs`
 //! includes this file and runs `tower_session_jwt::store::conformance::run_all` on it
-//! (`cargo test --features test-util --test examples_hyper_custom`).
+//! (`cargo test --features conformance --test examples_hyper_custom`).
 //!
 //! Being in-process, this store serves a single instance. A shared store (a database) would
 //! also want a revocation feed; see the end of `main`.
@@ -19,11 +19,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
+use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::{
-    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionStore,
-    SessionUpdate, StoreError, UpdateOutcome, started_ms,
+    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate,
+    UpdateOutcome, started_ms,
 };
-use tower_session_jwt::{NewSession, Session, SessionId, Sessions, SigningKey, TokenHash};
+use tower_session_jwt::token::TokenHash;
+use tower_session_jwt::{NewSession, Session, Sessions, SigningKey};
+use tower_session_jwt::{SessionStore, StoreError};
 
 /// Sessions in a `BTreeMap` keyed by id, with three secondary indexes kept in step.
 ///

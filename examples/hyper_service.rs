@@ -31,11 +31,11 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
+use tower_session_jwt::layer::CurrentSession;
+use tower_session_jwt::login::PeerAddr;
 use tower_session_jwt::logout::{SessionHandler, logout};
-use tower_session_jwt::{
-    CookieConfig, CurrentSession, MemoryStore, NewSession, PeerAddr, SessionLayer, Sessions,
-    SigningKey,
-};
+use tower_session_jwt::sessions::CookieConfig;
+use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions, SigningKey};
 
 /// The response body of every route. The layer needs `Default` for its own (rejection) answers.
 pub type Body = Full<Bytes>;

@@ -32,9 +32,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream;
-use tower_session_jwt::{
-    NewSession, RedisStore, Session, SessionStore, Sessions, SigningKey, StoreError,
-};
+use tower_session_jwt::store::redis::RedisStore;
+use tower_session_jwt::{NewSession, Session, SessionStore, Sessions, SigningKey, StoreError};
 
 /// Command-line options.
 struct Options {
@@ -112,7 +111,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let random = tower_session_jwt::SessionId::generate().expect("random id");
+    let random = tower_session_jwt::session::SessionId::generate().expect("random id");
     let prefix = format!("tsjstorm-{}:", &random.as_str()["session-".len()..][..12]);
     let base = format!("{{{prefix}}}");
     println!("key prefix {base}");
@@ -501,7 +500,7 @@ async fn used_memory(raw: &mut redis::aio::MultiplexedConnection) -> Result<u64,
 async fn sampled_bytes(
     raw: &mut redis::aio::MultiplexedConnection,
     prefix: &str,
-    logins: &[tower_session_jwt::CreatedSession],
+    logins: &[tower_session_jwt::sessions::CreatedSession],
 ) -> Result<f64, String> {
     use base64::Engine as _;
     let encode = |user: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);

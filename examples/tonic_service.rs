@@ -41,7 +41,8 @@ use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
-use tower_session_jwt::{CurrentSession, NewSession, SessionLayer, Sessions, SigningKey};
+use tower_session_jwt::layer::CurrentSession;
+use tower_session_jwt::{NewSession, SessionLayer, Sessions, SigningKey};
 
 /// `message Empty {}`
 #[derive(Clone, PartialEq, prost::Message)]
@@ -183,7 +184,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build()?
     } else {
         let path = std::env::var("SESSIONS_DB").unwrap_or_else(|_| "sessions.db".into());
-        let store = tower_session_jwt::SqliteStore::open(&path).await?;
+        let store = tower_session_jwt::store::sqlite::SqliteStore::open(&path).await?;
         builder.store(store).build()?
     };
     sessions.ready().await;

@@ -17,7 +17,7 @@
 //! is written at most once per JWT lifetime.
 //!
 //! **Revocation** deletes the session in the store, so its opaque token fails at once, and records
-//! the session in the local [`RevocationList`], so every JWT minted for it fails at once too,
+//! the session in the local [`RevocationList`](sessions::RevocationList), so every JWT minted for it fails at once too,
 //! rather than living on until it expires. The list keeps an entry only for one JWT lifetime
 //! (after that, every such JWT has expired anyway), so its memory is bounded by recent
 //! revocations, not by sessions. `revoke_all` records one "revoked before" instant per user.
@@ -53,7 +53,8 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use tower_session_jwt::{MemoryStore, NewSession, SessionAttributes, Sessions, SigningKey};
+//! use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+//! use tower_session_jwt::session::SessionAttributes;
 //!
 //! let sessions = Sessions::builder()
 //!     .store(MemoryStore::new())
@@ -79,59 +80,106 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod clock;
-pub mod config;
-mod cookies;
-mod csrf;
-pub mod dbsc;
-mod error;
-mod events;
-pub mod extract;
-pub mod grpc;
-pub mod health;
+// The layers, bottom up; each imports only the ones above it in this list.
+mod data;
+mod engine;
+mod http;
 pub mod jwt;
-mod layer;
-mod login;
-pub mod logout;
-mod manager;
-pub mod metrics;
-mod revocation;
-pub mod session;
-pub mod step_up;
+pub mod proof;
 pub mod store;
-mod token;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, CookieConfig, SessionsBuilder};
-pub use cookies::{
-    CredentialSource, Credentials, MAX_COOKIE_LEN, MAX_CREDENTIAL_HEADER_LEN, set_session_cookies,
-    strip_session_cookies,
-};
-pub use error::{AuthError, SessionError};
-pub use events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
-pub use health::{Health, HealthService, health};
-pub use jwt::{Algorithm, JwtError, KeyError, SessionJwt, SigningKey, VerificationKey};
-pub use layer::{
-    CurrentSession, ErrorHandler, RefusedCredential, ResponseFuture, SessionLayer, SessionService,
-};
-pub use login::{Login, PeerAddr};
-pub use manager::{
-    AuthPath, Authenticated, CacheSizes, Changed, CreatedSession, RefreshedSession, SessionChange,
-    Sessions,
-};
-pub use revocation::{RevocationEvent, RevocationList};
-pub use session::{
-    AuthenticationFactor, ClientSession, NewSession, Session, SessionAttributes, SessionId,
-};
-pub use step_up::{RecentAuth, StepUpRequired};
-pub use store::{MemoryStore, SessionStore, StoreError};
-#[cfg(feature = "postgres")]
-pub use store::{PostgresStore, PostgresStoreBuilder};
-#[cfg(feature = "redis-cluster")]
-pub use store::{RedisClusterStore, RedisClusterStoreBuilder};
-#[cfg(feature = "redis")]
-pub use store::{RedisStore, RedisStoreBuilder};
-#[cfg(feature = "sqlite")]
-pub use store::{SqliteStore, SqliteStoreBuilder};
-pub use token::{SessionToken, TAGGED_TOKEN_LEN, TOKEN_LEN, TokenError, TokenHash, TokenKey};
+pub use data::session::{NewSession, Session};
+pub use engine::{AuthError, ConfigError, SessionError, Sessions, SessionsBuilder};
+pub use http::layer::SessionLayer;
+pub use jwt::keys::{SigningKey, VerificationKey};
+pub use store::contract::{SessionStore, StoreError};
+pub use store::memory::MemoryStore;
+
+pub use http::{cookies, dbsc, extract, grpc, health, login, logout, step_up};
+
+pub mod session {
+    //! The session record's parts: ids, attributes, authentication factors, custom claims and
+    //! the device binding, with the limits and checks that apply to them. The record itself is
+    //! [`Session`](crate::Session).
+    #[doc(inline)]
+    pub use crate::data::device::{DeviceBinding, DeviceChallenge};
+    #[doc(inline)]
+    pub use crate::data::session::{
+        AuthenticationFactor, ClientSession, CustomClaimsError, InvalidFactor, InvalidSessionId,
+        InvalidUserId, MAX_CUSTOM_CLAIMS_BYTES, MAX_FACTOR_NAME_LEN, MAX_FACTORS,
+        MAX_IP_ADDRESS_LEN, MAX_SESSION_ID_LEN, MAX_USER_AGENT_LEN, MAX_USER_ID_LEN,
+        RESERVED_CLAIMS, SessionAttributes, SessionId, validate_custom_claims, validate_user_id,
+    };
+}
+
+pub mod token {
+    //! Opaque session tokens: generated, tagged, and kept by stores only as their SHA-256.
+    #[doc(inline)]
+    pub use crate::data::token::{
+        SessionToken, TAGGED_TOKEN_LEN, TOKEN_LEN, TokenError, TokenHash, TokenKey,
+    };
+}
+
+pub mod events {
+    //! Session events: what happened to a session, for audit logs and notifications
+    //! ([`SessionsBuilder::on_event`](crate::SessionsBuilder::on_event)).
+    #[doc(inline)]
+    pub use crate::data::events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
+}
+
+pub mod clock {
+    //! Where the engine reads the time: the system clock, or a manual one for tests.
+    #[doc(inline)]
+    pub use crate::data::clock::{Clock, ManualClock, SystemClock};
+}
+
+pub mod sessions {
+    //! The engine's types beside [`Sessions`](crate::Sessions): what its calls return, the
+    //! credentials they take, the builder's settings and their defaults.
+    #[doc(inline)]
+    pub use crate::engine::{
+        AuthPath, Authenticated, CacheSizes, Changed, CircuitBreaker, CookieConfig, CreatedSession,
+        CredentialSource, Credentials, DEFAULT_FEED_STALENESS, DEFAULT_ISSUER, DEFAULT_JWT_TTL,
+        DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_SESSION_TTL, DbscConfig, Health,
+        MAX_CHALLENGE_TTL, MAX_FEED_STALENESS, MAX_LEEWAY, MIN_FEED_STALENESS, RefreshedSession,
+        RevocationList, SessionChange,
+    };
+}
+
+pub mod layer {
+    //! The types of [`SessionLayer`](crate::SessionLayer)'s service.
+    #[doc(inline)]
+    pub use crate::http::layer::{
+        CurrentSession, ErrorHandler, RefusedCredential, ResponseFuture, SessionService,
+    };
+}
+
+pub mod metrics {
+    //! Metrics through the [`metrics`](https://docs.rs/metrics) facade: install any exporter
+    //! (Prometheus, StatsD, OpenTelemetry, …) and these series appear. Without a recorder they cost
+    //! next to nothing: the handles of the per-request series are registered once and are no-ops
+    //! then.
+    //!
+    //! **Install the recorder before building [`Sessions`](crate::Sessions)** (at start-up, as
+    //! usual): each `Sessions` registers the handles of its per-request series and of the feed's
+    //! gauges when it is built, with the recorder installed then.
+    //!
+    //! | series | type | labels | meaning |
+    //! |---|---|---|---|
+    //! | `tower_session_jwt_requests_total` | counter | `path`, `outcome` | authentications: `path` is `jwt` (fast path, no store call), `jwt_confirmed` (JWT confirmed in the store), `store` (opaque token), or for a refusal `none` (refused without a store call) or `store` (refused after one); `outcome` is `authenticated` or the refusal's [`AuthError::reason`](crate::AuthError::reason) (`revoked`, `expired`, `store_error`, …) |
+    //! | `tower_session_jwt_feed_trusted` | gauge | | `1` while the JWT fast path is trusted (the revocation feed is caught up and fresh), else `0` |
+    //! | `tower_session_jwt_feed_lag_seconds` | gauge | | how old this instance's knowledge of revocations is: seconds since the last read that found the feed caught up was sent |
+    //! | `tower_session_jwt_feed_events_total` | counter | `kind` | revocation events applied from the feed: `session_revoked`, `jwts_refused` (a claims change or rotation), `user_revoked` |
+    //! | `tower_session_jwt_store_duration_seconds` | histogram | `op` | store calls: `create`, `find_by_token`, `get`, `list_by_user`, `update`, `revoke`, `revoke_all` |
+    //! | `tower_session_jwt_store_circuit_open` | gauge | | `1` while the store's [circuit breaker](crate::sessions::CircuitBreaker) is open (store calls fail fast), else `0` |
+    //! | `tower_session_jwt_cache_hits_total` | counter | `cache` | `jwt` (verification cache) or `token` (token cache) hits |
+    //! | `tower_session_jwt_cache_misses_total` | counter | `cache` | the same caches' misses |
+    //! | `tower_session_jwt_dbsc_total` | counter | `endpoint`, `outcome` | [device binding](crate::dbsc) requests: `endpoint` is `registration` or `refresh`; `outcome` is `ok` (bound, or a fresh JWT minted), `challenge` (`403` with a challenge to sign), `refused` (another 4xx: a bad proof, no session) or `error` (5xx) |
+    //! | `tower_session_jwt_dbsc_duration_seconds` | histogram | `endpoint` | how long the device binding endpoints took to answer (a refresh: store read, proof check, challenge swap, JWT mint) |
+    //! | `tower_session_jwt_revocations_total` | counter | `scope` | revocations made on this instance: `session` (one session), `user` (all of a user's), `others` (all but the current), `limit` (evicted by the session limit), `jwts` (older JWTs of a changed session) |
+    //!
+    //! The README's "Running it" section says which to alert on.
+    //!
+}

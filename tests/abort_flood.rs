@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tower_session_jwt::{CookieConfig, Sessions, SigningKey, SqliteStore};
+use tower_session_jwt::sessions::CookieConfig;
+use tower_session_jwt::store::sqlite::SqliteStore;
+use tower_session_jwt::{Sessions, SigningKey};
 
 /// Requests the flood sends: the readiness probe and a login, both without credentials.
 const FLOOD: [&str; 2] = [

@@ -22,9 +22,12 @@ use jsonwebtoken::{EncodingKey, crypto};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use tower::ServiceExt;
+use tower_session_jwt::clock::{Clock, ManualClock};
+use tower_session_jwt::jwt::{Algorithm, JwtError};
+use tower_session_jwt::sessions::{CookieConfig, CreatedSession};
 use tower_session_jwt::{
-    Algorithm, AuthError, Clock, CookieConfig, CreatedSession, JwtError, ManualClock, MemoryStore,
-    NewSession, Session, SessionLayer, Sessions, SessionsBuilder, SigningKey,
+    AuthError, MemoryStore, NewSession, Session, SessionLayer, Sessions, SessionsBuilder,
+    SigningKey,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -12,14 +12,16 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::sessions::CircuitBreaker;
 use tower_session_jwt::store::{
-    CircuitBreaker, CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord,
-    SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate,
+    UpdateOutcome,
 };
-use tower_session_jwt::{
-    AuthError, ManualClock, MemoryStore, NewSession, Session, SessionError, SessionId, Sessions,
-    TokenHash,
-};
+use tower_session_jwt::token::TokenHash;
+use tower_session_jwt::{AuthError, MemoryStore, NewSession, Session, SessionError, Sessions};
+use tower_session_jwt::{SessionStore, StoreError};
 
 /// The store answers.
 const UP: u8 = 0;
@@ -330,9 +332,9 @@ fn only_unreachable_errors_say_unavailable() {
 /// any client could keep the store so, by aborting its own logins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_sqlite_writes_leave_the_store_usable() {
-    use tower_session_jwt::SqliteStore;
     use tower_session_jwt::store::WhenFull;
     use tower_session_jwt::store::conformance::record;
+    use tower_session_jwt::store::sqlite::SqliteStore;
 
     let db = sqlite_common::TempDb::new("cancelled-writes");
     // One connection, so a connection left inside a transaction is the next call's; a short

@@ -16,11 +16,13 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
-use tower_session_jwt::dbsc::{self, DbscConfig, ProofError};
-use tower_session_jwt::{
-    AuthError, ConfigError, CookieConfig, CredentialSource, Credentials, ManualClock, MemoryStore,
-    NewSession, SessionError, SessionEvent, SessionEventKind, Sessions,
-};
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::dbsc;
+use tower_session_jwt::events::{SessionEvent, SessionEventKind};
+use tower_session_jwt::proof::ProofError;
+use tower_session_jwt::sessions::DbscConfig;
+use tower_session_jwt::sessions::{CookieConfig, CredentialSource, Credentials};
+use tower_session_jwt::{AuthError, ConfigError, MemoryStore, NewSession, SessionError, Sessions};
 
 struct Fixture {
     sessions: Sessions,
@@ -301,11 +303,11 @@ async fn refresh_answers_a_challenge_then_mints_for_a_proof_once() {
         !set.iter().any(|c| c.starts_with("session_token=")),
         "{set:?}"
     );
-    let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+    let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
     let stored = f.sessions.get(&id).await.unwrap().unwrap();
     assert_eq!(
         stored.expires_at,
-        tower_session_jwt::Clock::now(&f.clock) + Duration::from_secs(3600)
+        tower_session_jwt::clock::Clock::now(&f.clock) + Duration::from_secs(3600)
     );
     let jwt_cookie = set.iter().find(|c| c.starts_with("session_jwt=")).unwrap();
     assert!(
@@ -478,7 +480,7 @@ async fn refresh_refuses_another_sessions_cookie_a_revoked_session_and_bad_reque
 async fn registration_proofs_are_checked_field_by_field() {
     let f = fixture();
     let login = login(&f.sessions).await;
-    let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+    let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
     let device = Device::es256();
     let other = Device::es256();
     let c = login.challenge.as_str();
@@ -579,7 +581,10 @@ async fn registration_proofs_are_checked_field_by_field() {
         ("bad base64", "!!.??.**".into(), ProofError::Malformed),
         (
             "huge",
-            format!("{}.x.y", "a".repeat(dbsc::MAX_PROOF_LEN)),
+            format!(
+                "{}.x.y",
+                "a".repeat(tower_session_jwt::proof::MAX_PROOF_LEN)
+            ),
             ProofError::Malformed,
         ),
         (
@@ -697,7 +702,7 @@ async fn a_skewed_iat_within_a_minute_is_accepted() {
     let f = fixture();
     let login = login(&f.sessions).await;
     let device = Device::es256();
-    let soon = tower_session_jwt::Clock::now(&f.clock).unix_timestamp() + 30;
+    let soon = tower_session_jwt::clock::Clock::now(&f.clock).unix_timestamp() + 30;
     let proof = device.jws(
         json!({"alg": "ES256", "typ": "dbsc+jwt", "jwk": device.jwk()}),
         json!({"jti": login.challenge, "authorization": login.id, "iat": soon}),
@@ -745,7 +750,7 @@ async fn a_refused_bound_jwt_cookie_is_stripped_so_the_browser_refreshes() {
     let login = login(&f.sessions).await;
     let device = Device::es256();
     let proof = device.registration(&login.challenge, &login.id);
-    let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+    let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
     let bound = f.sessions.bind_device(&id, &proof).await.unwrap();
     let patch = json!({"role": "admin"}).as_object().unwrap().clone();
     f.sessions.update_claims(&id, patch).await.unwrap();
@@ -813,7 +818,7 @@ async fn refresh_after_a_claims_change_mints_an_accepted_jwt() {
     let login = login(&f.sessions).await;
     let device = Device::es256();
     let next = register(&f.sessions, &login, &device).await;
-    let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+    let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
     let patch = json!({"role": "admin"}).as_object().unwrap().clone();
     f.sessions.update_claims(&id, patch).await.unwrap();
     let refreshed = f
@@ -872,7 +877,7 @@ async fn a_challenge_is_single_use_across_instances_under_a_race() {
     for round in 0..25 {
         let login = login(&a.sessions).await;
         let next = register(&a.sessions, &login, &device).await;
-        let id: tower_session_jwt::SessionId = login.id.parse().unwrap();
+        let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
         let proof = device.refresh(&next);
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
         let race = |sessions: Sessions| {

@@ -29,7 +29,8 @@ use http_body_util::{BodyExt as _, Empty};
 use serde_json::{Value, json};
 use tls_common::{Pki, openssl};
 use tokio_tungstenite::tungstenite::Message;
-use tower_session_jwt::{CookieConfig, MemoryStore, Sessions, SigningKey};
+use tower_session_jwt::sessions::CookieConfig;
+use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
 
 const JWT_TTL: Duration = Duration::from_secs(8);
 /// The clock skew a JWT's `exp` is given (the example's default is 5 s): a copied JWT works

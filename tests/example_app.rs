@@ -21,8 +21,10 @@ use cookie::{Cookie, SameSite};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt as _;
-use tower_session_jwt::store::SessionStore;
-use tower_session_jwt::{CookieConfig, ManualClock, MemoryStore, Sessions, SigningKey};
+use tower_session_jwt::SessionStore;
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::sessions::CookieConfig;
+use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
 
 const JWT_TTL: Duration = Duration::from_secs(300);
 const SESSION_TTL: Duration = Duration::from_secs(3600);

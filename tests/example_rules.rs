@@ -26,10 +26,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
+use tower_session_jwt::clock::ManualClock;
 use tower_session_jwt::session::RESERVED_CLAIMS;
-use tower_session_jwt::{
-    ManualClock, MemoryStore, NewSession, SessionError, SessionId, Sessions, SigningKey,
-};
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::{MemoryStore, NewSession, SessionError, Sessions, SigningKey};
 
 const JSON: Option<&str> = Some("application/json");
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
@@ -367,7 +367,10 @@ async fn the_crate_endpoints_give_a_bearer_request_no_cookie_without_the_layer()
             "/api/sessions/{session_id}/revoke",
             revoke_session(sessions),
         )
-        .route_service("/healthz", tower_session_jwt::health(sessions))
+        .route_service(
+            "/healthz",
+            tower_session_jwt::health::HealthService::new(sessions),
+        )
         .route_service(
             "/dbsc/register",
             tower_session_jwt::dbsc::registration(sessions),
@@ -419,7 +422,7 @@ async fn the_layer_removes_session_cookies_a_handler_sets_for_a_bearer_request()
         .route(
             "/rotate",
             axum::routing::post(
-                |current: tower_session_jwt::CurrentSession,
+                |current: tower_session_jwt::layer::CurrentSession,
                  sessions: axum::Extension<Sessions>| async move {
                     let changed = sessions.rotate(&current.session_id).await.unwrap();
                     let mut response = Response::new(Body::empty());
@@ -690,7 +693,7 @@ async fn reserved_custom_claims_are_refused_by_create_change_and_the_example() {
             app.sessions
                 .change(
                     &id,
-                    tower_session_jwt::SessionChange::new().claims(claims.clone()),
+                    tower_session_jwt::sessions::SessionChange::new().claims(claims.clone()),
                 )
                 .await
                 .map(drop),

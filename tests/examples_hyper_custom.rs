@@ -1,7 +1,7 @@
 //! The `custom_store` and `hyper_service` examples, tested: the custom store passes the public
 //! conformance suite, and the hyper service logs in, authenticates and logs out, both through
 //! `tower::ServiceExt::oneshot` and over real TCP.
-#![cfg(feature = "test-util")]
+#![cfg(feature = "conformance")]
 
 #[path = "../examples/custom_store.rs"]
 #[allow(dead_code)]

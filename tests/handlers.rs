@@ -8,7 +8,8 @@ use axum::routing::{get, post_service};
 use http::{Request, StatusCode, header};
 use tower::ServiceExt;
 use tower_session_jwt::logout::{logout, logout_everywhere, revoke_session};
-use tower_session_jwt::{CreatedSession, NewSession, Session, SessionLayer, Sessions};
+use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::{NewSession, Session, SessionLayer, Sessions};
 
 fn app(sessions: &Sessions) -> Router {
     Router::new()

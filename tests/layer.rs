@@ -10,10 +10,9 @@ use axum::routing::get;
 use common::{FlakyStore, builder};
 use http::{Request, StatusCode, header};
 use tower::ServiceExt;
-use tower_session_jwt::{
-    AuthError, CreatedSession, ManualClock, MemoryStore, NewSession, Session, SessionLayer,
-    Sessions,
-};
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::{AuthError, MemoryStore, NewSession, Session, SessionLayer, Sessions};
 
 struct Fixture {
     sessions: Sessions,
@@ -340,7 +339,7 @@ async fn error_responses_can_be_replaced() {
 async fn host_prefixed_cookies_ignore_unprefixed_ones() {
     let clock = ManualClock::starting_now();
     let sessions = builder(&clock, MemoryStore::with_clock(clock.clone()))
-        .cookies(tower_session_jwt::CookieConfig::default().host_prefix(true))
+        .cookies(tower_session_jwt::sessions::CookieConfig::default().host_prefix(true))
         .build()
         .unwrap();
     sessions.ready().await;

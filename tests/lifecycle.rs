@@ -19,12 +19,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use tower::ServiceExt as _;
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
+use tower_session_jwt::session::AuthenticationFactor;
+use tower_session_jwt::sessions::{AuthPath, CredentialSource, Credentials};
 use tower_session_jwt::store::{PageRequest, SessionLimit, WhenFull};
-use tower_session_jwt::{
-    AuthError, AuthPath, AuthenticationFactor, CredentialSource, Credentials, ManualClock,
-    MemoryStore, NewSession, RevokeReason, RevokedBy, SessionError, SessionEvent, SessionEventKind,
-    Sessions, SigningKey,
-};
+use tower_session_jwt::{AuthError, MemoryStore, NewSession, SessionError, Sessions, SigningKey};
 
 const JWT_TTL: Duration = Duration::from_secs(300);
 
@@ -52,7 +52,7 @@ fn object(value: Value) -> Map<String, Value> {
 }
 
 fn password(clock: &ManualClock) -> AuthenticationFactor {
-    AuthenticationFactor::of_type("password", tower_session_jwt::Clock::now(clock)).unwrap()
+    AuthenticationFactor::of_type("password", tower_session_jwt::clock::Clock::now(clock)).unwrap()
 }
 
 /// The JWT's payload, decoded (the test trusts it: it was just minted).
@@ -262,7 +262,8 @@ async fn step_up_records_the_factor_rotates_the_token_and_the_jwt_says_so() {
     );
     assert!(www.contains(r#"max_age="300""#), "{www}");
 
-    let otp = AuthenticationFactor::of_type("otp", tower_session_jwt::Clock::now(&clock)).unwrap();
+    let otp =
+        AuthenticationFactor::of_type("otp", tower_session_jwt::clock::Clock::now(&clock)).unwrap();
     let stepped = sessions
         .step_up(&created.session.session_id, otp)
         .await
@@ -307,7 +308,8 @@ async fn step_up_records_the_factor_rotates_the_token_and_the_jwt_says_so() {
     );
     // A malformed factor name is refused before anything is written.
     assert!(
-        AuthenticationFactor::of_type("One Time!", tower_session_jwt::Clock::now(&clock)).is_err()
+        AuthenticationFactor::of_type("One Time!", tower_session_jwt::clock::Clock::now(&clock))
+            .is_err()
     );
 }
 
@@ -494,7 +496,8 @@ async fn events_name_what_happened_and_never_carry_a_credential() {
         .update_claims(&id, object(json!({"role": "admin"})))
         .await
         .unwrap();
-    let otp = AuthenticationFactor::of_type("otp", tower_session_jwt::Clock::now(&clock)).unwrap();
+    let otp =
+        AuthenticationFactor::of_type("otp", tower_session_jwt::clock::Clock::now(&clock)).unwrap();
     let stepped = sessions.step_up(&id, otp).await.unwrap();
     clock.advance(JWT_TTL);
     sessions

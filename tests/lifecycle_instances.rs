@@ -2,7 +2,7 @@
 //! claims change, a rotation, "sign out other devices" and the session cap made on instance A
 //! hold on instance B, the old token at once and the old JWT within the feed's latency, while a
 //! browser-like client on B keeps working.
-#![cfg(all(feature = "test-util", any(feature = "redis", feature = "postgres")))]
+#![cfg(all(feature = "conformance", any(feature = "redis", feature = "postgres")))]
 
 mod common;
 #[cfg(feature = "postgres")]
@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use common::until;
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
-use tower_session_jwt::store::{SessionLimit, SessionStore, WhenFull};
-use tower_session_jwt::{
-    AuthError, AuthPath, AuthenticationFactor, CredentialSource, Credentials, NewSession, Sessions,
-};
+use tower_session_jwt::SessionStore;
+use tower_session_jwt::session::AuthenticationFactor;
+use tower_session_jwt::sessions::{AuthPath, CredentialSource, Credentials};
+use tower_session_jwt::store::{SessionLimit, WhenFull};
+use tower_session_jwt::{AuthError, NewSession, Sessions};
 
 const FEED_LATENCY_LIMIT: Duration = Duration::from_secs(3);
 

@@ -1,5 +1,5 @@
 //! MemoryStore passes the public store conformance suite.
-#![cfg(feature = "test-util")]
+#![cfg(feature = "conformance")]
 
 use tower_session_jwt::MemoryStore;
 

@@ -21,11 +21,12 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
-use tower_session_jwt::dbsc::{self, DbscConfig};
-use tower_session_jwt::{
-    AuthenticationFactor, CredentialSource, Credentials, ManualClock, MemoryStore, NewSession,
-    SessionChange, SessionId, SessionLayer, Sessions,
-};
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::dbsc;
+use tower_session_jwt::session::{AuthenticationFactor, SessionId};
+use tower_session_jwt::sessions::DbscConfig;
+use tower_session_jwt::sessions::{CredentialSource, Credentials, SessionChange};
+use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions};
 
 /// A JWT's `exp`, read from its payload.
 fn exp(jwt: &str) -> i64 {
@@ -227,10 +228,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         // Every JWT this step handed out without the device's proof.
         let mut handed: Vec<String> = Vec::new();
-        let mut take_changed = |changed: Result<tower_session_jwt::Changed, _>,
+        let mut take_changed = |changed: Result<tower_session_jwt::sessions::Changed, _>,
                                 thief: &mut Thief| {
             if let Ok(changed) = changed {
-                let changed: tower_session_jwt::Changed = changed;
+                let changed: tower_session_jwt::sessions::Changed = changed;
                 handed.extend(changed.jwt.as_ref().map(|j| j.expose().to_owned()));
                 handed.extend(jwts_in_cookies(changed.cookies()));
                 if let Some(token) = &changed.token {

@@ -1,5 +1,5 @@
 //! Several instances over one PostgreSQL: sessions, revocations and outages across instances.
-#![cfg(all(feature = "postgres", feature = "test-util"))]
+#![cfg(all(feature = "postgres", feature = "conformance"))]
 
 mod common;
 mod postgres_common;
@@ -16,7 +16,8 @@ use futures_util::future::join_all;
 use http::{Request, StatusCode};
 use postgres_common::{Server, TestStore, builder, free_port, unavailable};
 use tower::ServiceExt;
-use tower_session_jwt::{AuthError, CreatedSession, NewSession, Session, SessionLayer, Sessions};
+use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::{AuthError, NewSession, Session, SessionLayer, Sessions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_every_instance() {

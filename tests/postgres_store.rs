@@ -1,4 +1,4 @@
-#![cfg(all(feature = "postgres", feature = "test-util"))]
+#![cfg(all(feature = "postgres", feature = "conformance"))]
 //! PostgresStore against a real PostgreSQL (`DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`): the public conformance suite (each check in a
 //! schema of its own), the revocation feed and its commit order, lost cursors, corrupt rows,
@@ -17,12 +17,16 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use sqlx::{Connection as _, Row as _};
 use time::OffsetDateTime;
+use tower_session_jwt::Session;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
+use tower_session_jwt::store::postgres::{PostgresStore, PostgresStoreBuilder};
 use tower_session_jwt::store::{
-    FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionRecord, SessionStore,
-    SessionUpdate, StoreError, UpdateOutcome,
+    FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionRecord, SessionUpdate,
+    UpdateOutcome,
 };
-use tower_session_jwt::{PostgresStore, PostgresStoreBuilder, RevocationEvent, Session, SessionId};
+use tower_session_jwt::{SessionStore, StoreError};
 
 use postgres_common::{
     Server, TestStore, builder, database_url, free_port, unavailable, unique_schema,

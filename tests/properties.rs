@@ -16,10 +16,9 @@ use jsonwebtoken::{EncodingKey, crypto};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_session_jwt::{
-    Clock, CreatedSession, ManualClock, MemoryStore, NewSession, Session, SessionLayer, Sessions,
-    SigningKey,
-};
+use tower_session_jwt::clock::{Clock, ManualClock};
+use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::{MemoryStore, NewSession, Session, SessionLayer, Sessions, SigningKey};
 
 struct Fixture {
     rt: tokio::runtime::Runtime,

@@ -76,7 +76,8 @@ async fn same_instance_revocation_wins_every_race() {
 /// test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verifying_a_twin_never_unmarks_a_jwt_minted_here() {
-    use tower_session_jwt::{AuthPath, CredentialSource, Credentials, ManualClock};
+    use tower_session_jwt::clock::ManualClock;
+    use tower_session_jwt::sessions::{AuthPath, CredentialSource, Credentials};
     // A frozen clock: every JWT is issued in the feed horizon's second, so only "minted here"
     // can put it on the fast path.
     let clock = ManualClock::starting_now();

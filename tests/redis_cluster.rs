@@ -1,4 +1,4 @@
-#![cfg(all(feature = "redis-cluster", feature = "test-util"))]
+#![cfg(all(feature = "redis-cluster", feature = "conformance"))]
 //! RedisClusterStore against a real local Redis Cluster that the tests start (3 masters, 3
 //! replicas; `redis-server` and `redis-cli` must be installed): the public conformance suite
 //! (feed checks included), sessions spread over every master, stale index keys, the composite
@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use common::{instance, until};
 use redis_cluster_common::{Cluster, exists_on, unavailable};
+use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::conformance::{self, record};
+use tower_session_jwt::store::redis::RedisStore;
+use tower_session_jwt::store::redis::cluster::RedisClusterStore;
 use tower_session_jwt::store::{
-    FeedCursor, SessionLimit, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+    FeedCursor, SessionLimit, SessionRecord, SessionUpdate, UpdateOutcome,
 };
-use tower_session_jwt::{
-    AuthError, NewSession, RedisClusterStore, RedisStore, Session, SessionId, SessionToken,
-    TokenHash,
-};
+use tower_session_jwt::token::{SessionToken, TokenHash};
+use tower_session_jwt::{AuthError, NewSession, Session};
+use tower_session_jwt::{SessionStore, StoreError};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -297,7 +299,7 @@ async fn stale_index_keys_lead_nowhere() {
     loop {
         let batch = feed.read(cursor.as_ref(), Duration::ZERO).await.unwrap();
         for (c, event) in batch.events {
-            if let tower_session_jwt::RevocationEvent::Session {
+            if let tower_session_jwt::store::RevocationEvent::Session {
                 session_id,
                 ended: true,
                 ..
@@ -563,7 +565,7 @@ async fn failover_of_a_master() {
         .unwrap();
 
     // The victim: the master serving the first live session, so some sessions are on it.
-    let master_of = |login: &tower_session_jwt::CreatedSession| {
+    let master_of = |login: &tower_session_jwt::sessions::CreatedSession| {
         cluster.master_of_slot(cluster.keyslot(&session_key(&store_a, &login.session)))
     };
     let victim = master_of(&live[0]);
@@ -815,7 +817,7 @@ async fn slot_migration_redirects() {
         .unwrap();
     assert!(batch.events.iter().any(|(_, e)| matches!(
         e,
-        tower_session_jwt::RevocationEvent::Session { session_id, .. }
+        tower_session_jwt::store::RevocationEvent::Session { session_id, .. }
             if *session_id == rec.session.session_id
     )));
 }

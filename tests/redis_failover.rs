@@ -10,9 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redis_common::{Server, free_port, unavailable, unique_prefix};
-use tower_session_jwt::{
-    AuthError, NewSession, RedisStore, Sessions, SigningKey, StoreError, store::CircuitBreaker,
-};
+use tower_session_jwt::sessions::CircuitBreaker;
+use tower_session_jwt::store::redis::RedisStore;
+use tower_session_jwt::{AuthError, NewSession, Sessions, SigningKey, StoreError};
 
 struct Stalled {
     server: Server,

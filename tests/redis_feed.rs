@@ -4,7 +4,7 @@
 //! stream that Redis lost).
 //!
 //! Without a reachable Redis these tests print a note and pass, unless `CI=true`, where they fail.
-#![cfg(all(feature = "redis", feature = "test-util"))]
+#![cfg(all(feature = "redis", feature = "conformance"))]
 
 mod common;
 mod redis_common;
@@ -18,15 +18,18 @@ use redis_common::{TestStore, redis_url, unique_prefix};
 use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::record;
+use tower_session_jwt::store::redis::RedisStore;
 use tower_session_jwt::store::{
     BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
-    SessionPage, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+    SessionPage, SessionRecord, SessionUpdate, UpdateOutcome,
 };
-use tower_session_jwt::{
-    AuthError, CreatedSession, NewSession, RedisStore, RevocationEvent, Session, SessionId,
-    Sessions, SigningKey, TokenHash,
-};
+use tower_session_jwt::token::TokenHash;
+use tower_session_jwt::{AuthError, NewSession, Session, Sessions, SigningKey};
+use tower_session_jwt::{SessionStore, StoreError};
 
 const HOUR: Duration = Duration::from_secs(3600);
 /// More than three feed batches (1,000 events each).

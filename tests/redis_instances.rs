@@ -1,5 +1,5 @@
 //! Several instances over one Redis: sessions, revocations and outages across instances.
-#![cfg(all(feature = "redis", feature = "test-util"))]
+#![cfg(all(feature = "redis", feature = "conformance"))]
 
 mod common;
 mod redis_common;
@@ -13,7 +13,8 @@ use common::{instance, until};
 use http::{Request, StatusCode};
 use redis_common::{Server, TestStore, free_port, unavailable};
 use tower::ServiceExt;
-use tower_session_jwt::{AuthError, NewSession, RedisStore, Session, SessionLayer, Sessions};
+use tower_session_jwt::store::redis::RedisStore;
+use tower_session_jwt::{AuthError, NewSession, Session, SessionLayer, Sessions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_every_instance() {
@@ -137,9 +138,11 @@ async fn outage_fails_closed_and_recovers_without_a_restart() {
     let revoked = a.create("frank", NewSession::new()).await.unwrap();
     a.revoke(&revoked.session.session_id).await.unwrap();
     let app_b = app(&b);
-    let token =
-        |c: &tower_session_jwt::CreatedSession| format!("session_token={}", c.token.expose());
-    let jwt = |c: &tower_session_jwt::CreatedSession| format!("session_jwt={}", c.jwt.expose());
+    let token = |c: &tower_session_jwt::sessions::CreatedSession| {
+        format!("session_token={}", c.token.expose())
+    };
+    let jwt =
+        |c: &tower_session_jwt::sessions::CreatedSession| format!("session_jwt={}", c.jwt.expose());
     until(Duration::from_secs(2), async || {
         status(&app_b, &jwt(&revoked)).await == StatusCode::UNAUTHORIZED
     })

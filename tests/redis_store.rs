@@ -1,4 +1,4 @@
-#![cfg(all(feature = "redis", feature = "test-util"))]
+#![cfg(all(feature = "redis", feature = "conformance"))]
 //! RedisStore against a real Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`): the public
 //! conformance suite, the revocation feed, TTLs and index hygiene, corrupt records, and an outage.
 //!
@@ -13,13 +13,16 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use redis::AsyncCommands as _;
 use time::OffsetDateTime;
-use tower_session_jwt::RevocationEvent;
+use tower_session_jwt::Session;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
+use tower_session_jwt::store::redis::RedisStore;
 use tower_session_jwt::store::{
-    CreateOutcome, FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionStore,
-    SessionUpdate, StoreError, UpdateOutcome, WhenFull, sort_for_listing,
+    CreateOutcome, FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionUpdate,
+    UpdateOutcome, WhenFull, sort_for_listing,
 };
-use tower_session_jwt::{RedisStore, Session, SessionId};
+use tower_session_jwt::{SessionStore, StoreError};
 
 use redis_common::{Server, TestStore, delete_prefix, free_port, unavailable, unique_prefix};
 

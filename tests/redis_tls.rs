@@ -1,4 +1,4 @@
-#![cfg(all(feature = "redis-tls", feature = "test-util"))]
+#![cfg(all(feature = "redis-tls", feature = "conformance"))]
 //! RedisStore over TLS (`rediss://`) against redis-servers this file starts, with a CA, server
 //! and client certificates generated here by the `openssl` command: the conformance suite and the
 //! revocation feed over TLS, a server signed by another CA refused, mutual TLS, and TLS
@@ -13,10 +13,12 @@ mod tls_common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tower_session_jwt::store::SessionLimit;
 use tower_session_jwt::store::conformance;
 use tower_session_jwt::store::redis::RedisConfigError;
-use tower_session_jwt::store::{SessionLimit, SessionStore, StoreError};
-use tower_session_jwt::{NewSession, RedisStore, Sessions, SigningKey};
+use tower_session_jwt::store::redis::RedisStore;
+use tower_session_jwt::{NewSession, Sessions, SigningKey};
+use tower_session_jwt::{SessionStore, StoreError};
 
 use redis_common::{free_port, unavailable, unique_prefix};
 use tls_common::Pki;

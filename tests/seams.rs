@@ -23,16 +23,19 @@ use cookie::Cookie;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt as _;
+use tower_session_jwt::clock::{Clock, ManualClock};
 use tower_session_jwt::logout::logout;
+use tower_session_jwt::session::{SessionAttributes, SessionId};
 use tower_session_jwt::store::{
     BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
-    SessionPage, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+    SessionPage, SessionRecord, SessionUpdate, UpdateOutcome,
 };
+use tower_session_jwt::token::TokenHash;
 use tower_session_jwt::{
-    AuthError, Clock, ConfigError, ManualClock, MemoryStore, NewSession, Session,
-    SessionAttributes, SessionError, SessionId, SessionLayer, Sessions, SessionsBuilder,
-    SigningKey, TokenHash,
+    AuthError, ConfigError, MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions,
+    SessionsBuilder, SigningKey,
 };
+use tower_session_jwt::{SessionStore, StoreError};
 
 const JWT_TTL: Duration = Duration::from_secs(2);
 const SESSION_TTL: Duration = Duration::from_secs(60);
@@ -439,7 +442,7 @@ async fn a_jwt_cookie_over_4096_bytes_is_refused_at_login() {
         .unwrap();
     for cookie in created.cookies() {
         assert!(
-            cookie.len() <= tower_session_jwt::MAX_COOKIE_LEN,
+            cookie.len() <= tower_session_jwt::cookies::MAX_COOKIE_LEN,
             "{}",
             cookie.len()
         );

@@ -11,7 +11,8 @@ use axum::body::Body;
 use axum::routing::get;
 use http::Request;
 use tower::ServiceExt;
-use tower_session_jwt::{ManualClock, MemoryStore, NewSession, Session, SessionLayer};
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::{MemoryStore, NewSession, Session, SessionLayer};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use common::{FlakyStore, builder, manual};
 use serde_json::json;
-use tower_session_jwt::{
-    AuthError, Clock, JwtError, ManualClock, MemoryStore, NewSession, RevokeReason, RevokedBy,
-    Session, SessionAttributes, SessionError, SessionEvent, SessionEventKind, StoreError,
-};
+use tower_session_jwt::clock::{Clock, ManualClock};
+use tower_session_jwt::events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
+use tower_session_jwt::jwt::JwtError;
+use tower_session_jwt::session::SessionAttributes;
+use tower_session_jwt::{AuthError, MemoryStore, NewSession, Session, SessionError, StoreError};
 
 #[tokio::test]
 async fn create_returns_both_credentials_and_stores_the_session() {
@@ -76,14 +77,14 @@ async fn jwts_minted_here_stay_trusted_across_empty_feed_reads() {
     // The follower waits up to a second per read: let it read (and find nothing) a few times.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let path = sessions
-        .authenticate(&tower_session_jwt::Credentials::new().with_jwt(
+        .authenticate(&tower_session_jwt::sessions::Credentials::new().with_jwt(
             created.jwt.expose(),
-            tower_session_jwt::CredentialSource::Cookie,
+            tower_session_jwt::sessions::CredentialSource::Cookie,
         ))
         .await
         .unwrap()
         .path;
-    assert_eq!(path, tower_session_jwt::AuthPath::Jwt);
+    assert_eq!(path, tower_session_jwt::sessions::AuthPath::Jwt);
 }
 
 #[tokio::test]
@@ -394,7 +395,7 @@ async fn malformed_tokens_are_typed_errors() {
             Err(AuthError::MalformedToken)
         ));
     }
-    let unknown = tower_session_jwt::SessionToken::generate().unwrap();
+    let unknown = tower_session_jwt::token::SessionToken::generate().unwrap();
     assert!(matches!(
         sessions.authenticate_token(unknown.expose()).await,
         Err(AuthError::UnknownSession)
@@ -683,7 +684,7 @@ fn login_request(headers: &[(&str, &str)]) -> http::request::Parts {
 }
 
 /// The `Cookie` header a browser sends after `login` set its cookies.
-fn cookie_header(login: &tower_session_jwt::Login) -> String {
+fn cookie_header(login: &tower_session_jwt::login::Login) -> String {
     login
         .cookies()
         .iter()
@@ -694,7 +695,7 @@ fn cookie_header(login: &tower_session_jwt::Login) -> String {
 
 fn revocations_of(
     events: &[SessionEvent],
-    id: &tower_session_jwt::SessionId,
+    id: &tower_session_jwt::session::SessionId,
 ) -> Vec<SessionEventKind> {
     events
         .iter()
@@ -947,11 +948,14 @@ impl tower_session_jwt::SessionStore for RevokeFails {
     }
     async fn find_by_token(
         &self,
-        hash: &tower_session_jwt::TokenHash,
+        hash: &tower_session_jwt::token::TokenHash,
     ) -> Result<Option<Session>, StoreError> {
         self.0.find_by_token(hash).await
     }
-    async fn get(&self, id: &tower_session_jwt::SessionId) -> Result<Option<Session>, StoreError> {
+    async fn get(
+        &self,
+        id: &tower_session_jwt::session::SessionId,
+    ) -> Result<Option<Session>, StoreError> {
         self.0.get(id).await
     }
     async fn list_by_user(
@@ -969,15 +973,15 @@ impl tower_session_jwt::SessionStore for RevokeFails {
     }
     async fn revoke(
         &self,
-        _: &tower_session_jwt::SessionId,
+        _: &tower_session_jwt::session::SessionId,
     ) -> Result<Option<Session>, StoreError> {
         Err(StoreError::Unavailable("revoke fails (test)".into()))
     }
     async fn revoke_all(
         &self,
         user_id: &str,
-        except: Option<&tower_session_jwt::SessionId>,
-    ) -> Result<Vec<tower_session_jwt::SessionId>, StoreError> {
+        except: Option<&tower_session_jwt::session::SessionId>,
+    ) -> Result<Vec<tower_session_jwt::session::SessionId>, StoreError> {
         self.0.revoke_all(user_id, except).await
     }
     fn revocation_feed(

@@ -1,7 +1,7 @@
 //! SqliteStore on temporary database files: the public conformance suite, restarts, several
 //! stores (processes) on one file, the feed's lost cursors, purging, corrupt rows, and a locked
 //! database.
-#![cfg(all(feature = "sqlite", feature = "test-util"))]
+#![cfg(all(feature = "sqlite", feature = "conformance"))]
 
 mod common;
 mod sqlite_common;
@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use sqlite_common::{OnTempFile, TempDb, quantile, read_all, session_of};
 use time::OffsetDateTime;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
-use tower_session_jwt::store::{
-    PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate, StoreError,
-};
-use tower_session_jwt::{
-    AuthError, NewSession, RevocationEvent, Session, SessionId, Sessions, SigningKey, SqliteStore,
-};
+use tower_session_jwt::store::sqlite::SqliteStore;
+use tower_session_jwt::store::{PageRequest, SessionLimit, SessionRecord, SessionUpdate};
+use tower_session_jwt::{AuthError, NewSession, Session, Sessions, SigningKey};
+use tower_session_jwt::{SessionStore, StoreError};
 
 const HOUR: Duration = Duration::from_secs(3600);
 

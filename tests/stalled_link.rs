@@ -11,7 +11,7 @@
 //! accept it. SQLite has no network link: there the test holds B's feed reads themselves.
 //!
 //! Without a server these tests print a note and pass, unless `CI=true`, where they fail.
-#![cfg(feature = "test-util")]
+#![cfg(feature = "conformance")]
 
 mod common;
 #[cfg(feature = "postgres")]
@@ -26,7 +26,7 @@ mod stall_proxy;
 
 use std::time::{Duration, Instant};
 
-use tower_session_jwt::store::CircuitBreaker;
+use tower_session_jwt::sessions::CircuitBreaker;
 use tower_session_jwt::{AuthError, NewSession, SessionStore, Sessions, SessionsBuilder};
 
 use stall_proxy::Switch;
@@ -143,7 +143,7 @@ async fn revoked_elsewhere_while_stalled(
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stalled_link() {
-    use tower_session_jwt::RedisStore;
+    use tower_session_jwt::store::redis::RedisStore;
     let Some(direct) = redis_common::TestStore::new("stalled-link").await else {
         return;
     };
@@ -204,7 +204,7 @@ fn url_port(url: &str) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_stalled_link() {
     use stall_proxy::StallProxy;
-    use tower_session_jwt::RedisClusterStore;
+    use tower_session_jwt::store::redis::cluster::RedisClusterStore;
 
     // Every node announces a proxy's port, so every client reaches every node through the
     // proxies; A's connections are opened while the switch exempts new ones, B's after.
@@ -273,11 +273,15 @@ mod sqlite {
     use std::time::Duration;
 
     use tokio::sync::watch;
+    use tower_session_jwt::Session;
+    use tower_session_jwt::session::SessionId;
+    use tower_session_jwt::store::sqlite::SqliteStore;
     use tower_session_jwt::store::{
         BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
-        SessionPage, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+        SessionPage, SessionRecord, SessionUpdate, UpdateOutcome,
     };
-    use tower_session_jwt::{Session, SessionId, SqliteStore, TokenHash};
+    use tower_session_jwt::token::TokenHash;
+    use tower_session_jwt::{SessionStore, StoreError};
 
     use super::sqlite_common::TempDb;
 
@@ -401,7 +405,7 @@ mod sqlite {
 
 #[tokio::test]
 async fn the_staleness_bound_is_validated() {
-    use tower_session_jwt::config::{MAX_FEED_STALENESS, MIN_FEED_STALENESS};
+    use tower_session_jwt::sessions::{MAX_FEED_STALENESS, MIN_FEED_STALENESS};
     use tower_session_jwt::{ConfigError, MemoryStore};
     let build = |bound: Duration, jwt_ttl: Duration| {
         common::instance_builder(MemoryStore::new())

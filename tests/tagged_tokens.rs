@@ -12,10 +12,11 @@ use axum::routing::get;
 use common::{FlakyStore, builder};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
-use tower_session_jwt::{
-    AuthError, CookieConfig, CurrentSession, ManualClock, MemoryStore, NewSession, SessionLayer,
-    SessionToken, Sessions, TAGGED_TOKEN_LEN, TOKEN_LEN, TokenKey,
-};
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::layer::CurrentSession;
+use tower_session_jwt::sessions::CookieConfig;
+use tower_session_jwt::token::{SessionToken, TAGGED_TOKEN_LEN, TOKEN_LEN, TokenKey};
+use tower_session_jwt::{AuthError, MemoryStore, NewSession, SessionLayer, Sessions};
 
 fn key(id: u8, byte: u8) -> TokenKey {
     TokenKey::new(id, &[byte; 32]).unwrap()
@@ -126,7 +127,7 @@ async fn untagged_tokens_work_until_the_migration_window_closes() {
         .token_key(key(1, 1))
         .token_cache_capacity(0)
         .accept_untagged_tokens_until(
-            tower_session_jwt::Clock::now(&clock) + Duration::from_secs(60),
+            tower_session_jwt::clock::Clock::now(&clock) + Duration::from_secs(60),
         )
         .build()
         .unwrap();

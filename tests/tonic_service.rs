@@ -57,7 +57,7 @@ async fn call<Res: prost::Message + Default + 'static>(
         .map(tonic::Response::into_inner)
 }
 
-fn sessions(store: impl tower_session_jwt::store::SessionStore) -> Sessions {
+fn sessions(store: impl tower_session_jwt::SessionStore) -> Sessions {
     Sessions::builder()
         .store(store)
         .signing_key(SigningKey::ed25519_pem(common::ED_PEM).unwrap())

@@ -13,7 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::Jwk;
 use serde_json::Value;
-use tower_session_jwt::{KeyError, MemoryStore, Sessions, SigningKey, VerificationKey};
+use tower_session_jwt::jwt::KeyError;
+use tower_session_jwt::{MemoryStore, Sessions, SigningKey, VerificationKey};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/wycheproof/");
 

@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, ServiceExt, service_fn};
-use tower_session_jwt::{
-    CurrentSession, ManualClock, MemoryStore, NewSession, SessionLayer, Sessions, SigningKey,
-};
+use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions, SigningKey};
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::layer::CurrentSession;
 
 pub struct Fixture {
     pub rt: tokio::runtime::Runtime,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::JwtError;
-use crate::session::{AuthenticationFactor, Session, SessionAttributes, SessionId};
+use crate::data::session::{AuthenticationFactor, Session, SessionAttributes, SessionId};
 
 /// Latest accepted NumericDate: 9999-12-31T23:59:59Z.
 const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
@@ -108,7 +108,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<ParsedClaims<'_>, JwtError> {
     let nbf = raw.nbf.ok_or(JwtError::MissingClaim("nbf"))?;
     let exp = raw.exp.ok_or(JwtError::MissingClaim("exp"))?;
     let claim = raw.session.ok_or(JwtError::MissingClaim("session"))?;
-    if sub.is_empty() || sub.len() > crate::session::MAX_USER_ID_LEN {
+    if sub.is_empty() || sub.len() > crate::data::session::MAX_USER_ID_LEN {
         return Err(JwtError::InvalidClaim("sub"));
     }
     let session_id = SessionId::parse(&sid).map_err(|_| JwtError::InvalidClaim("sid"))?;

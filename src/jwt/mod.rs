@@ -12,7 +12,7 @@
 
 mod claims;
 mod error;
-mod keys;
+pub(crate) mod keys;
 
 use std::fmt;
 
@@ -22,9 +22,10 @@ use jsonwebtoken::jwk::JwkSet;
 use time::OffsetDateTime;
 
 pub use error::JwtError;
-pub use keys::{Algorithm, KeyError, SignError, SigningKey, VerificationKey};
+pub use keys::{Algorithm, KeyError, SignError};
+pub(crate) use keys::{SigningKey, VerificationKey};
 
-use crate::session::Session;
+use crate::data::session::Session;
 use claims::{MintClaims, SessionClaimRef};
 use keys::VerificationInner;
 
@@ -135,14 +136,16 @@ impl JwtCodec {
         signing: SigningKey,
         verification: Vec<VerificationKey>,
         settings: JwtSettings,
-    ) -> Result<Self, crate::ConfigError> {
+    ) -> Result<Self, crate::engine::ConfigError> {
         let mut keys = vec![PinnedKey {
             header: pinned_header(signing.verification_key()),
             key: signing.verification_key().clone(),
         }];
         for key in verification {
             if keys.iter().any(|k| k.key.kid() == key.kid()) {
-                return Err(crate::ConfigError::DuplicateKeyId(key.kid().to_owned()));
+                return Err(crate::engine::ConfigError::DuplicateKeyId(
+                    key.kid().to_owned(),
+                ));
             }
             keys.push(PinnedKey {
                 header: pinned_header(&key),

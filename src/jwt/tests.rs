@@ -1,7 +1,7 @@
 //! Every rejection reason of JWT verification, each next to the token that provokes it.
 
 use super::*;
-use crate::session::{SessionAttributes, SessionId};
+use crate::data::session::{SessionAttributes, SessionId};
 use serde_json::{Value, json};
 use time::macros::datetime;
 
@@ -621,7 +621,7 @@ fn duplicate_kids_are_refused() {
     let again = VerificationKey::ed25519_pem(ED_PUB_PEM).unwrap();
     assert!(matches!(
         JwtCodec::new(key, vec![again], settings()),
-        Err(crate::ConfigError::DuplicateKeyId(_))
+        Err(crate::engine::ConfigError::DuplicateKeyId(_))
     ));
 }
 

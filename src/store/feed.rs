@@ -5,7 +5,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{BoxFuture, StoreError};
-use crate::revocation::RevocationEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::data::session::SessionId;
 
 /// A position in a revocation feed, opaque to everyone but the feed that issued it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,11 +113,88 @@ const EVENT_ID_PLACEHOLDER: &str = "tsj-event-session-id";
 /// has.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn session_event_parts(at: OffsetDateTime) -> Result<(String, String), StoreError> {
-    let placeholder = crate::session::SessionId::parse(EVENT_ID_PLACEHOLDER)
+    let placeholder = crate::data::session::SessionId::parse(EVENT_ID_PLACEHOLDER)
         .map_err(|_| StoreError::Backend("invalid event placeholder".into()))?;
     let json = encode_event(&RevocationEvent::session_revoked(placeholder, at))?;
     let (head, tail) = json
         .split_once(&format!("\"{EVENT_ID_PLACEHOLDER}\""))
         .ok_or_else(|| StoreError::Backend("session id missing from an encoded event".into()))?;
     Ok((head.to_owned(), tail.to_owned()))
+}
+
+/// One revocation, as applied locally and carried by a store's revocation feed.
+///
+/// One general event per scope: "JWTs of this session minted for a version below `version`
+/// are refused" (a claims change, a new factor or a token rotation: the session lives on, its
+/// newer JWTs are accepted) and, with `ended`, "this session is gone" (a revocation: every JWT
+/// of it is refused, whatever its version); and "every session of this user started up to
+/// `before` is revoked".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevocationEvent {
+    /// JWTs of one session minted for a version below `version` are refused; with `ended`,
+    /// the session was deleted and all of its JWTs are refused.
+    Session {
+        /// The session.
+        session_id: SessionId,
+        /// When the change was made. Named `at` in events written by earlier versions.
+        #[serde(with = "time::serde::rfc3339", alias = "at")]
+        before: OffsetDateTime,
+        /// JWTs minted for an earlier version of the session ([`Session::version`](crate::Session::version)) are
+        /// refused. `0` (and absent) refuses none by version.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        version: u64,
+        /// Whether the session itself was deleted (revoked). Absent in earlier events, which
+        /// were all revocations.
+        #[serde(default = "revoked_by_default")]
+        ended: bool,
+    },
+    /// Every session of a user that started at or before `before` was revoked.
+    User {
+        /// The user.
+        user_id: String,
+        /// Sessions started before this instant are revoked.
+        #[serde(with = "time::serde::rfc3339")]
+        before: OffsetDateTime,
+    },
+}
+
+fn revoked_by_default() -> bool {
+    true
+}
+
+fn is_zero(version: &u64) -> bool {
+    *version == 0
+}
+
+impl RevocationEvent {
+    /// The event that revokes (ends) one session at `at`.
+    pub fn session_revoked(session_id: SessionId, at: OffsetDateTime) -> Self {
+        Self::Session {
+            session_id,
+            before: at,
+            version: 0,
+            ended: true,
+        }
+    }
+
+    /// The event that refuses the JWTs of a live session minted for a version below `version`
+    /// (the session itself stays; JWTs minted for `version` and later are accepted), made at
+    /// `at`.
+    pub fn jwts_refused(session_id: SessionId, at: OffsetDateTime, version: u64) -> Self {
+        Self::Session {
+            session_id,
+            before: at,
+            version,
+            ended: false,
+        }
+    }
+
+    /// The event that revokes every session of `user_id` started up to `before`.
+    pub fn user_revoked(user_id: impl Into<String>, before: OffsetDateTime) -> Self {
+        Self::User {
+            user_id: user_id.into(),
+            before,
+        }
+    }
 }

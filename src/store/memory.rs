@@ -8,10 +8,10 @@ use super::{
     BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
     SessionPage, SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome, started_ms,
 };
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::revocation::RevocationEvent;
-use crate::session::{Session, SessionId};
-use crate::token::TokenHash;
+use crate::data::clock::{Clock, SharedClock, SystemClock};
+use crate::data::session::{Session, SessionId};
+use crate::data::token::TokenHash;
+use crate::store::RevocationEvent;
 
 /// The embedded, in-process store: the default for a single instance.
 ///
@@ -474,8 +474,8 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::token::SessionToken;
+    use crate::data::clock::ManualClock;
+    use crate::data::token::SessionToken;
     use std::time::Duration;
 
     fn record(user: &str, now: OffsetDateTime, ttl: Duration) -> SessionRecord {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use crate::session::{Session, SessionId};
-use crate::token::TokenHash;
+use crate::data::session::{Session, SessionId};
+use crate::data::token::TokenHash;
 
 /// How many live sessions one user may hold, and what creating one more does.
 ///
@@ -250,7 +250,7 @@ pub struct SessionUpdate {
     /// A new token hash (a rotation: the old token stops finding the session), or `None`.
     pub token_hash: Option<TokenHash>,
     /// Refuse every JWT minted for an earlier version of the session: the store records
-    /// [`RevocationEvent::jwts_refused`](crate::RevocationEvent::jwts_refused) in its feed, in
+    /// [`RevocationEvent::jwts_refused`](crate::store::RevocationEvent::jwts_refused) in its feed, in
     /// the same transaction as the update.
     pub refuse_older_jwts: bool,
 }

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::{
-    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionStore,
-    SessionUpdate, StoreError, UpdateOutcome,
+    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate,
+    UpdateOutcome,
 };
+use tower_session_jwt::token::TokenHash;
 use tower_session_jwt::{
-    AuthError, ManualClock, MemoryStore, NewSession, Session, SessionId, Sessions, SessionsBuilder,
-    SigningKey, TokenHash,
+    AuthError, MemoryStore, NewSession, Session, Sessions, SessionsBuilder, SigningKey,
 };
+use tower_session_jwt::{SessionStore, StoreError};
 
 pub const ED_PEM: &[u8] = include_bytes!("../keys/ed25519.pem");
 

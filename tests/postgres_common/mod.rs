@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tower_session_jwt::Session;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::postgres::{PostgresStore, PostgresStoreBuilder};
 use tower_session_jwt::store::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
-    SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+    SessionUpdate, UpdateOutcome,
 };
-use tower_session_jwt::{PostgresStore, PostgresStoreBuilder, Session, SessionId, TokenHash};
+use tower_session_jwt::token::TokenHash;
+use tower_session_jwt::{SessionStore, StoreError};
 
 /// The database the tests use: `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`.
 pub fn database_url() -> String {

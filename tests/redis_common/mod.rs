@@ -5,8 +5,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tower_session_jwt::RedisStore;
-use tower_session_jwt::SessionId;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::redis::RedisStore;
 
 /// The Redis the tests use: `REDIS_URL`, default `redis://127.0.0.1:6379`.
 pub fn redis_url() -> String {

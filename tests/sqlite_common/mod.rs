@@ -6,11 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use tower_session_jwt::Session;
+use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::RevocationEvent;
+use tower_session_jwt::store::sqlite::SqliteStore;
 use tower_session_jwt::store::{
     CreateOutcome, FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionPage,
-    SessionRecord, SessionStore, SessionUpdate, StoreError, UpdateOutcome,
+    SessionRecord, SessionUpdate, UpdateOutcome,
 };
-use tower_session_jwt::{RevocationEvent, Session, SessionId, SqliteStore, TokenHash};
+use tower_session_jwt::token::TokenHash;
+use tower_session_jwt::{SessionStore, StoreError};
 
 /// A database file in the system's temporary directory, removed (with its WAL and shared
 /// memory files) when dropped.

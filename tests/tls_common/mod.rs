@@ -11,7 +11,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(label: &str) -> Self {
-        let random = tower_session_jwt::SessionId::generate().unwrap();
+        let random = tower_session_jwt::session::SessionId::generate().unwrap();
         let dir = std::env::temp_dir().join(format!(
             "tsjtest-{label}-{}",
             &random.as_str()["session-".len()..]

@@ -8,8 +8,8 @@ use futures_util::future::join_all;
 use time::OffsetDateTime;
 
 use super::{HOUR, created, next_version, plain_update, record, unique_user};
-use crate::revocation::RevocationEvent;
-use crate::session::SessionId;
+use crate::data::session::SessionId;
+use crate::store::RevocationEvent;
 use crate::store::{
     CreateOutcome, FeedCursor, RevocationFeed, SessionLimit, SessionRecord, SessionStore,
     SessionUpdate, UpdateOutcome, WhenFull,
@@ -318,8 +318,10 @@ pub async fn feed_revoke_all_holds_across_skewed_clocks<S: SessionStore>(store: 
     assert_eq!(store.revoke_all(&user, None).await.unwrap().len(), 2);
     let wanted = [Subject::User(user)];
     let read = replay(&*feed, start, &wanted).await;
-    let reader =
-        crate::revocation::RevocationList::new(std::sync::Arc::new(crate::SystemClock), HOUR);
+    let reader = crate::engine::revocation::RevocationList::new(
+        std::sync::Arc::new(crate::data::clock::SystemClock),
+        HOUR,
+    );
     for event in &read.events {
         reader.apply(event);
     }
@@ -397,7 +399,7 @@ pub async fn feed_records_refused_jwts<S: SessionStore>(store: &S) {
     let v2 = next_version(&v1);
     let rotation = SessionUpdate {
         session: v2.clone(),
-        token_hash: Some(crate::token::SessionToken::generate().unwrap().hash()),
+        token_hash: Some(crate::data::token::SessionToken::generate().unwrap().hash()),
         refuse_older_jwts: true,
     };
     assert_eq!(

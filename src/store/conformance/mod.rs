@@ -1,11 +1,11 @@
-//! A conformance suite for [`SessionStore`] implementations (feature `test-util`).
+//! A conformance suite for [`SessionStore`] implementations (feature `conformance`).
 //!
 //! Every check uses fresh random user and session ids, so one store instance can run them all,
 //! concurrently with other tests, without being emptied first. A failing check panics with what
 //! the store did wrong.
 //!
 //! The checks read the store only through the trait and judge expiry by the system clock: give
-//! the store under test the system clock (the default of [`MemoryStore`](super::MemoryStore)).
+//! the store under test the system clock (the default of [`MemoryStore`](crate::MemoryStore)).
 //!
 //! The `feed_*` checks test the [revocation feed contract](super::RevocationFeed) through
 //! [`SessionStore::revocation_feed`]; for a store without a feed (`None`) they return at once.
@@ -47,8 +47,8 @@ use super::{
     CreateOutcome, PageRequest, SessionLimit, SessionRecord, SessionStore, SessionUpdate,
     UpdateOutcome, WhenFull,
 };
-use crate::session::{Session, SessionAttributes, SessionId};
-use crate::token::{SessionToken, TokenHash};
+use crate::data::session::{Session, SessionAttributes, SessionId};
+use crate::data::token::{SessionToken, TokenHash};
 
 /// The names of every check, in the order [`run_all`] runs them.
 pub const CHECKS: &[&str] = &[
@@ -119,6 +119,7 @@ pub async fn run_all<S: SessionStore>(store: &S) {
 /// Generates one `#[tokio::test]` per conformance check in a module named `$module`.
 /// `$store` is an expression evaluated afresh in each test.
 #[macro_export]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 macro_rules! session_store_conformance {
     ($module:ident, $store:expr) => {
         mod $module {
@@ -174,7 +175,7 @@ pub fn record(user: &str, ttl: Duration) -> SessionRecord {
                 .cloned()
                 .unwrap_or_default(),
             authentication_factors: vec![
-                crate::session::AuthenticationFactor::of_type("password", now)
+                crate::data::session::AuthenticationFactor::of_type("password", now)
                     .expect("a valid factor"),
             ],
             version: 0,
@@ -310,14 +311,14 @@ pub async fn update_is_visible<S: SessionStore>(store: &S) {
     changed.custom_claims.insert("role".into(), json!("admin"));
     changed.custom_claims.remove("n");
     // A device binding (DBSC) is part of the record like any other field.
-    changed.device_binding = Some(Box::new(crate::dbsc::DeviceBinding {
-        key: Some(crate::dbsc::DeviceKey::P256 {
+    changed.device_binding = Some(Box::new(crate::data::device::DeviceBinding {
+        key: Some(crate::proof::DeviceKey::P256 {
             crv: "P-256".into(),
             x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
             y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
         }),
         bound_at: Some(changed.last_accessed_at),
-        challenge: Some(crate::dbsc::DeviceChallenge {
+        challenge: Some(crate::data::device::DeviceChallenge {
             value: "c2luZ2xlLXVzZS1jaGFsbGVuZ2U".into(),
             issued_at: changed.last_accessed_at,
         }),

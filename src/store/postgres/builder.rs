@@ -38,9 +38,9 @@ pub(super) enum Source {
 /// # Example
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tower_session_jwt::store::StoreError> {
+/// # async fn run() -> Result<(), tower_session_jwt::StoreError> {
 /// use std::time::Duration;
-/// use tower_session_jwt::PostgresStore;
+/// use tower_session_jwt::store::postgres::PostgresStore;
 ///
 /// let store = PostgresStore::builder("postgres://app@127.0.0.1/app")
 ///     .connect_timeout(Duration::from_millis(500))

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::error::{bounded, connection_broke, corrupt, map_err};
 use super::micros;
 use super::schema::Sql;
-use crate::revocation::RevocationEvent;
+use crate::store::RevocationEvent;
 use crate::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, StoreError};
 
 /// Most events one read returns.

@@ -161,9 +161,9 @@ use super::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
     SessionStore, SessionUpdate, StoreError, UpdateOutcome, started_ms,
 };
-use crate::revocation::RevocationEvent;
-use crate::session::{Session, SessionId};
-use crate::token::TokenHash;
+use crate::data::session::{Session, SessionId};
+use crate::data::token::TokenHash;
+use crate::store::RevocationEvent;
 
 /// A [`SessionStore`] in PostgreSQL, shared by every instance of a service, with a revocation
 /// feed. See the [module docs](self) for the schema, the commit-order guarantee and the feed.
@@ -176,7 +176,8 @@ use crate::token::TokenHash;
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use tower_session_jwt::{NewSession, PostgresStore, Sessions, SigningKey};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::postgres::PostgresStore;
 ///
 /// let store = PostgresStore::builder("postgres://app@db.internal/app")
 ///     .schema("sessions")

@@ -332,7 +332,7 @@ impl Sql {
                    coalesce(array_agg(id) FILTER (WHERE live), '{{}}'), \
                    (SELECT count(*) FROM notified) FROM gone",
                 now = ts!("2"),
-                max_id = crate::session::MAX_SESSION_ID_LEN
+                max_id = crate::data::session::MAX_SESSION_ID_LEN
             ),
             // Every session of a user but one ($2), answering which were live.
             delete_others: format!(

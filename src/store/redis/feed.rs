@@ -38,7 +38,7 @@ use time::OffsetDateTime;
 
 use super::reply::{array_of, bounded, bytes_of, corrupt, int_of, map_err};
 use super::scripts::FEED_READ;
-use crate::revocation::RevocationEvent;
+use crate::store::RevocationEvent;
 use crate::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, StoreError};
 
 /// Longest a feed read blocks; longer waits are cut to this.

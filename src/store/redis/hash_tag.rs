@@ -22,14 +22,14 @@ use super::{
     Keys, encode_event, encode_session, retention_ms, score_of, session_event_parts, session_id_of,
     ttl_ms, unix_ms,
 };
-use crate::revocation::RevocationEvent;
-use crate::session::{Session, SessionId};
+use crate::data::session::{Session, SessionId};
+#[cfg(feature = "redis-cluster")]
+use crate::data::token::TokenHash;
+use crate::store::RevocationEvent;
 use crate::store::{
     CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate,
     StoreError, UpdateOutcome, WhenFull, started_ms,
 };
-#[cfg(feature = "redis-cluster")]
-use crate::token::TokenHash;
 
 /// Where a store keeps the keys that find a session by its token hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! | `{P}s:<session id>` | hash | `session` (the [`Session`] as JSON), `token` (token hash, base64url), `user` (user key), `exp` (`expires_at`, Unix ms), `start` (`started_at`, Unix ms), `ver` (the record's version; absent in records stored before versions, meaning 0) | session's remaining lifetime |
 //! | `{P}u:<user id, base64url>` | sorted set | the user's session ids, scored by `expires_at` (Unix ms): the expiry index | the user's last expiry |
 //! | `{P}us:<user id, base64url>` | sorted set | the same ids, scored by `started_at` (Unix ms, [`started_ms`](super::started_ms)): the listing index | the user's last expiry |
-//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`](crate::RevocationEvent) as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
+//! | `{P}revocations` | stream | one entry per revocation, field `event` = [`RevocationEvent`](crate::store::RevocationEvent) as JSON | none; trimmed to the feed retention, created by [`RedisStoreBuilder::build`] |
 //!
 //! Session ids are validated (`[A-Za-z0-9_-]{1,64}`) and token hashes are base64url, so both go
 //! into keys as they are; user ids are arbitrary UTF-8, so they are base64url-encoded, which keeps
@@ -143,6 +143,7 @@
 //! reply that cannot be decoded is [`StoreError::Corrupt`].
 
 #[cfg(feature = "redis-cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
 pub mod cluster;
 mod feed;
 mod hash_tag;
@@ -163,8 +164,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Value};
 use time::OffsetDateTime;
 
-#[cfg(feature = "redis-cluster")]
-pub use self::cluster::{RedisClusterStore, RedisClusterStoreBuilder};
 use self::feed::{MAX_FEED_WAIT, RedisFeed};
 use self::hash_tag::{HashTag, TokenIndex};
 use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, map_err};
@@ -175,8 +174,8 @@ use super::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
     SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
-use crate::session::{Session, SessionId};
-use crate::token::TokenHash;
+use crate::data::session::{Session, SessionId};
+use crate::data::token::TokenHash;
 
 /// Default key prefix.
 const DEFAULT_PREFIX: &str = "tsj:";
@@ -211,7 +210,8 @@ const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use tower_session_jwt::{NewSession, RedisStore, Sessions, SigningKey};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::redis::RedisStore;
 ///
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .key_prefix("myapp:sessions:")
@@ -297,9 +297,9 @@ impl Keys {
 /// # Example
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tower_session_jwt::store::StoreError> {
+/// # async fn run() -> Result<(), tower_session_jwt::StoreError> {
 /// use std::time::Duration;
-/// use tower_session_jwt::RedisStore;
+/// use tower_session_jwt::store::redis::RedisStore;
 ///
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .key_prefix("tsj:")
@@ -370,6 +370,7 @@ impl RedisStoreBuilder {
     /// Without this, a `rediss://` connection trusts the operating system's CA certificates
     /// (what a managed Redis with a public certificate needs).
     #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls.ca_pem = Some(pem.into());
         self
@@ -380,6 +381,7 @@ impl RedisStoreBuilder {
     /// (`tls-auth-clients yes`). The key is zeroed from memory when the builder is dropped and is
     /// never printed.
     #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
     pub fn tls_client_identity(
         mut self,
         cert_pem: impl Into<Vec<u8>>,
@@ -642,7 +644,7 @@ fn score_of(value: &Value) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revocation::RevocationEvent;
+    use crate::store::RevocationEvent;
 
     #[test]
     fn keys_are_unambiguous_and_share_a_hash_tag() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
-use crate::session::Session;
+use crate::data::session::Session;
 use crate::store::StoreError;
 
 /// Runs `fut`, turning a timeout into [`StoreError::Unavailable`].

@@ -18,7 +18,7 @@ use crate::store::StoreError;
 /// downcast:
 ///
 /// ```
-/// use tower_session_jwt::store::StoreError;
+/// use tower_session_jwt::StoreError;
 /// use tower_session_jwt::store::redis::RedisConfigError;
 ///
 /// fn is_tls_misconfiguration(error: &StoreError) -> bool {

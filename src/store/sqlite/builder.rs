@@ -53,7 +53,7 @@ enum Target {
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::time::Duration;
-/// use tower_session_jwt::SqliteStore;
+/// use tower_session_jwt::store::sqlite::SqliteStore;
 ///
 /// let path = std::env::temp_dir().join(format!("tsj-doc-builder-{}.db", std::process::id()));
 /// let store = SqliteStore::builder(&path)

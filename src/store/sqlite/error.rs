@@ -4,7 +4,7 @@ use std::fmt;
 
 use sqlx::error::DatabaseError;
 
-use crate::session::Session;
+use crate::data::session::Session;
 use crate::store::StoreError;
 
 /// SQLite's primary result codes that mean "not now" rather than "wrong": the database is

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::error::{corrupt, map_err};
 use super::unix_ms;
-use crate::revocation::RevocationEvent;
+use crate::store::RevocationEvent;
 use crate::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, StoreError};
 
 /// Most events one read returns.
@@ -345,7 +345,9 @@ mod tests {
         let path = std::env::temp_dir().join(format!(
             "tsj-sqlite-plan-{}-{}.db",
             std::process::id(),
-            crate::SessionId::generate().unwrap().as_str()
+            crate::data::session::SessionId::generate()
+                .unwrap()
+                .as_str()
         ));
         let store = super::super::SqliteStore::open(&path).await.unwrap();
         let pool = &store.inner.feed.pool;

@@ -131,9 +131,9 @@ use super::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
     SessionStore, SessionUpdate, StoreError, UpdateOutcome, started_ms,
 };
-use crate::revocation::RevocationEvent;
-use crate::session::{Session, SessionId};
-use crate::token::TokenHash;
+use crate::data::session::{Session, SessionId};
+use crate::data::token::TokenHash;
+use crate::store::RevocationEvent;
 
 /// A [`SessionStore`] in an SQLite database, with a revocation feed; see the [module
 /// documentation](self) for the schema, the atomicity of every write and the feed.
@@ -147,7 +147,8 @@ use crate::token::TokenHash;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use tower_session_jwt::{NewSession, Sessions, SigningKey, SqliteStore};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::sqlite::SqliteStore;
 ///
 /// // A file path in production (`SqliteStore::open("sessions.db")`); in memory here.
 /// let store = SqliteStore::connect("sqlite::memory:").await.unwrap();

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::super::feed::{MAX_FEED_WAIT, Snapshot, StreamId, checked_read};
 use super::super::reply::corrupt;
-use crate::revocation::RevocationEvent;
+use crate::store::RevocationEvent;
 use crate::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, StoreError};
 
 /// The version tag that begins every cursor of this feed.
@@ -184,7 +184,7 @@ impl RevocationFeed for ClusterFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::SessionId;
+    use crate::data::session::SessionId;
 
     fn id(text: &str) -> StreamId {
         StreamId::parse(text).unwrap()

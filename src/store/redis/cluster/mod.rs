@@ -124,12 +124,12 @@ use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_RETENTION, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
     Keys, ttl_ms,
 };
-use crate::session::{Session, SessionId};
+use crate::data::session::{Session, SessionId};
+use crate::data::token::TokenHash;
 use crate::store::{
     CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
     SessionStore, SessionUpdate, StoreError, UpdateOutcome,
 };
-use crate::token::TokenHash;
 
 /// Default number of partitions.
 const DEFAULT_PARTITIONS: u16 = 16;
@@ -160,7 +160,8 @@ const DEFAULT_FEED_POLL_INTERVAL: Duration = Duration::from_millis(100);
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use tower_session_jwt::{NewSession, RedisClusterStore, Sessions, SigningKey};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::redis::cluster::RedisClusterStore;
 ///
 /// let store = RedisClusterStore::builder([
 ///     "redis://127.0.0.1:7000",
@@ -200,9 +201,9 @@ struct Inner {
 /// # Example
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tower_session_jwt::store::StoreError> {
+/// # async fn run() -> Result<(), tower_session_jwt::StoreError> {
 /// use std::time::Duration;
-/// use tower_session_jwt::RedisClusterStore;
+/// use tower_session_jwt::store::redis::cluster::RedisClusterStore;
 ///
 /// let store = RedisClusterStore::builder(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
 ///     .key_prefix("tsj:")

@@ -1,0 +1,262 @@
+//! Step-up authentication: routes that require a recent authentication factor, answered per
+//! RFC 9470 (OAuth 2.0 Step Up Authentication Challenge) when it is missing.
+//!
+//! A [`RecentAuth`] guard accepts a session that records an authentication factor (optionally
+//! of given types) authenticated at most `max_age` ago. Otherwise it answers `401` with
+//! `WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age="…"`; the client
+//! re-authenticates (a one-time code, say), the application records the factor with
+//! [`Sessions::step_up`], and the request succeeds.
+//!
+//! Use the guard as a tower layer behind [`SessionLayer`](crate::SessionLayer) (axum:
+//! `route_layer`), or call [`RecentAuth::check`] yourself.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use time::OffsetDateTime;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::data::session::Session;
+use crate::engine::Sessions;
+use crate::engine::error::AuthError;
+use crate::http::layer::CurrentSession;
+use crate::store::BoxFuture;
+
+/// Requires an authentication factor used within `max_age`; see the [module docs](self).
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions, SigningKey};
+/// use tower_session_jwt::session::AuthenticationFactor;
+///
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .build()
+///     .unwrap();
+/// let guard = sessions.require_recent_auth(Duration::from_secs(300));
+/// let app: Router = Router::new()
+///     .route("/api/sensitive", get(|| async { "ok" }))
+///     .route_layer(guard.clone())
+///     .layer(SessionLayer::new(sessions.clone()));
+///
+/// // A session without a factor must step up; one that just used a password need not.
+/// let plain = sessions.create("alice", NewSession::new()).await.unwrap();
+/// let challenge = guard.check(&plain.session).unwrap_err();
+/// assert_eq!(challenge.max_age(), Duration::from_secs(300));
+/// let now = time::OffsetDateTime::now_utc();
+/// let password = NewSession::new().factor(AuthenticationFactor::of_type("password", now).unwrap());
+/// let fresh = sessions.create("alice", password).await.unwrap();
+/// assert!(guard.check(&fresh.session).is_ok());
+/// # let _ = app; });
+/// ```
+#[derive(Clone)]
+pub struct RecentAuth {
+    sessions: Sessions,
+    max_age: Duration,
+    types: Arc<[String]>,
+}
+
+impl std::fmt::Debug for RecentAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecentAuth")
+            .field("max_age", &self.max_age)
+            .field("types", &self.types)
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// A guard requiring an authentication factor (of any type) used at most `max_age` ago
+    /// (whole seconds); see [`RecentAuth`].
+    pub fn require_recent_auth(&self, max_age: Duration) -> RecentAuth {
+        RecentAuth {
+            sessions: self.clone(),
+            max_age: Duration::from_secs(max_age.as_secs()),
+            types: Arc::from(Vec::new()),
+        }
+    }
+}
+
+impl RecentAuth {
+    /// Accepts only factors of these types (`otp`, `webauthn`, …): a recent password alone
+    /// does not do when a second factor is required.
+    pub fn of_types<I, T>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether `session` meets the requirement now; the challenge to send back otherwise.
+    pub fn check(&self, session: &Session) -> Result<(), StepUpRequired> {
+        self.check_at(session, self.sessions.clock().now())
+    }
+
+    fn check_at(&self, session: &Session, now: OffsetDateTime) -> Result<(), StepUpRequired> {
+        let recent = session.authentication_factors.iter().any(|factor| {
+            (self.types.is_empty() || self.types.contains(&factor.factor_type))
+                && factor.last_authenticated_at <= now + Duration::from_secs(1)
+                && now - factor.last_authenticated_at <= self.max_age
+        });
+        if recent {
+            Ok(())
+        } else {
+            Err(StepUpRequired {
+                max_age: self.max_age,
+                types: self.types.clone(),
+            })
+        }
+    }
+}
+
+/// A session lacks a recent enough authentication: the RFC 9470 challenge.
+///
+/// Answers `401` with `WWW-Authenticate: Bearer error="insufficient_user_authentication",
+/// error_description="…", max_age="…"`, `Cache-Control: no-store` and a JSON body
+/// `{"error": "insufficient_user_authentication", "error_description": …, "max_age": …,
+/// "factor_types": […]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpRequired {
+    max_age: Duration,
+    types: Arc<[String]>,
+}
+
+impl std::fmt::Display for StepUpRequired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "an authentication within the last {} seconds is required",
+            self.max_age.as_secs()
+        )?;
+        if !self.types.is_empty() {
+            write!(f, " (one of: {})", self.types.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StepUpRequired {}
+
+impl StepUpRequired {
+    /// The longest time since the last authentication that would have done.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// The factor types that would have done (empty: any).
+    pub fn factor_types(&self) -> &[String] {
+        &self.types
+    }
+
+    /// The `401` response; see the type's docs.
+    pub fn to_response<B: From<String>>(&self) -> Response<B> {
+        let body = serde_json::json!({
+            "error": "insufficient_user_authentication",
+            "error_description": self.to_string(),
+            "max_age": self.max_age.as_secs(),
+            "factor_types": &*self.types,
+        });
+        let mut response = Response::new(B::from(body.to_string()));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        let headers = response.headers_mut();
+        // Factor types are `[a-z0-9_]` (checked when recorded): nothing here needs escaping
+        // but the guard's own configuration, which is filtered to the same alphabet.
+        let description = self
+            .to_string()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || " ,:()_".contains(*c))
+            .collect::<String>();
+        let challenge = format!(
+            r#"Bearer error="insufficient_user_authentication", error_description="{description}", max_age="{}""#,
+            self.max_age.as_secs()
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+impl axum_core::response::IntoResponse for StepUpRequired {
+    fn into_response(self) -> axum_core::response::Response {
+        self.to_response()
+    }
+}
+
+impl<S> Layer<S> for RecentAuth {
+    type Service = RecentAuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RecentAuthService {
+            inner,
+            guard: self.clone(),
+        }
+    }
+}
+
+/// The service of a [`RecentAuth`] layer: passes requests whose [`CurrentSession`] meets the
+/// requirement, answers the challenge otherwise (and `401` with no session at all). gRPC calls
+/// get `PERMISSION_DENIED` (and `UNAUTHENTICATED`) instead; see [`crate::grpc`].
+#[derive(Clone, Debug)]
+pub struct RecentAuthService<S> {
+    inner: S,
+    guard: RecentAuth,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RecentAuthService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<ResBody>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let grpc = crate::http::grpc::is_grpc(request.headers());
+        let verdict = match request.extensions().get::<CurrentSession>() {
+            Some(current) => self.guard.check(current).map_err(|e| {
+                if grpc {
+                    crate::http::grpc::refusal(
+                        crate::http::grpc::GrpcCode::PermissionDenied,
+                        &e.to_string(),
+                    )
+                } else {
+                    e.to_response()
+                }
+            }),
+            None => Err(crate::http::grpc::auth_response(
+                &AuthError::MissingCredentials,
+                request.headers(),
+            )),
+        };
+        match verdict {
+            Ok(()) => {
+                // Take the service that was made ready, leave a fresh clone in its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(async move { inner.call(request).await })
+            }
+            Err(response) => Box::pin(async move { Ok::<_, S::Error>(response) }),
+        }
+    }
+}
