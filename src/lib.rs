@@ -33,6 +33,38 @@
 //! client that chose `Authorization: Bearer` never gets a cookie. A handler that sets or strips
 //! the session cookies itself (a login, a logout) has the last word over the layer's refresh.
 //!
+//! ## Where policy lives
+//!
+//! Every decision about a session is taken in one place, the engine ([`Sessions`]), which takes
+//! and returns plain Rust values and never sees a request:
+//!
+//! * **one authentication path**, [`Sessions::authenticate`]: the presented
+//!   [credentials](sessions::Credentials) in (each with where it came from), an
+//!   [outcome](sessions::Authenticated) or a typed [`AuthError`] out. The layer, the extractors,
+//!   the logout handlers and the DBSC endpoints all go through it;
+//! * **one mint gate**: every JWT the crate hands out is signed at one function, which holds the
+//!   rules about who may have one (a session bound to a device gets a JWT only for a verified
+//!   proof of its key);
+//! * **one revocation follower** per instance, applying the store's feed to the
+//!   [revocation list](sessions::RevocationList) and deciding whether the fast path is trusted.
+//!
+//! The HTTP edge (the [layer](SessionLayer), the [extractors](extract), [`login`], [`logout`],
+//! [`health`], [`step_up`], [`dbsc`], [`grpc`]) reads requests and writes responses: it extracts
+//! credentials, asks the engine, and turns the answer into cookies or a refusal. Stores
+//! ([`store`]) know nothing of either: a store crate needs only [`SessionStore`].
+//!
+//! | layer | modules | imports |
+//! |---|---|---|
+//! | data | [`session`], [`token`], [`events`], [`clock`] (and [`Session`], [`NewSession`]) | nothing of ours but proofs |
+//! | proofs | [`proof`] (device-binding proofs) | nothing of ours |
+//! | JWTs | [`jwt`] (and [`SigningKey`], [`VerificationKey`]) | data |
+//! | stores | [`store`] (and [`SessionStore`], [`MemoryStore`], [`StoreError`]) | data |
+//! | engine | [`sessions`], [`metrics`] (and [`Sessions`], [`SessionsBuilder`], the errors) | everything below |
+//! | HTTP | [`layer`], [`extract`], [`cookies`], [`login`], [`logout`], [`health`], [`step_up`], [`dbsc`], [`grpc`] | everything below |
+//!
+//! Every public type has exactly one path: the everyday ones at the root, the rest in their
+//! module.
+//!
 //! ## Security properties
 //!
 //! * Only JWTs minted here are accepted: the header segment must be byte for byte the one a
