@@ -19,6 +19,8 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sqlx_common;
 
 use std::future::Future;
 use std::pin::Pin;
