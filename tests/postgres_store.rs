@@ -7,6 +7,7 @@
 //! Without a reachable server these tests print a note and pass, unless `CI=true`, where they
 //! fail.
 
+mod common;
 mod postgres_common;
 
 use std::collections::HashSet;
