@@ -6,6 +6,7 @@
 #[path = "../examples/axum_app.rs"]
 #[allow(dead_code)]
 mod axum_app;
+mod common;
 mod sqlite_common;
 
 use std::io::{Read, Write};

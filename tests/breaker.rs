@@ -15,12 +15,8 @@ use std::time::Duration;
 use tower_session_jwt::clock::ManualClock;
 use tower_session_jwt::session::SessionId;
 use tower_session_jwt::sessions::CircuitBreaker;
-use tower_session_jwt::store::{
-    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate,
-    UpdateOutcome,
-};
-use tower_session_jwt::token::TokenHash;
-use tower_session_jwt::{AuthError, MemoryStore, NewSession, Session, SessionError, Sessions};
+use tower_session_jwt::store::SessionLimit;
+use tower_session_jwt::{AuthError, MemoryStore, NewSession, SessionError, Sessions};
 use tower_session_jwt::{SessionStore, StoreError};
 
 /// The store answers.
@@ -70,47 +66,9 @@ impl Switch {
     }
 }
 
-impl SessionStore for Switch {
-    async fn create(
-        &self,
-        record: SessionRecord,
-        limit: SessionLimit,
-    ) -> Result<CreateOutcome, StoreError> {
-        self.enter().await?;
-        self.inner.create(record, limit).await
-    }
-    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.enter().await?;
-        self.inner.find_by_token(hash).await
-    }
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.enter().await?;
-        self.inner.get(id).await
-    }
-    async fn list_by_user(
-        &self,
-        user_id: &str,
-        page: &PageRequest,
-    ) -> Result<SessionPage, StoreError> {
-        self.enter().await?;
-        self.inner.list_by_user(user_id, page).await
-    }
-    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-        self.enter().await?;
-        self.inner.update(update).await
-    }
-    async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.enter().await?;
-        self.inner.revoke(id).await
-    }
-    async fn revoke_all(
-        &self,
-        user_id: &str,
-        except: Option<&SessionId>,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.enter().await?;
-        self.inner.revoke_all(user_id, except).await
-    }
+common::forward::forward_session_store! {
+    impl SessionStore for Switch => |this| this.inner;
+    every call { this.enter().await?; }
     fn is_shared(&self) -> bool {
         false
     }

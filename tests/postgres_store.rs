@@ -7,6 +7,7 @@
 //! Without a reachable server these tests print a note and pass, unless `CI=true`, where they
 //! fail.
 
+mod common;
 mod postgres_common;
 
 use std::collections::HashSet;
@@ -1002,6 +1003,15 @@ async fn the_session_limit_holds_across_instances() {
     };
     let (a, b) = (t.store.clone(), t.another().await);
     conformance::limit_holds_across_stores(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revocations_through_two_instances_lose_nothing_and_keep_order() {
+    let Some(t) = TestStore::new("feed_across").await else {
+        return;
+    };
+    let (a, b) = (t.store.clone(), t.another().await);
+    conformance::feed_holds_concurrent_revocations_across_stores(&a, &b).await;
 }
 
 struct SchemaGuard(String, String);

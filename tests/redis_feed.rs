@@ -23,12 +23,8 @@ use tower_session_jwt::sessions::CreatedSession;
 use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::record;
 use tower_session_jwt::store::redis::RedisStore;
-use tower_session_jwt::store::{
-    BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
-    SessionPage, SessionRecord, SessionUpdate, UpdateOutcome,
-};
-use tower_session_jwt::token::TokenHash;
-use tower_session_jwt::{AuthError, NewSession, Session, Sessions, SigningKey};
+use tower_session_jwt::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, SessionLimit};
+use tower_session_jwt::{AuthError, NewSession, Sessions, SigningKey};
 use tower_session_jwt::{SessionStore, StoreError};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -400,40 +396,8 @@ impl RevocationFeed for SlowFeed {
     }
 }
 
-impl SessionStore for SlowFeedStore {
-    async fn create(
-        &self,
-        record: SessionRecord,
-        limit: SessionLimit,
-    ) -> Result<CreateOutcome, StoreError> {
-        self.inner.create(record, limit).await
-    }
-    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.inner.find_by_token(hash).await
-    }
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn list_by_user(
-        &self,
-        user_id: &str,
-        page: &PageRequest,
-    ) -> Result<SessionPage, StoreError> {
-        self.inner.list_by_user(user_id, page).await
-    }
-    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-        self.inner.update(update).await
-    }
-    async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.inner.revoke(id).await
-    }
-    async fn revoke_all(
-        &self,
-        user_id: &str,
-        except: Option<&SessionId>,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.revoke_all(user_id, except).await
-    }
+common::forward::forward_session_store! {
+    impl SessionStore for SlowFeedStore => |this| this.inner;
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         let feed = SlowFeed {
             inner: self.inner.revocation_feed()?,

@@ -104,6 +104,15 @@ async fn conformance_suite_twice_concurrently_on_one_store() {
     tokio::join!(conformance::run_all(&t.store), conformance::run_all(&clone));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revocations_through_two_instances_lose_nothing_and_keep_order() {
+    let Some(t) = TestStore::new("feed_across").await else {
+        return;
+    };
+    let (a, b) = (t.store.clone(), t.another().await);
+    conformance::feed_holds_concurrent_revocations_across_stores(&a, &b).await;
+}
+
 #[tokio::test]
 async fn feed_replays_then_blocks_until_the_next_revocation() {
     let Some(t) = TestStore::new("feed").await else {

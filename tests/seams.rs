@@ -25,12 +25,8 @@ use time::OffsetDateTime;
 use tower::ServiceExt as _;
 use tower_session_jwt::clock::{Clock, ManualClock};
 use tower_session_jwt::logout::logout;
-use tower_session_jwt::session::{SessionAttributes, SessionId};
-use tower_session_jwt::store::{
-    BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
-    SessionPage, SessionRecord, SessionUpdate, UpdateOutcome,
-};
-use tower_session_jwt::token::TokenHash;
+use tower_session_jwt::session::SessionAttributes;
+use tower_session_jwt::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed};
 use tower_session_jwt::{
     AuthError, ConfigError, MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions,
     SessionsBuilder, SigningKey,
@@ -557,41 +553,9 @@ impl RevocationFeed for CutFeed {
     }
 }
 
-impl SessionStore for SharedStore {
-    async fn create(
-        &self,
-        record: SessionRecord,
-        limit: SessionLimit,
-    ) -> Result<CreateOutcome, StoreError> {
-        self.inner.create(record, limit).await
-    }
-    async fn find_by_token(&self, h: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_token(h).await
-    }
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn list_by_user(
-        &self,
-        user_id: &str,
-        page: &PageRequest,
-    ) -> Result<SessionPage, StoreError> {
-        self.inner.list_by_user(user_id, page).await
-    }
-    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-        self.inner.update(update).await
-    }
-    async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.inner.revoke(id).await
-    }
-    async fn revoke_all(
-        &self,
-        user_id: &str,
-        except: Option<&SessionId>,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.revoke_all(user_id, except).await
-    }
+common::forward::forward_session_store! {
+    impl SessionStore for SharedStore => |this| this.inner;
+    find_by_token before { this.finds.fetch_add(1, Ordering::SeqCst); }
     fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         self.feed.clone()
     }

@@ -6,13 +6,11 @@
 mod common;
 mod sqlite_common;
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use sqlite_common::{OnTempFile, TempDb, quantile, read_all, session_of};
 use time::OffsetDateTime;
 use tower_session_jwt::session::SessionId;
-use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::sqlite::SqliteStore;
 use tower_session_jwt::store::{PageRequest, SessionLimit, SessionRecord, SessionUpdate};
@@ -467,81 +465,8 @@ async fn an_older_jwt_fails_on_the_other_instance_within_the_poll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_revocations_through_two_stores_lose_nothing_and_keep_order() {
     let db = TempDb::new("concurrent");
-    let a = db.store().await;
-    let b = db.store().await;
-    const PER_WRITER: usize = 150;
-    let mut writers = Vec::new();
-    for (name, store) in [("a", a.clone()), ("b", b.clone())] {
-        for task in 0..2 {
-            let store = store.clone();
-            let user = format!("concurrent-{name}-{task}");
-            writers.push(tokio::spawn(async move {
-                let mut order = Vec::with_capacity(PER_WRITER);
-                for i in 0..PER_WRITER {
-                    let rec = created(&store, &user, HOUR).await;
-                    assert!(
-                        store
-                            .revoke(&rec.session.session_id)
-                            .await
-                            .unwrap()
-                            .is_some()
-                    );
-                    order.push(rec.session.session_id);
-                    if i % 50 == 49 {
-                        store.revoke_all(&user, None).await.unwrap();
-                    }
-                }
-                order
-            }));
-        }
-    }
-    let mut made = Vec::new();
-    for writer in writers {
-        made.push(writer.await.unwrap());
-    }
-
-    let through_a = read_all(&*a.revocation_feed().unwrap(), None)
-        .await
-        .unwrap();
-    let through_b = read_all(&*b.revocation_feed().unwrap(), None)
-        .await
-        .unwrap();
-    assert_eq!(through_a, through_b, "both stores read the same feed");
-    let sessions: Vec<&SessionId> = through_a
-        .iter()
-        .filter_map(|(_, e)| match e {
-            RevocationEvent::Session { session_id, .. } => Some(session_id),
-            RevocationEvent::User { .. } => None,
-        })
-        .collect();
-    let users = through_a.len() - sessions.len();
-    assert_eq!(
-        users,
-        4 * (PER_WRITER / 50),
-        "every revoke_all is in the feed once"
-    );
-    assert_eq!(
-        sessions.len(),
-        4 * PER_WRITER,
-        "every revocation is in the feed"
-    );
-    assert_eq!(
-        sessions.iter().collect::<HashSet<_>>().len(),
-        sessions.len(),
-        "no revocation twice"
-    );
-    let position: HashMap<&SessionId, usize> = sessions
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
-    for order in &made {
-        let seen: Vec<usize> = order.iter().map(|id| position[id]).collect();
-        assert!(
-            seen.windows(2).all(|w| w[0] < w[1]),
-            "one writer's revocations arrived out of order"
-        );
-    }
+    let (a, b) = (db.store().await, db.store().await);
+    conformance::feed_holds_concurrent_revocations_across_stores(&a, &b).await;
 }
 
 #[tokio::test]

@@ -273,14 +273,8 @@ mod sqlite {
     use std::time::Duration;
 
     use tokio::sync::watch;
-    use tower_session_jwt::Session;
-    use tower_session_jwt::session::SessionId;
     use tower_session_jwt::store::sqlite::SqliteStore;
-    use tower_session_jwt::store::{
-        BoxFuture, CreateOutcome, FeedBatch, FeedCursor, PageRequest, RevocationFeed, SessionLimit,
-        SessionPage, SessionRecord, SessionUpdate, UpdateOutcome,
-    };
-    use tower_session_jwt::token::TokenHash;
+    use tower_session_jwt::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed};
     use tower_session_jwt::{SessionStore, StoreError};
 
     use super::sqlite_common::TempDb;
@@ -317,40 +311,8 @@ mod sqlite {
         feed: Arc<HeldFeed>,
     }
 
-    impl SessionStore for Held {
-        async fn create(
-            &self,
-            record: SessionRecord,
-            limit: SessionLimit,
-        ) -> Result<CreateOutcome, StoreError> {
-            self.store.create(record, limit).await
-        }
-        async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-            self.store.find_by_token(hash).await
-        }
-        async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-            self.store.get(id).await
-        }
-        async fn list_by_user(
-            &self,
-            user_id: &str,
-            page: &PageRequest,
-        ) -> Result<SessionPage, StoreError> {
-            self.store.list_by_user(user_id, page).await
-        }
-        async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-            self.store.update(update).await
-        }
-        async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-            self.store.revoke(id).await
-        }
-        async fn revoke_all(
-            &self,
-            user_id: &str,
-            except: Option<&SessionId>,
-        ) -> Result<Vec<SessionId>, StoreError> {
-            self.store.revoke_all(user_id, except).await
-        }
+    crate::common::forward::forward_session_store! {
+        impl SessionStore for Held => |this| this.store;
         fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
             Some(self.feed.clone())
         }

@@ -2,20 +2,15 @@
 #![allow(dead_code)]
 
 pub mod device;
+pub mod forward;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tower_session_jwt::clock::ManualClock;
-use tower_session_jwt::session::SessionId;
-use tower_session_jwt::store::{
-    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate,
-    UpdateOutcome,
-};
-use tower_session_jwt::token::TokenHash;
 use tower_session_jwt::{
-    AuthError, MemoryStore, NewSession, Session, Sessions, SessionsBuilder, SigningKey,
+    AuthError, MemoryStore, NewSession, Sessions, SessionsBuilder, SigningKey,
 };
 use tower_session_jwt::{SessionStore, StoreError};
 
@@ -129,50 +124,11 @@ async fn pass(gate: &std::sync::Mutex<Option<UpdateGate>>) {
     }
 }
 
-impl SessionStore for FlakyStore {
-    async fn create(
-        &self,
-        record: SessionRecord,
-        limit: SessionLimit,
-    ) -> Result<CreateOutcome, StoreError> {
-        self.check()?;
-        self.inner.create(record, limit).await
-    }
-    async fn find_by_token(&self, h: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.check()?;
-        let found = self.inner.find_by_token(h).await;
-        pass(&self.find_gate).await;
-        found
-    }
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.check()?;
-        self.inner.get(id).await
-    }
-    async fn list_by_user(
-        &self,
-        user_id: &str,
-        page: &PageRequest,
-    ) -> Result<SessionPage, StoreError> {
-        self.check()?;
-        self.inner.list_by_user(user_id, page).await
-    }
-    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-        self.check()?;
-        pass(&self.update_gate).await;
-        self.inner.update(update).await
-    }
-    async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.check()?;
-        self.inner.revoke(id).await
-    }
-    async fn revoke_all(
-        &self,
-        user_id: &str,
-        except: Option<&SessionId>,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.check()?;
-        self.inner.revoke_all(user_id, except).await
-    }
+forward::forward_session_store! {
+    impl SessionStore for FlakyStore => |this| this.inner;
+    every call { this.check()?; }
+    find_by_token after { pass(&this.find_gate).await; }
+    update before { pass(&this.update_gate).await; }
     fn is_shared(&self) -> bool {
         self.inner.is_shared()
     }

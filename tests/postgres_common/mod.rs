@@ -7,15 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tower_session_jwt::Session;
+use tower_session_jwt::StoreError;
 use tower_session_jwt::session::SessionId;
+use tower_session_jwt::store::RevocationFeed;
 use tower_session_jwt::store::postgres::{PostgresStore, PostgresStoreBuilder};
-use tower_session_jwt::store::{
-    CreateOutcome, PageRequest, RevocationFeed, SessionLimit, SessionPage, SessionRecord,
-    SessionUpdate, UpdateOutcome,
-};
-use tower_session_jwt::token::TokenHash;
-use tower_session_jwt::{SessionStore, StoreError};
 
 /// The database the tests use: `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`.
 pub fn database_url() -> String {
@@ -156,42 +151,10 @@ pub fn drop_schema(url: &str, schema: &str) {
     .join();
 }
 
-/// The conformance checks run against [`TestStore`] itself, so that each test's schema is
-/// dropped when it ends.
-impl SessionStore for TestStore {
-    async fn create(
-        &self,
-        record: SessionRecord,
-        limit: SessionLimit,
-    ) -> Result<CreateOutcome, StoreError> {
-        self.store.create(record, limit).await
-    }
-    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.store.find_by_token(hash).await
-    }
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.store.get(id).await
-    }
-    async fn list_by_user(
-        &self,
-        user_id: &str,
-        page: &PageRequest,
-    ) -> Result<SessionPage, StoreError> {
-        self.store.list_by_user(user_id, page).await
-    }
-    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-        self.store.update(update).await
-    }
-    async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.store.revoke(id).await
-    }
-    async fn revoke_all(
-        &self,
-        user_id: &str,
-        except: Option<&SessionId>,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.store.revoke_all(user_id, except).await
-    }
+// The conformance checks run against `TestStore` itself, so that each test's schema is dropped
+// when it ends.
+crate::common::forward::forward_session_store! {
+    impl SessionStore for TestStore => |this| this.store;
     fn revocation_feed(&self) -> Option<std::sync::Arc<dyn RevocationFeed>> {
         self.store.revocation_feed()
     }

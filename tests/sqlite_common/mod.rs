@@ -6,16 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use tower_session_jwt::Session;
+use tower_session_jwt::StoreError;
 use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::sqlite::SqliteStore;
-use tower_session_jwt::store::{
-    CreateOutcome, FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionPage,
-    SessionRecord, SessionUpdate, UpdateOutcome,
-};
-use tower_session_jwt::token::TokenHash;
-use tower_session_jwt::{SessionStore, StoreError};
+use tower_session_jwt::store::{FeedCursor, RevocationFeed};
 
 /// A database file in the system's temporary directory, removed (with its WAL and shared
 /// memory files) when dropped.
@@ -90,40 +85,8 @@ impl OnTempFile {
     }
 }
 
-impl SessionStore for OnTempFile {
-    async fn create(
-        &self,
-        record: SessionRecord,
-        limit: SessionLimit,
-    ) -> Result<CreateOutcome, StoreError> {
-        self.store.create(record, limit).await
-    }
-    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
-        self.store.find_by_token(hash).await
-    }
-    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.store.get(id).await
-    }
-    async fn list_by_user(
-        &self,
-        user_id: &str,
-        page: &PageRequest,
-    ) -> Result<SessionPage, StoreError> {
-        self.store.list_by_user(user_id, page).await
-    }
-    async fn update(&self, update: &SessionUpdate) -> Result<UpdateOutcome, StoreError> {
-        self.store.update(update).await
-    }
-    async fn revoke(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.store.revoke(id).await
-    }
-    async fn revoke_all(
-        &self,
-        user_id: &str,
-        except: Option<&SessionId>,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.store.revoke_all(user_id, except).await
-    }
+crate::common::forward::forward_session_store! {
+    impl SessionStore for OnTempFile => |this| this.store;
     fn revocation_feed(&self) -> Option<std::sync::Arc<dyn RevocationFeed>> {
         self.store.revocation_feed()
     }

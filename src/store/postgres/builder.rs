@@ -12,9 +12,8 @@ use super::feed::{self, FeedConfig, PostgresFeed};
 use super::schema::{self, DEFAULT_SCHEMA, Sql, valid_schema_name};
 use super::{Inner, PostgresStore};
 use crate::store::StoreError;
+use crate::store::sqlx_common::DEFAULT_FEED_RETENTION;
 
-/// Default retention of the revocation feed.
-const DEFAULT_FEED_RETENTION: Duration = Duration::from_secs(15 * 60);
 /// Default bound on opening a connection or waiting for a free one.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default server-side bound on one statement.

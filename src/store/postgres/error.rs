@@ -1,10 +1,11 @@
 //! How the store's calls are bounded in time, and how `sqlx` errors become [`StoreError`]s.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use crate::store::StoreError;
+pub(super) use crate::store::sqlx_common::corrupt;
+use crate::store::sqlx_common::no_connection;
 
 /// Runs `fut`, turning a timeout into [`StoreError::Unavailable`].
 pub(super) async fn bounded<T>(
@@ -51,11 +52,8 @@ pub(super) fn connection_broke(error: &sqlx::Error) -> bool {
 /// Sorts an `sqlx` error into the store's error kinds.
 pub(super) fn map_err(error: sqlx::Error) -> StoreError {
     let unavailable = match &error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
+        e if no_connection(e) => true,
+        sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(e) => e.code().is_some_and(|c| transient_sqlstate(&c)),
         _ => false,
     };
@@ -66,10 +64,6 @@ pub(super) fn map_err(error: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Backend(Box::new(error)),
     }
-}
-
-pub(super) fn corrupt(what: impl fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string().into())
 }
 
 #[cfg(test)]

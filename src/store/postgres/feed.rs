@@ -15,6 +15,7 @@ use super::error::{bounded, connection_broke, corrupt, map_err};
 use super::micros;
 use super::schema::Sql;
 use crate::store::RevocationEvent;
+use crate::store::sqlx_common::in_batches;
 use crate::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed, StoreError};
 
 /// Most events one read returns.
@@ -283,9 +284,8 @@ async fn batched(
     at: i64,
     op_timeout: Duration,
 ) -> Result<u64, StoreError> {
-    let mut total = 0u64;
-    for _ in 0..MAINTENANCE_ROUNDS {
-        let deleted = bounded(op_timeout, async {
+    in_batches(MAINTENANCE_ROUNDS, MAINTENANCE_BATCH as u64, || {
+        bounded(op_timeout, async {
             let count: i64 = sqlx::query(statement)
                 .bind(at)
                 .bind(MAINTENANCE_BATCH)
@@ -297,13 +297,8 @@ async fn batched(
             let deleted = u64::try_from(count).unwrap_or(0);
             Ok(deleted)
         })
-        .await?;
-        total += deleted;
-        if deleted < MAINTENANCE_BATCH as u64 {
-            break;
-        }
-    }
-    Ok(total)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -142,15 +142,17 @@
 //! are [`StoreError::Unavailable`]; other error replies are [`StoreError::Backend`]; a record or
 //! reply that cannot be decoded is [`StoreError::Corrupt`].
 
+mod builder;
 #[cfg(feature = "redis-cluster")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
 pub mod cluster;
 mod feed;
 mod hash_tag;
+mod options;
 mod reply;
 mod scripts;
 mod tls;
 
+pub use self::builder::RedisStoreBuilder;
 pub use self::tls::RedisConfigError;
 
 use std::fmt;
@@ -160,12 +162,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 use time::OffsetDateTime;
 
-use self::feed::{MAX_FEED_WAIT, RedisFeed};
+use self::feed::RedisFeed;
 use self::hash_tag::{HashTag, TokenIndex};
+use self::options::RedisOptions;
 use self::reply::{array_of, bounded, bytes_of, corrupt, decode_session, map_err};
 use self::scripts::FIND_BY_TOKEN;
 use self::tls::TlsSettings;
@@ -176,15 +179,6 @@ use super::{
 };
 use crate::data::session::{Session, SessionId};
 use crate::data::token::TokenHash;
-
-/// Default key prefix.
-const DEFAULT_PREFIX: &str = "tsj:";
-/// Default retention of the revocation feed.
-const DEFAULT_FEED_RETENTION: Duration = Duration::from_secs(15 * 60);
-/// Default time allowed to open a connection.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Default time allowed for an answer.
-const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A [`SessionStore`] in Redis, shared by every instance of a service, with a revocation feed.
 ///
@@ -210,8 +204,7 @@ const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
-/// use tower_session_jwt::store::redis::RedisStore;
+/// use tower_session_jwt::{NewSession, RedisStore, Sessions, SigningKey};
 ///
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .key_prefix("myapp:sessions:")
@@ -292,167 +285,6 @@ impl Keys {
     }
 }
 
-/// Configures and connects a [`RedisStore`]; from [`RedisStore::builder`].
-///
-/// # Example
-///
-/// ```no_run
-/// # async fn run() -> Result<(), tower_session_jwt::StoreError> {
-/// use std::time::Duration;
-/// use tower_session_jwt::store::redis::RedisStore;
-///
-/// let store = RedisStore::builder("redis://127.0.0.1:6379")
-///     .key_prefix("tsj:")
-///     .connect_timeout(Duration::from_millis(500))
-///     .response_timeout(Duration::from_millis(500))
-///     .build()
-///     .await?;
-/// # let _ = store;
-/// # Ok(())
-/// # }
-/// ```
-#[must_use = "a builder does nothing until `build` is awaited"]
-pub struct RedisStoreBuilder {
-    url: String,
-    prefix: String,
-    retention: Duration,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    tls: TlsSettings,
-}
-
-impl fmt::Debug for RedisStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStoreBuilder")
-            .field("url", &"<redacted>")
-            .field("key_prefix", &self.prefix)
-            .field("feed_retention", &self.retention)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
-
-impl RedisStoreBuilder {
-    /// The prefix of every key (default `tsj:`). It becomes the keys' hash tag (`{tsj:}…`), so
-    /// it may not contain `{` or `}`; give different services different prefixes.
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long revocation events stay in the feed (default 15 minutes). It must be at least the
-    /// session JWT lifetime plus leeway, or [`Sessions`](crate::Sessions) refuses the store.
-    pub fn feed_retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
-    }
-
-    /// How long opening a connection may take (default 1 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long Redis may take to answer a command (default 1 s). A whole call, reconnection
-    /// included, is bounded by the connect timeout plus this; a blocking feed read by its wait
-    /// plus both.
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// Trusts the CA certificates in `pem` (one or more PEM `CERTIFICATE` blocks) for a
-    /// `rediss://` URL, instead of the system's trust store. The server's certificate must be
-    /// signed by one of them and name the URL's host.
-    ///
-    /// Without this, a `rediss://` connection trusts the operating system's CA certificates
-    /// (what a managed Redis with a public certificate needs).
-    #[cfg(feature = "redis-tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
-    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls.ca_pem = Some(pem.into());
-        self
-    }
-
-    /// Presents a client certificate (`cert_pem`: the certificate, then any intermediates) and
-    /// its private key (`key_pem`: PKCS#8, PKCS#1 or SEC1) to a Redis that demands mutual TLS
-    /// (`tls-auth-clients yes`). The key is zeroed from memory when the builder is dropped and is
-    /// never printed.
-    #[cfg(feature = "redis-tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
-    pub fn tls_client_identity(
-        mut self,
-        cert_pem: impl Into<Vec<u8>>,
-        key_pem: impl Into<Vec<u8>>,
-    ) -> Self {
-        self.tls.client_identity = Some((cert_pem.into(), zeroize::Zeroizing::new(key_pem.into())));
-        self
-    }
-
-    /// Connects: opens the command connection and the feed connection, and creates the feed
-    /// stream if it does not exist yet.
-    ///
-    /// Fails with [`StoreError::Unavailable`] when Redis cannot be reached in time, and with
-    /// [`StoreError::Backend`] for a malformed URL or key prefix, or a Redis older than 7.0.
-    /// Misconfigured TLS is a [`StoreError::Backend`] whose source is a [`RedisConfigError`]: a
-    /// `rediss://` URL without the `redis-tls` feature, TLS settings for a plain `redis://` URL,
-    /// an unreadable PEM, or a handshake refused over a certificate (a server certificate that
-    /// the configured CA did not sign, a client certificate the server refused).
-    pub async fn build(self) -> Result<RedisStore, StoreError> {
-        if self.prefix.contains(['{', '}']) {
-            return Err(StoreError::Backend(
-                "the Redis key prefix may not contain `{` or `}`".into(),
-            ));
-        }
-        let client = tls::client(&self.url, &self.tls)?;
-        let config = |response_timeout: Duration| {
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(self.connect_timeout))
-                .set_response_timeout(Some(response_timeout))
-                .set_number_of_retries(1)
-                .set_min_delay(Duration::from_millis(50))
-                .set_max_delay(Duration::from_millis(250))
-        };
-        let commands =
-            ConnectionManager::new_with_config(client.clone(), config(self.response_timeout));
-        let feed = ConnectionManager::new_with_config(
-            client,
-            config(MAX_FEED_WAIT + self.response_timeout),
-        );
-        // Two connection attempts (one retry) plus the handshake.
-        let connect_bound = 2 * self.connect_timeout + self.response_timeout;
-        let (conn, feed_conn) = bounded(connect_bound, async {
-            tokio::try_join!(commands, feed).map_err(map_err)
-        })
-        .await
-        .map_err(|e| match tls::classify_connect_error(e) {
-            StoreError::Unavailable(e) => {
-                StoreError::Unavailable(format!("could not connect to Redis: {e}").into())
-            }
-            other => other,
-        })?;
-        let keys = Keys::new(&self.prefix);
-        let op_timeout = self.connect_timeout + self.response_timeout;
-        let store = RedisStore {
-            inner: Arc::new(Inner {
-                conn,
-                op_timeout,
-                feed: Arc::new(RedisFeed {
-                    conn: feed_conn,
-                    key: keys.feed.clone(),
-                    retention: self.retention,
-                    op_timeout,
-                }),
-                keys,
-            }),
-        };
-        store.ensure_feed().await?;
-        Ok(store)
-    }
-}
-
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
@@ -477,10 +309,7 @@ impl RedisStore {
     pub fn builder(url: &str) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.to_owned(),
-            prefix: DEFAULT_PREFIX.to_owned(),
-            retention: DEFAULT_FEED_RETENTION,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            options: RedisOptions::default(),
             tls: TlsSettings::default(),
         }
     }

@@ -20,9 +20,8 @@ use super::error::{is_busy, map_err};
 use super::feed::SqliteFeed;
 use super::{Inner, SqliteStore, schema, unix_ms};
 use crate::store::StoreError;
+use crate::store::sqlx_common::{DEFAULT_FEED_RETENTION, in_batches};
 
-/// Default revocation feed retention.
-const DEFAULT_FEED_RETENTION: Duration = Duration::from_secs(15 * 60);
 /// Default interval between feed polls while a reader waits: short enough that an older JWT
 /// fails in another process within tens of milliseconds, while an idle instance's polls (one
 /// read transaction on the primary key each) stay a small fraction of a core.
@@ -360,25 +359,13 @@ async fn purge_in_background(inner: Weak<Inner>, interval: Duration) {
         };
         let store = SqliteStore { inner };
         let batch = u64::from(store.inner.purge_batch);
-        for _ in 0..MAX_BATCHES_PER_PASS {
-            match store.purge_expired().await {
-                Ok(n) if n >= batch => tokio::task::yield_now().await,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "purging expired sessions failed");
-                    break;
-                }
-            }
+        let purged = in_batches(MAX_BATCHES_PER_PASS, batch, || store.purge_expired()).await;
+        if let Err(error) = purged {
+            tracing::warn!(%error, "purging expired sessions failed");
         }
-        for _ in 0..MAX_BATCHES_PER_PASS {
-            match store.trim_feed().await {
-                Ok(n) if n >= batch => tokio::task::yield_now().await,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "trimming the revocation feed failed");
-                    break;
-                }
-            }
+        let trimmed = in_batches(MAX_BATCHES_PER_PASS, batch, || store.trim_feed()).await;
+        if let Err(error) = trimmed {
+            tracing::warn!(%error, "trimming the revocation feed failed");
         }
     }
 }

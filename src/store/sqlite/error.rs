@@ -1,11 +1,11 @@
 //! Sorting sqlx errors into the store's error kinds, and decoding stored rows.
 
-use std::fmt;
-
 use sqlx::error::DatabaseError;
 
 use crate::data::session::Session;
 use crate::store::StoreError;
+use crate::store::sqlx_common::no_connection;
+pub(super) use crate::store::sqlx_common::{corrupt, encode_json, is_unique_violation};
 
 /// SQLite's primary result codes that mean "not now" rather than "wrong": the database is
 /// locked by another connection or process (`SQLITE_BUSY`, `SQLITE_LOCKED`), or the file could
@@ -20,10 +20,10 @@ const CORRUPT_CODES: [i64; 2] = [11, 26];
 /// [`StoreError::Corrupt`]; anything else is [`StoreError::Backend`].
 pub(super) fn map_err(error: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
+    if no_connection(&error) {
+        return StoreError::Unavailable(Box::new(error));
+    }
     match error {
-        E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed => {
-            StoreError::Unavailable(Box::new(error))
-        }
         E::Database(ref db) => match primary_code(db.as_ref()) {
             Some(code) if UNAVAILABLE_CODES.contains(&code) => {
                 StoreError::Unavailable(Box::new(error))
@@ -54,34 +54,12 @@ pub(super) fn is_busy(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if matches!(primary_code(db.as_ref()), Some(5 | 6)))
 }
 
-/// Whether `error` is a uniqueness violation (a duplicate session id or token hash).
-pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// A [`StoreError::Corrupt`] saying `what`.
-pub(super) fn corrupt(what: impl fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string().into())
-}
-
 /// Decodes a stored session, checking that it is the one its row's keys say it is.
 pub(super) fn decode_session(
     json: &str,
-    check: impl Fn(&Session) -> bool,
+    check: impl FnOnce(&Session) -> bool,
 ) -> Result<Session, StoreError> {
-    let session: Session = serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("undecodable session record: {e}").into()))?;
-    if check(&session) {
-        Ok(session)
-    } else {
-        Err(corrupt("session record does not match its row"))
-    }
-}
-
-/// Encodes a value stored as JSON; failing means a bug, not bad data.
-pub(super) fn encode_json(value: &impl serde::Serialize, what: &str) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("cannot encode {what}: {e}").into()))
+    crate::store::sqlx_common::decode_session(json, None, check)
 }
 
 #[cfg(test)]

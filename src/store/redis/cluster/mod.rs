@@ -102,6 +102,7 @@
 //! election). As on a single node, replication is asynchronous: a revocation acknowledged by a
 //! master that dies before its replica received it is lost with the deletion itself.
 
+mod builder;
 mod feed;
 
 use std::fmt;
@@ -112,18 +113,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::future::try_join_all;
 use redis::Value;
-use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use time::OffsetDateTime;
 
+pub use self::builder::RedisClusterStoreBuilder;
 use self::feed::ClusterFeed;
 use super::hash_tag::{HashTag, TokenIndex};
+use super::options::RedisOptions;
 use super::reply::{bounded, bytes_of, corrupt, int_of, map_err};
 use super::scripts::KEEP_INDEX;
-use super::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_RETENTION, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT,
-    Keys, ttl_ms,
-};
+use super::{Keys, ttl_ms};
 use crate::data::session::{Session, SessionId};
 use crate::data::token::TokenHash;
 use crate::store::{
@@ -160,8 +159,7 @@ const DEFAULT_FEED_POLL_INTERVAL: Duration = Duration::from_millis(100);
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
-/// use tower_session_jwt::store::redis::cluster::RedisClusterStore;
+/// use tower_session_jwt::{NewSession, RedisClusterStore, Sessions, SigningKey};
 ///
 /// let store = RedisClusterStore::builder([
 ///     "redis://127.0.0.1:7000",
@@ -196,177 +194,6 @@ struct Inner {
     feed: Arc<ClusterFeed>,
 }
 
-/// Configures and connects a [`RedisClusterStore`]; from [`RedisClusterStore::builder`].
-///
-/// # Example
-///
-/// ```no_run
-/// # async fn run() -> Result<(), tower_session_jwt::StoreError> {
-/// use std::time::Duration;
-/// use tower_session_jwt::store::redis::cluster::RedisClusterStore;
-///
-/// let store = RedisClusterStore::builder(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
-///     .key_prefix("tsj:")
-///     .partitions(16)
-///     .feed_poll_interval(Duration::from_millis(100))
-///     .build()
-///     .await?;
-/// # let _ = store;
-/// # Ok(())
-/// # }
-/// ```
-#[must_use = "a builder does nothing until `build` is awaited"]
-pub struct RedisClusterStoreBuilder {
-    urls: Vec<String>,
-    prefix: String,
-    partitions: u16,
-    retention: Duration,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    poll_interval: Duration,
-}
-
-impl fmt::Debug for RedisClusterStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisClusterStoreBuilder")
-            .field("urls", &"<redacted>")
-            .field("key_prefix", &self.prefix)
-            .field("partitions", &self.partitions)
-            .field("feed_retention", &self.retention)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .field("feed_poll_interval", &self.poll_interval)
-            .finish()
-    }
-}
-
-impl RedisClusterStoreBuilder {
-    /// The prefix of every key (default `tsj:`). Partition `k`'s keys begin with the hash tag
-    /// `{<prefix><k>}`, so it may not contain `{` or `}`; give different services different
-    /// prefixes (and no [`RedisStore`](super::RedisStore) on the same cluster a prefix equal to
-    /// one of these tags).
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The number of partitions (default 16, at most 1024): how many hash tags, and so slots,
-    /// the sessions and the feed are spread over. More partitions spread the load more evenly
-    /// over the masters, and cost every instance more feed reads (one per partition per poll).
-    ///
-    /// # ⚠️ Warning: fixed for the life of the data
-    ///
-    /// Every instance must use the same number, and changing it is a migration: a user's
-    /// partition follows from it, so with another number the store looks for existing sessions
-    /// in the wrong place (they stop working, and `revoke_all` misses them).
-    pub fn partitions(mut self, partitions: u16) -> Self {
-        self.partitions = partitions;
-        self
-    }
-
-    /// How long revocation events stay in the feed (default 15 minutes). It must be at least the
-    /// session JWT lifetime plus leeway, or [`Sessions`](crate::Sessions) refuses the store.
-    pub fn feed_retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
-    }
-
-    /// How long opening a connection to a node may take (default 1 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long a node may take to answer a command (default 1 s). A whole call, redirections
-    /// and reconnection included, is bounded by the connect timeout plus this.
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// How often a caught-up feed read that may wait looks at the partitions again (default
-    /// 100 ms, at least 5 ms): the bound on how late a revocation reaches other instances, over
-    /// one round trip. Each poll reads every partition once. A read never waits longer than the
-    /// [`Sessions`](crate::Sessions) reading it asks (a quarter of its
-    /// [staleness bound](crate::SessionsBuilder::feed_staleness), 250 ms by default), so a
-    /// longer interval is cut to that.
-    pub fn feed_poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
-    }
-
-    /// Connects to the cluster through the seed nodes, and creates the partitions' feed
-    /// streams where they do not exist yet.
-    ///
-    /// Fails with [`StoreError::Unavailable`] when the cluster cannot be reached in time, and
-    /// with [`StoreError::Backend`] for malformed URLs, key prefix or partition count, or a
-    /// Redis older than 7.0.
-    pub async fn build(self) -> Result<RedisClusterStore, StoreError> {
-        if self.prefix.contains(['{', '}']) {
-            return Err(StoreError::Backend(
-                "the Redis key prefix may not contain `{` or `}`".into(),
-            ));
-        }
-        if self.partitions == 0 || self.partitions > MAX_PARTITIONS {
-            return Err(StoreError::Backend(
-                format!("the partition count must be 1 to {MAX_PARTITIONS}").into(),
-            ));
-        }
-        if self.urls.is_empty() {
-            return Err(StoreError::Backend(
-                "a Redis Cluster store needs at least one seed node".into(),
-            ));
-        }
-        let op_timeout = self.connect_timeout + self.response_timeout;
-        let client = ClusterClientBuilder::new(self.urls.iter().map(String::as_str))
-            .connection_timeout(self.connect_timeout)
-            .response_timeout(self.response_timeout)
-            .overall_response_timeout(Some(op_timeout))
-            .retries(4)
-            .min_retry_wait(20)
-            .max_retry_wait(250)
-            .build()
-            .map_err(map_err)?;
-        let connect_bound = 2 * self.connect_timeout + self.response_timeout;
-        let conn = bounded(connect_bound, async {
-            client.get_async_connection().await.map_err(map_err)
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::Unavailable(e) => StoreError::Unavailable(
-                format!("could not connect to the Redis Cluster: {e}").into(),
-            ),
-            other => other,
-        })?;
-        let partitions: Vec<Keys> = (0..self.partitions)
-            .map(|k| Keys::new(&format!("{}{k}", self.prefix)))
-            .collect();
-        let feed = ClusterFeed {
-            conn: conn.clone(),
-            streams: partitions.iter().map(|keys| keys.feed.clone()).collect(),
-            retention: self.retention,
-            op_timeout,
-            poll_interval: self.poll_interval.max(Duration::from_millis(5)),
-        };
-        let store = RedisClusterStore {
-            inner: Arc::new(Inner {
-                conn,
-                partitions,
-                retention: self.retention,
-                op_timeout,
-                feed: Arc::new(feed),
-            }),
-        };
-        let store_ref = &store;
-        try_join_all(
-            (0..store.inner.partitions.len())
-                .map(|k| async move { store_ref.tag(k).ensure_feed(&mut store_ref.conn()).await }),
-        )
-        .await?;
-        Ok(store)
-    }
-}
-
 impl fmt::Debug for RedisClusterStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisClusterStore")
@@ -399,11 +226,8 @@ impl RedisClusterStore {
     {
         RedisClusterStoreBuilder {
             urls: urls.into_iter().map(|u| u.as_ref().to_owned()).collect(),
-            prefix: DEFAULT_PREFIX.to_owned(),
+            options: RedisOptions::default(),
             partitions: DEFAULT_PARTITIONS,
-            retention: DEFAULT_FEED_RETENTION,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             poll_interval: DEFAULT_FEED_POLL_INTERVAL,
         }
     }
