@@ -4,7 +4,8 @@
 //! health, device binding). Policy is the engine's: this layer asks it.
 
 pub mod cookies;
-pub(crate) mod csrf;
+pub(crate) mod credentials;
+pub mod csrf;
 pub mod dbsc;
 pub mod extract;
 pub mod grpc;
@@ -12,4 +13,5 @@ pub mod health;
 pub(crate) mod layer;
 pub mod login;
 pub mod logout;
+pub(crate) mod refusal;
 pub mod step_up;
