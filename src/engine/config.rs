@@ -703,7 +703,8 @@ impl SessionsBuilder {
     }
 
     /// Keeps the session a login replaces alive. By default
-    /// [`Sessions::login`](crate::Sessions::login) revokes the session that the request's
+    /// [`Sessions::login`](crate::Sessions::login) (and so [`login::login`](crate::login::login))
+    /// revokes the session that the request's
     /// cookies authenticate (the browser is about to get the new session's cookies, and the old
     /// session would otherwise stay usable by its token, and listed among the user's devices,
     /// for its whole lifetime, with no browser holding it).
@@ -727,7 +728,7 @@ impl SessionsBuilder {
         self
     }
 
-    /// Offers browsers [device-bound sessions](crate::dbsc) (DBSC): [`Sessions::login`](crate::Sessions::login)
+    /// Offers browsers [device-bound sessions](crate::dbsc) (DBSC): [`login::login`](crate::login::login)
     /// adds a `Secure-Session-Registration` offer, and mount
     /// [`dbsc::registration`](crate::dbsc::registration) and
     /// [`dbsc::refresh`](crate::dbsc::refresh) at the configured paths. A session bound to a
