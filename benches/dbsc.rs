@@ -59,8 +59,7 @@ fn sessions(store: impl SessionStore) -> Sessions {
 /// A bound session: its id, its token, and the next challenge.
 async fn bound(sessions: &Sessions, device: &Device) -> (SessionId, String, String) {
     let (parts, ()) = http::Request::post("/login").body(()).unwrap().into_parts();
-    let login = sessions
-        .login(&parts, "alice", NewSession::new())
+    let login = tower_session_jwt::login::login(sessions, &parts, "alice", NewSession::new())
         .await
         .unwrap();
     let session = &login.created.session;

@@ -7,14 +7,15 @@
 //! * one [`SessionLayer`] in optional mode over the whole router, with handlers that require a
 //!   session through the [`Session`] / [`CurrentSession`] extractors (so logout still works with
 //!   stale or garbage credentials, and strips them);
-//! * [`Sessions::login`] recording the client's IP address and user agent and setting both cookies
+//! * [`login`](tower_session_jwt::login::login) recording the client's IP address and user agent and setting both cookies
 //!   (the opaque `session_token` and the short-lived `session_jwt`), and revoking the session
 //!   whose cookies a login in the same browser replaces;
 //! * the ready-made [`logout`], [`logout_everywhere`], [`logout_others`] and [`revoke_session`]
 //!   services;
 //! * changing a live session with [`Sessions::update_claims`] and [`Sessions::step_up`] (older
 //!   JWTs refused everywhere at once, the token rotated on step-up), and a route guarded by
-//!   [`Sessions::require_recent_auth`] (RFC 9470);
+//!   [`RecentAuth`](tower_session_jwt::step_up::RecentAuth) (RFC 9470), with the new cookies
+//!   written by [`SessionCookies`] for browsers only;
 //! * paginated device listing, and every session event logged as a JSON line on stdout;
 //! * the JWKS document other services can verify session JWTs with;
 //! * device-bound sessions (DBSC, `DBSC=on` over HTTPS): the [`dbsc::registration`] and
@@ -139,7 +140,8 @@ use axum::routing::{get, patch, post, post_service};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tower_session_jwt::cookies::set_session_cookies;
+use tower_session_jwt::cookies::{SessionCookies, credentials};
+use tower_session_jwt::csrf::is_cross_site;
 use tower_session_jwt::dbsc;
 use tower_session_jwt::health::HealthService;
 use tower_session_jwt::layer::{CurrentSession, RefusedCredential};
@@ -148,6 +150,7 @@ use tower_session_jwt::session::InvalidFactor;
 use tower_session_jwt::session::{AuthenticationFactor, ClientSession};
 use tower_session_jwt::sessions::DbscConfig;
 use tower_session_jwt::sessions::{Changed, CookieConfig, CredentialSource};
+use tower_session_jwt::step_up::RecentAuth;
 use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::token::TokenKey;
 use tower_session_jwt::{
@@ -166,7 +169,7 @@ pub fn app(sessions: Sessions) -> Router {
 pub fn app_with_step_up(sessions: Sessions, step_up_max_age: Duration) -> Router {
     let sensitive = Router::<StepUpMaxAge>::new()
         .route("/api/sensitive", get(sensitive))
-        .route_layer(sessions.require_recent_auth(step_up_max_age));
+        .route_layer(RecentAuth::new(&sessions, step_up_max_age));
     let mut router = Router::<StepUpMaxAge>::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -567,7 +570,7 @@ async fn home(
     // when the request carried a JWT cookie, so a browser whose binding ended gets the form.
     if current.is_none()
         && refused.is_some_and(|r| r.reason == AuthError::DeviceBound.reason())
-        && sessions.credentials(&headers).is_ok_and(|c| {
+        && credentials(&sessions, &headers).is_ok_and(|c| {
             c.jwt()
                 .is_some_and(|(_, from)| from == CredentialSource::Cookie)
         })
@@ -867,7 +870,7 @@ async fn login(sessions: Sessions, request: Request) -> Response {
     if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         new = new.peer_addr(*addr);
     }
-    let login = match sessions.login(&parts, user_id, new).await {
+    let login = match tower_session_jwt::login::login(&sessions, &parts, user_id, new).await {
         Ok(login) => login,
         Err(e) => return session_error(e),
     };
@@ -938,7 +941,7 @@ async fn change_body(
     request: Request,
 ) -> Result<(axum::http::request::Parts, Map<String, Value>, bool), Response> {
     let (parts, body) = request.into_parts();
-    if sessions.is_cross_site(&parts) {
+    if is_cross_site(sessions, &parts) {
         return Err(error(
             StatusCode::FORBIDDEN,
             "cross_site_request",
@@ -992,12 +995,12 @@ async fn change_body(
 /// The response to a change (`response`, JSON or a form's redirect) with the fresh cookies,
 /// which a bearer client does not get: it keeps its credentials in the body.
 fn changed_response(
-    parts: &axum::http::request::Parts,
+    cookies: &SessionCookies,
     changed: &Changed,
     response: impl IntoResponse,
 ) -> Response {
     let mut response = no_store(response);
-    set_session_cookies(&parts.headers, &mut response, changed.cookies());
+    cookies.set(&mut response, changed);
     response
 }
 
@@ -1006,8 +1009,13 @@ fn changed_response(
 /// instance; a client holding the opaque token is re-minted one with the new claims.
 /// A device-bound session's answer carries `"session_jwt": null` and removes the JWT cookie:
 /// only the device's proof mints for it, and the browser refreshes through DBSC.
-async fn update_claims(current: CurrentSession, sessions: Sessions, request: Request) -> Response {
-    let (parts, mut body, _) = match change_body(&sessions, request).await {
+async fn update_claims(
+    current: CurrentSession,
+    sessions: Sessions,
+    cookies: SessionCookies,
+    request: Request,
+) -> Response {
+    let (_, mut body, _) = match change_body(&sessions, request).await {
         Ok(read) => read,
         Err(response) => return response,
     };
@@ -1024,7 +1032,7 @@ async fn update_claims(current: CurrentSession, sessions: Sessions, request: Req
                 "session": changed.session.public_view(),
                 "session_jwt": changed.jwt.as_ref().map(|j| j.expose()),
             });
-            changed_response(&parts, &changed, Json(body))
+            changed_response(&cookies, &changed, Json(body))
         }
         Err(e) => session_error(e),
     }
@@ -1034,8 +1042,13 @@ async fn update_claims(current: CurrentSession, sessions: Sessions, request: Req
 /// with that factor (a real app verifies the code first) and rotates the session token.
 /// A device-bound session gets no JWT here (`"session_jwt": null`): its browser refreshes one
 /// through DBSC with its key.
-async fn step_up(current: CurrentSession, sessions: Sessions, request: Request) -> Response {
-    let (parts, body, is_form) = match change_body(&sessions, request).await {
+async fn step_up(
+    current: CurrentSession,
+    sessions: Sessions,
+    cookies: SessionCookies,
+    request: Request,
+) -> Response {
+    let (_, body, is_form) = match change_body(&sessions, request).await {
         Ok(read) => read,
         Err(response) => return response,
     };
@@ -1057,14 +1070,14 @@ async fn step_up(current: CurrentSession, sessions: Sessions, request: Request) 
     match sessions.step_up(&current.session_id, factor).await {
         Ok(changed) => {
             if is_form {
-                return changed_response(&parts, &changed, Redirect::to("/"));
+                return changed_response(&cookies, &changed, Redirect::to("/"));
             }
             let body = json!({
                 "session": changed.session.public_view(),
                 "session_token": changed.token.as_ref().map(|t| t.expose()),
                 "session_jwt": changed.jwt.as_ref().map(|j| j.expose()),
             });
-            changed_response(&parts, &changed, Json(body))
+            changed_response(&cookies, &changed, Json(body))
         }
         Err(e) => session_error(e),
     }

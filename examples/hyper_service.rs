@@ -111,10 +111,11 @@ where
         return text(StatusCode::UNAUTHORIZED, "wrong password\n");
     }
     // Records the client IP (from `PeerAddr`, which `serve` inserts) and the User-Agent.
-    let login = match sessions.login(&parts, user, NewSession::new()).await {
-        Ok(login) => login,
-        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n")),
-    };
+    let login =
+        match tower_session_jwt::login::login(&sessions, &parts, user, NewSession::new()).await {
+            Ok(login) => login,
+            Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n")),
+        };
     let created = &login.created;
     let mut response = json_response(
         StatusCode::OK,

@@ -500,7 +500,7 @@ async fn used_memory(raw: &mut redis::aio::MultiplexedConnection) -> Result<u64,
 async fn sampled_bytes(
     raw: &mut redis::aio::MultiplexedConnection,
     prefix: &str,
-    logins: &[tower_session_jwt::sessions::CreatedSession],
+    logins: &[tower_session_jwt::sessions::Created],
 ) -> Result<f64, String> {
     use base64::Engine as _;
     let encode = |user: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);

@@ -76,7 +76,7 @@
 //! * A store failure is an error, never "no session": requests fail closed.
 //! * Tokens, JWTs and keys are redacted from `Debug` output; credential headers are marked
 //!   sensitive.
-//! * Logins and logouts refuse cross-site requests ([`Sessions::is_cross_site`]).
+//! * Logins and logouts refuse cross-site requests ([`csrf::is_cross_site`]).
 //! * Optionally, sessions are bound to the browser's device key ([`dbsc`], Device Bound Session
 //!   Credentials): the opaque token alone then re-mints nothing, so copied cookies stop working
 //!   within one JWT lifetime.
@@ -129,7 +129,7 @@ pub use jwt::keys::{SigningKey, VerificationKey};
 pub use store::contract::{SessionStore, StoreError};
 pub use store::memory::MemoryStore;
 
-pub use http::{cookies, dbsc, extract, grpc, health, login, logout, step_up};
+pub use http::{cookies, csrf, dbsc, extract, grpc, health, login, logout, step_up};
 
 pub mod session {
     //! The session record's parts: ids, attributes, authentication factors, custom claims and
@@ -172,10 +172,10 @@ pub mod sessions {
     //! credentials they take, the builder's settings and their defaults.
     #[doc(inline)]
     pub use crate::engine::{
-        AuthPath, Authenticated, CacheSizes, Changed, CircuitBreaker, CookieConfig, CreatedSession,
+        AuthPath, Authenticated, CacheSizes, Changed, CircuitBreaker, CookieConfig, Created,
         CredentialSource, Credentials, DEFAULT_FEED_STALENESS, DEFAULT_ISSUER, DEFAULT_JWT_TTL,
         DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_SESSION_TTL, DbscConfig, Health,
-        MAX_CHALLENGE_TTL, MAX_FEED_STALENESS, MAX_LEEWAY, MIN_FEED_STALENESS, RefreshedSession,
+        MAX_CHALLENGE_TTL, MAX_FEED_STALENESS, MAX_LEEWAY, MIN_FEED_STALENESS, Refreshed,
         RevocationList, SessionChange,
     };
 }

@@ -24,7 +24,7 @@ use time::format_description::well_known::Rfc3339;
 use tower::ServiceExt;
 use tower_session_jwt::clock::{Clock, ManualClock};
 use tower_session_jwt::jwt::{Algorithm, JwtError};
-use tower_session_jwt::sessions::{CookieConfig, CreatedSession};
+use tower_session_jwt::sessions::{CookieConfig, Created};
 use tower_session_jwt::{
     AuthError, MemoryStore, NewSession, Session, SessionLayer, Sessions, SessionsBuilder,
     SigningKey,
@@ -37,8 +37,8 @@ use tower_session_jwt::{
 struct Env {
     sessions: Sessions,
     clock: ManualClock,
-    alice: CreatedSession,
-    bob: CreatedSession,
+    alice: Created,
+    bob: Created,
     kid: String,
 }
 

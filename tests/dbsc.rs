@@ -17,6 +17,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::cookies::{SessionCookies, refresh_cookies};
 use tower_session_jwt::dbsc;
 use tower_session_jwt::events::{SessionEvent, SessionEventKind};
 use tower_session_jwt::proof::ProofError;
@@ -66,8 +67,7 @@ async fn login(sessions: &Sessions) -> Login {
         .body(())
         .unwrap()
         .into_parts();
-    let login = sessions
-        .login(&parts, "alice", NewSession::new())
+    let login = tower_session_jwt::login::login(sessions, &parts, "alice", NewSession::new())
         .await
         .unwrap();
     let offer = login
@@ -168,7 +168,9 @@ async fn login_offers_registration_with_a_stored_challenge() {
         .build()
         .unwrap();
     let (parts, ()) = Request::post("/login").body(()).unwrap().into_parts();
-    let l = plain.login(&parts, "bob", NewSession::new()).await.unwrap();
+    let l = tower_session_jwt::login::login(&plain, &parts, "bob", NewSession::new())
+        .await
+        .unwrap();
     assert!(l.registration_offer().is_none());
 }
 
@@ -844,17 +846,16 @@ async fn unbinding_gives_the_token_back_its_power() {
     assert!(!changed.session.is_device_bound());
     // No proof, no JWT: the unbinding removes the JWT cookie, and the token mints the next.
     assert!(changed.jwt.is_none());
-    let cookie = changed.cookies()[0].to_str().unwrap();
+    let cookies = SessionCookies::new(&f.sessions, &http::HeaderMap::new()).values(&changed);
+    let cookie = cookies[0].to_str().unwrap();
     assert!(cookie.starts_with("session_jwt=;"), "{cookie}");
     let refreshed = f.sessions.authenticate_token(&login.token).await.unwrap();
     assert_eq!(refreshed.session.session_id, id);
     // The JWT cookie lives as long as the session again.
-    let outcome = f
-        .sessions
-        .authenticate(&Credentials::new().with_token(&login.token, CredentialSource::Cookie))
-        .await
-        .unwrap();
-    let cookie = outcome.set_cookies()[0].to_str().unwrap();
+    let browser = Credentials::new().with_token(&login.token, CredentialSource::Cookie);
+    let outcome = f.sessions.authenticate(&browser).await.unwrap();
+    let cookies = refresh_cookies(&f.sessions, &browser, &outcome);
+    let cookie = cookies[0].to_str().unwrap();
     assert!(max_age(cookie) > 3500, "{cookie}");
     assert!(
         f.events

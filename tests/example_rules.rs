@@ -349,10 +349,10 @@ async fn the_crate_endpoints_give_a_bearer_request_no_cookie_without_the_layer()
     let login = axum::routing::post(
         |sessions: axum::Extension<Sessions>, request: Request<Body>| async move {
             let (parts, _) = request.into_parts();
-            let login = sessions
-                .login(&parts, "bob", NewSession::new())
-                .await
-                .unwrap();
+            let login =
+                tower_session_jwt::login::login(&sessions, &parts, "bob", NewSession::new())
+                    .await
+                    .unwrap();
             let mut response = Response::new(Body::empty());
             login.set_cookies(&mut response);
             response
@@ -426,7 +426,13 @@ async fn the_layer_removes_session_cookies_a_handler_sets_for_a_bearer_request()
                  sessions: axum::Extension<Sessions>| async move {
                     let changed = sessions.rotate(&current.session_id).await.unwrap();
                     let mut response = Response::new(Body::empty());
-                    changed.set_cookies(&mut response);
+                    // Careless: the cookies as for a browser, whoever asked.
+                    let as_for_a_browser = http::HeaderMap::new();
+                    let cookies = tower_session_jwt::cookies::SessionCookies::new(
+                        &sessions,
+                        &as_for_a_browser,
+                    );
+                    cookies.set(&mut response, &changed);
                     // Not a session cookie: the application's own, left alone.
                     response
                         .headers_mut()

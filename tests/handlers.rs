@@ -8,7 +8,7 @@ use axum::routing::{get, post_service};
 use http::{Request, StatusCode, header};
 use tower::ServiceExt;
 use tower_session_jwt::logout::{logout, logout_everywhere, revoke_session};
-use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::sessions::Created;
 use tower_session_jwt::{NewSession, Session, SessionLayer, Sessions};
 
 fn app(sessions: &Sessions) -> Router {
@@ -26,7 +26,7 @@ fn app(sessions: &Sessions) -> Router {
         .layer(SessionLayer::new(sessions.clone()).optional())
 }
 
-fn cookies_of(c: &CreatedSession) -> String {
+fn cookies_of(c: &Created) -> String {
     format!(
         "session_token={}; session_jwt={}",
         c.token.expose(),
@@ -161,7 +161,7 @@ async fn revoke_by_id_is_limited_to_own_sessions() {
     let a2 = sessions.create("alice", NewSession::new()).await.unwrap();
     let bob = sessions.create("bob", NewSession::new()).await.unwrap();
     let app = app(&sessions);
-    let uri = |c: &CreatedSession| format!("/api/sessions/{}/revoke", c.session.session_id);
+    let uri = |c: &Created| format!("/api/sessions/{}/revoke", c.session.session_id);
 
     let response = call(&app, "POST", &uri(&bob), &[("cookie", &cookies_of(&a1))]).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);

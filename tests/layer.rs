@@ -11,14 +11,14 @@ use common::{FlakyStore, builder};
 use http::{Request, StatusCode, header};
 use tower::ServiceExt;
 use tower_session_jwt::clock::ManualClock;
-use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::sessions::Created;
 use tower_session_jwt::{AuthError, MemoryStore, NewSession, Session, SessionLayer, Sessions};
 
 struct Fixture {
     sessions: Sessions,
     clock: ManualClock,
     store: FlakyStore,
-    alice: CreatedSession,
+    alice: Created,
 }
 
 async fn fixture() -> Fixture {

@@ -20,6 +20,7 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use tower::ServiceExt as _;
 use tower_session_jwt::clock::ManualClock;
+use tower_session_jwt::cookies::{SessionCookies, refresh_cookies};
 use tower_session_jwt::events::{RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
 use tower_session_jwt::session::AuthenticationFactor;
 use tower_session_jwt::sessions::{AuthPath, CredentialSource, Credentials};
@@ -115,10 +116,8 @@ async fn a_claims_change_refuses_older_jwts_and_token_holders_get_the_new_claims
         .unwrap();
     assert_eq!(fresh.custom_claims["role"], "admin");
     // A browser with both cookies: the old JWT fails over to the token, which re-mints.
-    let outcome = sessions
-        .authenticate(&cookies(created.jwt.expose(), created.token.expose()))
-        .await
-        .unwrap();
+    let browser = cookies(created.jwt.expose(), created.token.expose());
+    let outcome = sessions.authenticate(&browser).await.unwrap();
     assert_eq!(outcome.path, AuthPath::Store);
     assert_eq!(outcome.session.custom_claims["role"], "admin");
     let reminted = outcome
@@ -127,7 +126,7 @@ async fn a_claims_change_refuses_older_jwts_and_token_holders_get_the_new_claims
         .expect("a fresh JWT for the cookie client");
     assert_eq!(payload(reminted.expose())["role"], "admin");
     assert!(payload(reminted.expose()).get("trial").is_none());
-    assert!(!outcome.set_cookies().is_empty());
+    assert!(!refresh_cookies(&sessions, &browser, &outcome).is_empty());
     // ... and the re-minted JWT is accepted on the fast path.
     let next = sessions
         .authenticate(&cookies(reminted.expose(), created.token.expose()))
@@ -245,7 +244,7 @@ async fn step_up_records_the_factor_rotates_the_token_and_the_jwt_says_so() {
     );
 
     clock.advance(Duration::from_secs(400));
-    let guard = sessions.require_recent_auth(Duration::from_secs(300));
+    let guard = tower_session_jwt::step_up::RecentAuth::new(&sessions, Duration::from_secs(300));
     let stale = sessions
         .authenticate_token(created.token.expose())
         .await
@@ -335,7 +334,9 @@ async fn rotation_keeps_the_session_and_retires_both_old_credentials() {
         [true, true]
     );
     assert_eq!(
-        rotated.cookies().len(),
+        SessionCookies::new(&sessions, &http::HeaderMap::new())
+            .values(&rotated)
+            .len(),
         2,
         "a rotation hands a browser both cookies"
     );

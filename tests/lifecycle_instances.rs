@@ -176,9 +176,8 @@ async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
             .factor_type,
         "otp"
     );
-    let guard = b
-        .require_recent_auth(Duration::from_secs(60))
-        .of_types(["otp"]);
+    let guard =
+        tower_session_jwt::step_up::RecentAuth::new(&b, Duration::from_secs(60)).of_types(["otp"]);
     assert!(guard.check(&via_b.session).is_ok());
     until(FEED_LATENCY_LIMIT, async || {
         b.authenticate_jwt(changed.jwt.as_ref().unwrap().expose())

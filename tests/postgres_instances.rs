@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use http::{Request, StatusCode};
 use postgres_common::{Server, TestStore, builder, free_port, unavailable};
 use tower::ServiceExt;
-use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::sessions::Created;
 use tower_session_jwt::{AuthError, NewSession, Session, SessionLayer, Sessions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,11 +218,11 @@ async fn status(app: &Router, cookie: &str) -> StatusCode {
     app.clone().oneshot(request).await.unwrap().status()
 }
 
-fn token(c: &CreatedSession) -> String {
+fn token(c: &Created) -> String {
     format!("session_token={}", c.token.expose())
 }
 
-fn jwt(c: &CreatedSession) -> String {
+fn jwt(c: &Created) -> String {
     format!("session_jwt={}", c.jwt.expose())
 }
 

@@ -17,15 +17,15 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_session_jwt::clock::{Clock, ManualClock};
-use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::sessions::Created;
 use tower_session_jwt::{MemoryStore, NewSession, Session, SessionLayer, Sessions, SigningKey};
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
     sessions: Sessions,
     clock: ManualClock,
-    alice: CreatedSession,
-    bob: CreatedSession,
+    alice: Created,
+    bob: Created,
     kid: String,
     app: Router,
 }

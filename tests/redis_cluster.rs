@@ -565,7 +565,7 @@ async fn failover_of_a_master() {
         .unwrap();
 
     // The victim: the master serving the first live session, so some sessions are on it.
-    let master_of = |login: &tower_session_jwt::sessions::CreatedSession| {
+    let master_of = |login: &tower_session_jwt::sessions::Created| {
         cluster.master_of_slot(cluster.keyslot(&session_key(&store_a, &login.session)))
     };
     let victim = master_of(&live[0]);

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tower_session_jwt::session::SessionId;
-use tower_session_jwt::sessions::CreatedSession;
+use tower_session_jwt::sessions::Created;
 use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::record;
 use tower_session_jwt::store::redis::RedisStore;
@@ -44,7 +44,7 @@ fn instance(store: impl SessionStore) -> Sessions {
 }
 
 /// Creates `n` sessions on `sessions` (100 at a time).
-async fn logins(sessions: &Sessions, n: usize) -> Vec<CreatedSession> {
+async fn logins(sessions: &Sessions, n: usize) -> Vec<Created> {
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(100) {
         let batch = (start..n.min(start + 100))
@@ -57,7 +57,7 @@ async fn logins(sessions: &Sessions, n: usize) -> Vec<CreatedSession> {
 }
 
 /// Revokes every session in `created`, 100 at a time, chunk after chunk.
-async fn revoke_all_of(sessions: &Sessions, created: &[CreatedSession]) {
+async fn revoke_all_of(sessions: &Sessions, created: &[Created]) {
     for chunk in created.chunks(100) {
         let revoked = join_all(chunk.iter().map(|c| sessions.revoke(&c.session.session_id))).await;
         assert!(revoked.into_iter().all(|r| r.unwrap().is_some()));
@@ -65,7 +65,7 @@ async fn revoke_all_of(sessions: &Sessions, created: &[CreatedSession]) {
 }
 
 /// The JWTs of the last [`TARGETS`] sessions of `created`.
-fn last_jwts(created: &[CreatedSession]) -> Arc<Vec<String>> {
+fn last_jwts(created: &[Created]) -> Arc<Vec<String>> {
     Arc::new(
         created[created.len() - TARGETS..]
             .iter()

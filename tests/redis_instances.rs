@@ -138,11 +138,9 @@ async fn outage_fails_closed_and_recovers_without_a_restart() {
     let revoked = a.create("frank", NewSession::new()).await.unwrap();
     a.revoke(&revoked.session.session_id).await.unwrap();
     let app_b = app(&b);
-    let token = |c: &tower_session_jwt::sessions::CreatedSession| {
-        format!("session_token={}", c.token.expose())
-    };
-    let jwt =
-        |c: &tower_session_jwt::sessions::CreatedSession| format!("session_jwt={}", c.jwt.expose());
+    let token =
+        |c: &tower_session_jwt::sessions::Created| format!("session_token={}", c.token.expose());
+    let jwt = |c: &tower_session_jwt::sessions::Created| format!("session_jwt={}", c.jwt.expose());
     until(Duration::from_secs(2), async || {
         status(&app_b, &jwt(&revoked)).await == StatusCode::UNAUTHORIZED
     })

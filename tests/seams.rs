@@ -426,16 +426,16 @@ async fn a_jwt_cookie_over_4096_bytes_is_refused_at_login() {
     // Every cookie handed out fits, with claims just under the limit.
     let mut small = serde_json::Map::new();
     small.insert("blob".into(), json!("x".repeat(2400)));
-    let created = sessions
-        .login(
-            &request("POST", "/login", &[("user-agent", &ua)], "")
-                .into_parts()
-                .0,
-            "fits",
-            NewSession::new().custom_claims(small),
-        )
-        .await
-        .unwrap();
+    let created = tower_session_jwt::login::login(
+        &sessions,
+        &request("POST", "/login", &[("user-agent", &ua)], "")
+            .into_parts()
+            .0,
+        "fits",
+        NewSession::new().custom_claims(small),
+    )
+    .await
+    .unwrap();
     for cookie in created.cookies() {
         assert!(
             cookie.len() <= tower_session_jwt::cookies::MAX_COOKIE_LEN,
@@ -472,8 +472,7 @@ async fn a_jwt_cookie_over_4096_bytes_is_refused_at_login() {
 async fn debug_output_and_credential_headers_keep_secrets() {
     let (_, sessions) = browser().await;
     let (parts, ()) = http::Request::post("/login").body(()).unwrap().into_parts();
-    let login = sessions
-        .login(&parts, "alice", NewSession::new())
+    let login = tower_session_jwt::login::login(&sessions, &parts, "alice", NewSession::new())
         .await
         .unwrap();
     let printed = format!("{login:?} {:?}", login.cookies());
@@ -795,8 +794,7 @@ async fn the_example_uses_host_prefixed_cookies_unless_insecure() {
             .build()
             .unwrap();
         let (parts, ()) = http::Request::post("/login").body(()).unwrap().into_parts();
-        let login = sessions
-            .login(&parts, "alice", NewSession::new())
+        let login = tower_session_jwt::login::login(&sessions, &parts, "alice", NewSession::new())
             .await
             .unwrap();
         let names: Vec<&str> = login

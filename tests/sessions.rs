@@ -684,7 +684,7 @@ fn login_request(headers: &[(&str, &str)]) -> http::request::Parts {
 }
 
 /// The `Cookie` header a browser sends after `login` set its cookies.
-fn cookie_header(login: &tower_session_jwt::login::Login) -> String {
+fn cookie_header(login: &tower_session_jwt::login::LoggedIn) -> String {
     login
         .cookies()
         .iter()
@@ -708,19 +708,19 @@ fn revocations_of(
 async fn a_login_over_a_browsers_session_revokes_it() {
     let (sessions, _, events) = recording(false);
     sessions.ready().await;
-    let first = sessions
-        .login(&login_request(&[]), "alice", NewSession::new())
-        .await
-        .unwrap();
+    let first =
+        tower_session_jwt::login::login(&sessions, &login_request(&[]), "alice", NewSession::new())
+            .await
+            .unwrap();
     let old = first.created.clone();
-    let second = sessions
-        .login(
-            &login_request(&[("cookie", &cookie_header(&first))]),
-            "alice",
-            NewSession::new(),
-        )
-        .await
-        .unwrap();
+    let second = tower_session_jwt::login::login(
+        &sessions,
+        &login_request(&[("cookie", &cookie_header(&first))]),
+        "alice",
+        NewSession::new(),
+    )
+    .await
+    .unwrap();
 
     assert!(
         sessions
@@ -777,14 +777,14 @@ async fn either_cookie_alone_names_the_session_a_login_replaces() {
         };
         // The JWT cookie names its session even once expired (the browser keeps it).
         clock.advance(Duration::from_secs(301));
-        sessions
-            .login(
-                &login_request(&[("cookie", &format!("{cookie}={value}"))]),
-                user,
-                NewSession::new(),
-            )
-            .await
-            .unwrap();
+        tower_session_jwt::login::login(
+            &sessions,
+            &login_request(&[("cookie", &format!("{cookie}={value}"))]),
+            user,
+            NewSession::new(),
+        )
+        .await
+        .unwrap();
         assert!(
             sessions
                 .get(&old.session.session_id)
@@ -858,10 +858,14 @@ async fn forged_stale_or_bearer_credentials_replace_nothing_and_never_block_a_lo
         ],
     ] {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        sessions
-            .login(&login_request(&headers), "alice", NewSession::new())
-            .await
-            .unwrap_or_else(|e| panic!("a login with {headers:?} failed: {e}"));
+        tower_session_jwt::login::login(
+            &sessions,
+            &login_request(&headers),
+            "alice",
+            NewSession::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a login with {headers:?} failed: {e}"));
     }
     assert!(
         sessions
@@ -886,18 +890,18 @@ async fn forged_stale_or_bearer_credentials_replace_nothing_and_never_block_a_lo
 async fn with_keep_sessions_on_login_the_older_session_lives_on() {
     let (sessions, _, events) = recording(true);
     sessions.ready().await;
-    let first = sessions
-        .login(&login_request(&[]), "alice", NewSession::new())
-        .await
-        .unwrap();
-    sessions
-        .login(
-            &login_request(&[("cookie", &cookie_header(&first))]),
-            "bob",
-            NewSession::new(),
-        )
-        .await
-        .unwrap();
+    let first =
+        tower_session_jwt::login::login(&sessions, &login_request(&[]), "alice", NewSession::new())
+            .await
+            .unwrap();
+    tower_session_jwt::login::login(
+        &sessions,
+        &login_request(&[("cookie", &cookie_header(&first))]),
+        "bob",
+        NewSession::new(),
+    )
+    .await
+    .unwrap();
     sessions
         .authenticate_token(first.created.token.expose())
         .await
@@ -913,20 +917,20 @@ async fn with_keep_sessions_on_login_the_older_session_lives_on() {
 #[tokio::test]
 async fn a_cross_site_login_replaces_nothing() {
     let (sessions, _, _) = recording(false);
-    let first = sessions
-        .login(&login_request(&[]), "alice", NewSession::new())
-        .await
-        .unwrap();
-    let refused = sessions
-        .login(
-            &login_request(&[
-                ("cookie", &cookie_header(&first)),
-                ("sec-fetch-site", "cross-site"),
-            ]),
-            "mallory",
-            NewSession::new(),
-        )
-        .await;
+    let first =
+        tower_session_jwt::login::login(&sessions, &login_request(&[]), "alice", NewSession::new())
+            .await
+            .unwrap();
+    let refused = tower_session_jwt::login::login(
+        &sessions,
+        &login_request(&[
+            ("cookie", &cookie_header(&first)),
+            ("sec-fetch-site", "cross-site"),
+        ]),
+        "mallory",
+        NewSession::new(),
+    )
+    .await;
     assert!(matches!(refused, Err(SessionError::CrossSiteRequest)));
     sessions
         .authenticate_token(first.created.token.expose())
@@ -1002,17 +1006,17 @@ async fn a_store_error_while_replacing_a_session_fails_the_login() {
         .without_circuit_breaker()
         .build()
         .unwrap();
-    let first = sessions
-        .login(&login_request(&[]), "alice", NewSession::new())
-        .await
-        .unwrap();
-    let answer = sessions
-        .login(
-            &login_request(&[("cookie", &cookie_header(&first))]),
-            "alice",
-            NewSession::new(),
-        )
-        .await;
+    let first =
+        tower_session_jwt::login::login(&sessions, &login_request(&[]), "alice", NewSession::new())
+            .await
+            .unwrap();
+    let answer = tower_session_jwt::login::login(
+        &sessions,
+        &login_request(&[("cookie", &cookie_header(&first))]),
+        "alice",
+        NewSession::new(),
+    )
+    .await;
     assert!(
         matches!(answer, Err(SessionError::Store(_))),
         "the login went on without replacing the session: {answer:?}"
@@ -1029,23 +1033,22 @@ async fn a_login_in_the_same_browser_fits_a_limit_of_one_session() {
         .session_limit(SessionLimit::new(1, WhenFull::Refuse))
         .build()
         .unwrap();
-    let first = sessions
-        .login(&login_request(&[]), "alice", NewSession::new())
-        .await
-        .unwrap();
+    let first =
+        tower_session_jwt::login::login(&sessions, &login_request(&[]), "alice", NewSession::new())
+            .await
+            .unwrap();
     // The replaced session is revoked before the new one is counted against the limit.
-    sessions
-        .login(
-            &login_request(&[("cookie", &cookie_header(&first))]),
-            "alice",
-            NewSession::new(),
-        )
-        .await
-        .unwrap();
+    tower_session_jwt::login::login(
+        &sessions,
+        &login_request(&[("cookie", &cookie_header(&first))]),
+        "alice",
+        NewSession::new(),
+    )
+    .await
+    .unwrap();
     // Another browser is still refused.
     assert!(matches!(
-        sessions
-            .login(&login_request(&[]), "alice", NewSession::new())
+        tower_session_jwt::login::login(&sessions, &login_request(&[]), "alice", NewSession::new())
             .await,
         Err(SessionError::SessionLimitReached)
     ));

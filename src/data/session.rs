@@ -565,7 +565,7 @@ pub struct NewSession {
     pub(crate) custom_claims: Map<String, Value>,
     pub(crate) ttl: Option<std::time::Duration>,
     pub(crate) peer_addr: Option<std::net::SocketAddr>,
-    /// Store a registration challenge for device binding (set by `Sessions::login`).
+    /// Store a registration challenge for device binding (set by `login::login`).
     pub(crate) offer_device: bool,
 }
 
@@ -603,7 +603,7 @@ impl NewSession {
         self
     }
 
-    /// The client's address, for [`Sessions::login`](crate::Sessions::login) to record when no
+    /// The client's address, for [`login::login`](crate::login::login) to record when no
     /// trusted proxy header is configured.
     pub fn peer_addr(mut self, addr: std::net::SocketAddr) -> Self {
         self.peer_addr = Some(addr);

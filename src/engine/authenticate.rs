@@ -9,22 +9,22 @@
 //!    beside a cookie): the opaque token decides, through the store (and the token cache), and
 //!    a fresh JWT is minted. A genuine JWT (even expired or revoked) that names another session
 //!    than the token is a conflict: a token tossed into the cookie jar must not take over.
-//! 4. Credentials that came from cookies get fresh cookies back; a request that used
-//!    `Authorization` gets none.
+//! 4. Credentials that came from cookies get a fresh JWT back (and word that the token cookie
+//!    must be set again when the session's expiry moved); a request that used `Authorization`
+//!    gets nothing. Turning that into cookies is the HTTP edge's.
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
 use super::Sessions;
-use super::credentials::{CredentialSource, Credentials, Kind};
-use super::jwt_key::{JwtKey, JwtRef};
+use super::caches::{CachedJwt, CachedLookup, remember_verified};
+use super::credentials::{CredentialKind, CredentialSource, Credentials};
+use super::jwt_key::JwtRef;
 use super::mint::Grant;
 use crate::data::session::{Session, SessionId};
 use crate::data::token::TokenHash;
 use crate::engine::error::AuthError;
-use crate::http::cookies::{extract, session_cookies};
 use crate::jwt::{Expiry, JwtError, SessionJwt};
 use crate::store::BoxFuture;
 
@@ -64,28 +64,20 @@ pub struct Authenticated {
     /// the JWT paths and for `Authorization` clients, who get nothing back (call
     /// [`Sessions::authenticate_token`] for a JWT).
     pub jwt: Option<SessionJwt>,
-    set_cookies: Vec<HeaderValue>,
+    /// Whether the token cookie must be set again beside [`jwt`](Self::jwt): this
+    /// authentication moved the session's expiry (sliding), and the cookie's `Max-Age` follows
+    /// it. Only ever `true` with a `jwt`.
+    pub resend_token: bool,
 }
 
 impl Authenticated {
-    fn by_jwt(session: Arc<Session>, path: AuthPath) -> Self {
+    fn jwt_path(session: Arc<Session>, path: AuthPath) -> Self {
         Self {
             session,
             path,
             jwt: None,
-            set_cookies: Vec::new(),
+            resend_token: false,
         }
-    }
-
-    /// The `Set-Cookie` values to add to the response: a fresh JWT cookie and the token cookie
-    /// again (its `Max-Age` follows the session's expiry whenever it moves), only when every
-    /// credential came from cookies. Empty on the JWT paths and for `Authorization` clients.
-    pub fn set_cookies(&self) -> &[HeaderValue] {
-        &self.set_cookies
-    }
-
-    pub(crate) fn take_cookies(&mut self) -> Vec<HeaderValue> {
-        std::mem::take(&mut self.set_cookies)
     }
 }
 
@@ -93,7 +85,7 @@ impl Authenticated {
 /// ([`Sessions::authenticate_token`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct RefreshedSession {
+pub struct Refreshed {
     /// The live session.
     pub session: Arc<Session>,
     /// A session JWT for it: freshly minted, or the last one minted for this token while it
@@ -111,28 +103,6 @@ pub(crate) enum Step {
     Store(BoxFuture<'static, Result<Authenticated, AuthError>>),
 }
 
-#[derive(Clone)]
-pub(super) struct CachedJwt {
-    pub(super) session: Arc<Session>,
-    /// The JWT's `iat` and `exp`, Unix seconds.
-    pub(super) issued_at: i64,
-    pub(super) expires_at: i64,
-    /// Minted by this instance in this horizon generation, so after the horizon whatever `iat`
-    /// says (`iat` has whole seconds only, and the horizon's second is otherwise ambiguous).
-    pub(super) minted_in: Option<u64>,
-}
-
-#[derive(Clone)]
-pub(super) struct CachedLookup {
-    pub(super) session: Arc<Session>,
-    /// When the store last confirmed the session; the entry is trusted for one JWT lifetime
-    /// from then.
-    pub(super) fetched_at: OffsetDateTime,
-    /// The JWT last minted for this token, reused while it has half its lifetime left, so a
-    /// client that only sends the opaque token does not cost a signature per request.
-    pub(super) jwt: Option<SessionJwt>,
-}
-
 /// What the local check of a JWT concluded.
 enum JwtStatus {
     /// Verified, live and not revoked; `trusted` when no store call is needed.
@@ -148,18 +118,6 @@ enum JwtStatus {
 }
 
 impl Sessions {
-    /// Reads the session credentials of a request from its headers: the JWT and token cookies
-    /// and `Authorization: Bearer`. Query strings are never read.
-    ///
-    /// # Errors
-    ///
-    /// [`AuthError::ConflictingCredentials`] for two different values of one credential (two
-    /// cookies, or a cookie and the header) or two `Authorization` headers;
-    /// [`AuthError::CredentialTooLarge`] for a header over 16 KiB.
-    pub fn credentials<'a>(&self, headers: &'a HeaderMap) -> Result<Credentials<'a>, AuthError> {
-        extract(headers, &self.inner.settings)
-    }
-
     /// Authenticates a request's credentials: the one path behind the layer, the extractors
     /// and the handlers. At most one signature is verified.
     ///
@@ -189,7 +147,7 @@ impl Sessions {
     /// let bearer = Credentials::new().with_token(created.token.expose(), CredentialSource::Header);
     /// let outcome = sessions.authenticate(&bearer).await.unwrap();
     /// assert_eq!(outcome.path, AuthPath::Store);
-    /// assert!(outcome.jwt.is_none() && outcome.set_cookies().is_empty()); // no JWT minted for nothing
+    /// assert!(outcome.jwt.is_none() && !outcome.resend_token); // no JWT minted for nothing
     /// # });
     /// ```
     pub async fn authenticate(
@@ -218,13 +176,13 @@ impl Sessions {
     ///
     /// At most once per JWT lifetime per session this also writes `last_accessed_at` (and, with
     /// sliding expiry, the new `expires_at`) to the store.
-    pub async fn authenticate_token(&self, token: &str) -> Result<RefreshedSession, AuthError> {
+    pub async fn authenticate_token(&self, token: &str) -> Result<Refreshed, AuthError> {
         let (session, jwt, extended) = self.refresh_by_token(token, true).await?;
         let jwt = match jwt {
             Some(jwt) => jwt,
             None => self.mint(&session, self.now(), Grant::Token)?,
         };
-        Ok(RefreshedSession {
+        Ok(Refreshed {
             session,
             jwt,
             extended,
@@ -242,21 +200,23 @@ impl Sessions {
             // is looked up only beside a header token, which goes to the store anyway.)
             let cookie_names = credentials
                 .cookie_jwt
-                .filter(|jwt| Some(*jwt) != (kind == Kind::Jwt).then_some(value))
+                .filter(|jwt| Some(*jwt) != (kind == CredentialKind::Jwt).then_some(value))
                 .and_then(|jwt| self.jwt_session_id(jwt));
             return match kind {
-                Kind::Jwt => match self.check_jwt(value, now) {
+                CredentialKind::Jwt => match self.check_jwt(value, now) {
                     JwtStatus::Accepted { session, .. }
                         if cookie_names.is_some_and(|id| id != session.session_id) =>
                     {
                         Step::Done(Err(AuthError::ConflictingCredentials))
                     }
-                    JwtStatus::Accepted { session, trusted } => self.by_jwt(session, trusted, None),
+                    JwtStatus::Accepted { session, trusted } => {
+                        self.jwt_step(session, trusted, None)
+                    }
                     JwtStatus::Refused { error, .. } => Step::Done(Err(error)),
                 },
-                Kind::Token => {
+                CredentialKind::Token => {
                     let other = credentials.cookie_token.filter(|t| *t != value);
-                    self.by_token(value, CredentialSource::Header, cookie_names, other)
+                    self.token_step(value, CredentialSource::Header, cookie_names, other)
                 }
             };
         }
@@ -266,7 +226,7 @@ impl Sessions {
         let status = credentials.cookie_jwt.map(|jwt| self.check_jwt(jwt, now));
         let named = match status {
             Some(JwtStatus::Accepted { session, trusted }) => {
-                return self.by_jwt(session, trusted, credentials.cookie_token);
+                return self.jwt_step(session, trusted, credentials.cookie_token);
             }
             Some(JwtStatus::Refused { error, .. }) if credentials.cookie_token.is_none() => {
                 return Step::Done(Err(error));
@@ -275,7 +235,7 @@ impl Sessions {
             None => None,
         };
         match credentials.cookie_token {
-            Some(token) => self.by_token(token, CredentialSource::Cookie, named, None),
+            Some(token) => self.token_step(token, CredentialSource::Cookie, named, None),
             None => Step::Done(Err(AuthError::MissingCredentials)),
         }
     }
@@ -283,7 +243,7 @@ impl Sessions {
     /// The opaque-token step: the store (or the token cache) decides; `named` is the session a
     /// genuine JWT beside the token names, `other` a second token (a cookie beside a header)
     /// that must not name another live session. Cookie clients get cookies back.
-    fn by_token(
+    fn token_step(
         &self,
         token: &str,
         source: CredentialSource,
@@ -312,9 +272,8 @@ impl Sessions {
             if named.is_some_and(|id| id != session.session_id) {
                 return Step::Done(Err(AuthError::ConflictingCredentials));
             }
-            return Step::Done(Ok(self.by_store(session, jwt, None, now)));
+            return Step::Done(Ok(Self::store_outcome(session, jwt, false)));
         }
-        let token = token.to_owned();
         let sessions = self.clone();
         Step::Store(Box::pin(async move {
             let (session, jwt, extended) = sessions.refresh(hash, now, hit, want_jwt).await?;
@@ -330,29 +289,22 @@ impl Sessions {
             }
             // The token cookie goes again only when the session's expiry moved, so that its
             // Max-Age follows it.
-            let token = extended.then_some(token.as_str());
-            Ok(sessions.by_store(session, jwt, token, sessions.now()))
+            Ok(Self::store_outcome(session, jwt, extended))
         }))
     }
 
-    /// The token path's outcome: `session`, and for a cookie client (one given a `jwt`) the JWT
-    /// cookie, with the token cookie too when `token` is given.
-    fn by_store(
-        &self,
+    /// The token path's outcome: `session`, and for a cookie client (one given a `jwt`) that
+    /// JWT, with word to set the token cookie again when the expiry moved.
+    fn store_outcome(
         session: Arc<Session>,
         jwt: Option<SessionJwt>,
-        token: Option<&str>,
-        now: OffsetDateTime,
+        extended: bool,
     ) -> Authenticated {
-        let set_cookies = match &jwt {
-            Some(jwt) => session_cookies(&self.inner.settings, token, jwt, &session, now),
-            None => Vec::new(),
-        };
         Authenticated {
             session,
             path: AuthPath::Store,
+            resend_token: extended && jwt.is_some(),
             jwt,
-            set_cookies,
         }
     }
 
@@ -360,19 +312,19 @@ impl Sessions {
     /// the store refuses it (its session changed since it was minted: a claims change or a
     /// rotation this instance has not heard of yet) and the browser sent its token cookie
     /// beside it, the token decides, as it would once the feed delivers the change.
-    fn by_jwt(&self, session: Arc<Session>, trusted: bool, cookie_token: Option<&str>) -> Step {
+    fn jwt_step(&self, session: Arc<Session>, trusted: bool, cookie_token: Option<&str>) -> Step {
         if trusted {
-            return Step::Done(Ok(Authenticated::by_jwt(session, AuthPath::Jwt)));
+            return Step::Done(Ok(Authenticated::jwt_path(session, AuthPath::Jwt)));
         }
         let sessions = self.clone();
         let cookie_token = cookie_token.map(str::to_owned);
         Step::Store(Box::pin(async move {
             let named = session.session_id.clone();
             match sessions.confirm(session).await {
-                Ok(session) => Ok(Authenticated::by_jwt(session, AuthPath::JwtConfirmed)),
+                Ok(session) => Ok(Authenticated::jwt_path(session, AuthPath::JwtConfirmed)),
                 Err(AuthError::Revoked) if cookie_token.is_some() => {
                     let token = cookie_token.as_deref().unwrap_or_default();
-                    match sessions.by_token(token, CredentialSource::Cookie, Some(named), None) {
+                    match sessions.token_step(token, CredentialSource::Cookie, Some(named), None) {
                         Step::Done(outcome) => outcome,
                         Step::Store(future) => future.await,
                     }
@@ -631,117 +583,4 @@ impl Sessions {
         self.cache_invalidate(hash);
         Err(refusal)
     }
-
-    /// A cached token lookup, if fresh. Over a shared store, only while the revocation feed is
-    /// caught up: a revocation made elsewhere reaches this cache only through the feed.
-    pub(super) fn cache_get(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<CachedLookup> {
-        let cache = self.inner.token_cache.as_ref()?;
-        if self.inner.shared_store && !self.inner.revocations.trust.caught_up() {
-            return None;
-        }
-        let hit = cache.get(hash).filter(|hit| {
-            // moka's own TTL runs on real time; freshness is judged on the injected clock too.
-            // A session whose JWTs were refused after it was fetched has changed: fetch it again.
-            let list = self.revocation_list();
-            now - hit.fetched_at < self.inner.settings.jwt_ttl
-                && (list.is_revoked(&hit.session) || !list.refuses_jwt(&hit.session))
-        });
-        self.inner
-            .metrics
-            .cache(crate::engine::metrics::Cache::Token, hit.is_some());
-        hit
-    }
-
-    pub(super) fn cache_insert(
-        &self,
-        hash: TokenHash,
-        session: Arc<Session>,
-        fetched_at: OffsetDateTime,
-        jwt: Option<SessionJwt>,
-    ) {
-        if let Some(cache) = &self.inner.token_cache {
-            cache.insert(
-                hash,
-                CachedLookup {
-                    session,
-                    fetched_at,
-                    jwt,
-                },
-            );
-        }
-    }
-
-    /// [`cache_insert`](Self::cache_insert) for a lookup that began when
-    /// [`lookups_forgotten`](Self::lookups_forgotten) read `forgotten`: skipped when lookups
-    /// were dropped since, so that a lookup racing a device binding does not put the record
-    /// from before the binding back (its token would then mint from the cache).
-    fn cache_insert_since(
-        &self,
-        forgotten: u64,
-        hash: TokenHash,
-        session: Arc<Session>,
-        fetched_at: OffsetDateTime,
-        jwt: Option<SessionJwt>,
-    ) {
-        if self.lookups_forgotten() != forgotten {
-            return;
-        }
-        let key = hash;
-        self.cache_insert(hash, session, fetched_at, jwt);
-        // A drop that ran between the check and the insert did not see this entry.
-        if self.lookups_forgotten() != forgotten {
-            self.cache_invalidate(&key);
-        }
-    }
-
-    fn lookups_forgotten(&self) -> u64 {
-        self.inner
-            .lookups_forgotten
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Drops every cached token lookup of one session (a scan: for rare events such as a
-    /// device binding), and keeps lookups in flight from putting theirs back.
-    pub(super) fn forget_cached_lookups(&self, session_id: &SessionId) {
-        self.inner
-            .lookups_forgotten
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if let Some(cache) = &self.inner.token_cache {
-            let stale: Vec<Arc<TokenHash>> = cache
-                .iter()
-                .filter(|(_, lookup)| lookup.session.session_id == *session_id)
-                .map(|(hash, _)| hash)
-                .collect();
-            for hash in stale {
-                cache.invalidate(&*hash);
-            }
-        }
-    }
-
-    pub(super) fn cache_invalidate(&self, hash: &TokenHash) {
-        if let Some(cache) = &self.inner.token_cache {
-            cache.invalidate(hash);
-        }
-    }
-}
-
-/// Caches a JWT this instance verified, unless an entry for the same bytes appeared meanwhile:
-/// that one may be this instance's own mint of the same JWT (another instance minting for the
-/// same session in the same second signs the very same bytes), which must stay "minted here".
-/// Returns the entry that is cached.
-fn remember_verified(
-    cache: &moka::sync::Cache<JwtKey, CachedJwt>,
-    jwt: &str,
-    verified: CachedJwt,
-) -> CachedJwt {
-    use moka::ops::compute::Op;
-    let result = cache
-        .entry(JwtKey::new(jwt))
-        .and_compute_with(|existing| match existing {
-            Some(_) => Op::Nop,
-            None => Op::Put(verified.clone()),
-        });
-    result
-        .into_entry()
-        .map_or(verified, |entry| entry.into_value())
 }

@@ -109,6 +109,10 @@ pub enum ConfigError {
         /// The JWT lifetime.
         jwt_ttl: Duration,
     },
+    /// The [trusted client IP header](SessionsBuilder::trusted_client_ip_header) is not a valid
+    /// header name (RFC 9110 `token`).
+    #[error("invalid client IP header name {0:?}")]
+    InvalidClientIpHeader(String),
     /// A cookie setting is not valid (name, domain or prefix rules).
     #[error("invalid cookie configuration: {0}")]
     InvalidCookie(String),
@@ -270,7 +274,7 @@ pub struct SessionsBuilder {
     pub(crate) verification_cache_capacity: u64,
     pub(crate) clock: SharedClock,
     pub(crate) cookies: CookieConfig,
-    pub(crate) client_ip_header: Option<http::HeaderName>,
+    pub(crate) client_ip_header: Option<String>,
     pub(crate) trusted_origins: Vec<String>,
     pub(crate) tolerate_feedless: bool,
     pub(crate) tokens: crate::data::token::TokenPolicy,
@@ -329,7 +333,7 @@ pub(crate) struct Settings {
     /// Full cookie names, computed once.
     pub(crate) token_cookie: String,
     pub(crate) jwt_cookie: String,
-    pub(crate) client_ip_header: Option<http::HeaderName>,
+    pub(crate) client_ip_header: Option<String>,
     /// Origins (`scheme://host[:port]`, lower case) allowed to post to the login and logout
     /// handlers besides the request's own.
     pub(crate) trusted_origins: Vec<String>,
@@ -504,8 +508,11 @@ impl SessionsBuilder {
     ///
     /// Set this only behind a proxy that overwrites the header; otherwise clients choose the IP
     /// address their session shows.
-    pub fn trusted_client_ip_header(mut self, header: http::HeaderName) -> Self {
-        self.client_ip_header = Some(header);
+    ///
+    /// The name is matched case-insensitively; one that is not a valid header name fails
+    /// [`build`](Self::build) with [`ConfigError::InvalidClientIpHeader`].
+    pub fn trusted_client_ip_header(mut self, header: impl AsRef<str>) -> Self {
+        self.client_ip_header = Some(header.as_ref().to_owned());
         self
     }
 
@@ -696,7 +703,8 @@ impl SessionsBuilder {
     }
 
     /// Keeps the session a login replaces alive. By default
-    /// [`Sessions::login`](crate::Sessions::login) revokes the session that the request's
+    /// [`Sessions::login`](crate::Sessions::login) (and so [`login::login`](crate::login::login))
+    /// revokes the session that the request's
     /// cookies authenticate (the browser is about to get the new session's cookies, and the old
     /// session would otherwise stay usable by its token, and listed among the user's devices,
     /// for its whole lifetime, with no browser holding it).
@@ -720,7 +728,7 @@ impl SessionsBuilder {
         self
     }
 
-    /// Offers browsers [device-bound sessions](crate::dbsc) (DBSC): [`Sessions::login`](crate::Sessions::login)
+    /// Offers browsers [device-bound sessions](crate::dbsc) (DBSC): [`login::login`](crate::login::login)
     /// adds a `Secure-Session-Registration` offer, and mount
     /// [`dbsc::registration`](crate::dbsc::registration) and
     /// [`dbsc::refresh`](crate::dbsc::refresh) at the configured paths. A session bound to a
@@ -798,6 +806,11 @@ impl SessionsBuilder {
             .iter()
             .map(|o| normalize_origin(o).ok_or_else(|| ConfigError::InvalidOrigin(o.clone())))
             .collect::<Result<_, _>>()?;
+        let client_ip_header = match &self.client_ip_header {
+            Some(name) if is_header_name(name) => Some(name.to_ascii_lowercase()),
+            Some(name) => return Err(ConfigError::InvalidClientIpHeader(name.clone())),
+            None => None,
+        };
         Ok(Settings {
             jwt_ttl: Duration::from_secs(self.jwt_ttl.as_secs()),
             session_ttl: self.session_ttl,
@@ -814,7 +827,7 @@ impl SessionsBuilder {
             token_cookie: self.cookies.token_name(),
             jwt_cookie: self.cookies.jwt_name(),
             cookies: self.cookies.clone(),
-            client_ip_header: self.client_ip_header.clone(),
+            client_ip_header,
             trusted_origins,
             tokens: self.tokens.clone(),
             feed_outage_grace: self.feed_outage_grace,
@@ -833,6 +846,27 @@ fn normalize_origin(origin: &str) -> Option<String> {
         && authority
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    (matches!(scheme, "http" | "https") && host_ok)
-        .then(|| crate::http::csrf::without_default_port(&origin))
+    (matches!(scheme, "http" | "https") && host_ok).then(|| without_default_port(&origin))
+}
+
+/// `scheme://host[:port]` without the scheme's default port (`:443` for https, `:80` for http),
+/// so that `Host: app.example:443` and `Origin: https://app.example` agree.
+pub(crate) fn without_default_port(origin: &str) -> String {
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if origin.starts_with(scheme)
+            && let Some(stripped) = origin.strip_suffix(port)
+        {
+            return stripped.to_owned();
+        }
+    }
+    origin.to_owned()
+}
+
+/// Whether `name` is a header name: an RFC 9110 `token` (letters, digits and
+/// ``!#$%&'*+-.^_`|~``), not empty.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

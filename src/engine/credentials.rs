@@ -16,7 +16,7 @@ pub enum CredentialSource {
 /// the request's headers: the browser's cookie pair, and the one credential of
 /// `Authorization: Bearer` (a request has one such header).
 ///
-/// Read them with [`Sessions::credentials`](crate::Sessions::credentials), or build them for
+/// Read them with [`cookies::credentials`](crate::cookies::credentials), or build them for
 /// [`Sessions::authenticate`](crate::Sessions::authenticate).
 ///
 /// # Example
@@ -32,7 +32,7 @@ pub enum CredentialSource {
 pub struct Credentials<'a> {
     pub(crate) cookie_jwt: Option<&'a str>,
     pub(crate) cookie_token: Option<&'a str>,
-    pub(crate) header: Option<(Kind, &'a str)>,
+    pub(crate) header: Option<(CredentialKind, &'a str)>,
     /// The request presented `Authorization: Bearer`, well formed or not (set by extraction
     /// only): its answer carries no session cookie (`allows_session_cookies`).
     pub(crate) presents_bearer: bool,
@@ -58,7 +58,7 @@ impl<'a> Credentials<'a> {
     pub fn with_jwt(mut self, jwt: &'a str, source: CredentialSource) -> Self {
         match source {
             CredentialSource::Cookie => self.cookie_jwt = Some(jwt),
-            CredentialSource::Header => self.header = Some((Kind::Jwt, jwt)),
+            CredentialSource::Header => self.header = Some((CredentialKind::Jwt, jwt)),
         }
         self
     }
@@ -68,7 +68,7 @@ impl<'a> Credentials<'a> {
     pub fn with_token(mut self, token: &'a str, source: CredentialSource) -> Self {
         match source {
             CredentialSource::Cookie => self.cookie_token = Some(token),
-            CredentialSource::Header => self.header = Some((Kind::Token, token)),
+            CredentialSource::Header => self.header = Some((CredentialKind::Token, token)),
         }
         self
     }
@@ -76,7 +76,7 @@ impl<'a> Credentials<'a> {
     /// The session JWT that counts: the header's, else the cookie's.
     pub fn jwt(&self) -> Option<(&'a str, CredentialSource)> {
         match self.header {
-            Some((Kind::Jwt, jwt)) => Some((jwt, CredentialSource::Header)),
+            Some((CredentialKind::Jwt, jwt)) => Some((jwt, CredentialSource::Header)),
             _ => self.cookie_jwt.map(|jwt| (jwt, CredentialSource::Cookie)),
         }
     }
@@ -108,7 +108,7 @@ impl<'a> Credentials<'a> {
     /// The opaque token that counts: the header's, else the cookie's.
     pub fn token(&self) -> Option<(&'a str, CredentialSource)> {
         match self.header {
-            Some((Kind::Token, token)) => Some((token, CredentialSource::Header)),
+            Some((CredentialKind::Token, token)) => Some((token, CredentialSource::Header)),
             _ => self
                 .cookie_token
                 .map(|token| (token, CredentialSource::Cookie)),
@@ -123,7 +123,7 @@ impl<'a> Credentials<'a> {
 
 /// Which credential a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum CredentialKind {
     Jwt,
     Token,
 }

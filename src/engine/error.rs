@@ -1,6 +1,7 @@
 //! Errors of the session engine, one type per concern.
 //!
-//! Each variant documents the HTTP status the layer answers with.
+//! Each variant documents the HTTP status the layer answers with; the answers themselves are
+//! built at the HTTP edge (`crate::http::refusal`).
 
 use crate::data::session::{CustomClaimsError, InvalidUserId};
 use crate::data::token::TokenError;
@@ -129,94 +130,4 @@ pub enum SessionError {
     /// The store failed; no session was handed out. `503`.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl AuthError {
-    /// The HTTP status this error answers with.
-    pub fn status(&self) -> http::StatusCode {
-        use http::StatusCode;
-        match self {
-            AuthError::ConflictingCredentials | AuthError::CredentialTooLarge => {
-                StatusCode::BAD_REQUEST
-            }
-            AuthError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AuthError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    /// The response the layer sends by default: the status, an RFC 6750 `WWW-Authenticate`
-    /// challenge for 400/401, `Retry-After` for 503, `Cache-Control: no-store`, empty body.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use tower_session_jwt::AuthError;
-    ///
-    /// let response = AuthError::UnknownSession.to_response::<String>();
-    /// assert_eq!(response.status(), 401);
-    /// assert_eq!(response.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
-    /// ```
-    pub fn to_response<B: Default>(&self) -> http::Response<B> {
-        use http::HeaderValue;
-        use http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
-        let mut response = http::Response::new(B::default());
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        let challenge = match self {
-            AuthError::MissingCredentials => Some("Bearer"),
-            AuthError::ConflictingCredentials | AuthError::CredentialTooLarge => {
-                Some(r#"Bearer error="invalid_request""#)
-            }
-            AuthError::Store(_) | AuthError::Signing(_) => None,
-            _ => Some(r#"Bearer error="invalid_token""#),
-        };
-        if let Some(challenge) = challenge {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        }
-        if matches!(self, AuthError::Store(_)) {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
-impl axum_core::response::IntoResponse for AuthError {
-    fn into_response(self) -> axum_core::response::Response {
-        self.to_response()
-    }
-}
-
-impl SessionError {
-    /// The HTTP status this error answers with.
-    pub fn status(&self) -> http::StatusCode {
-        use http::StatusCode;
-        match self {
-            SessionError::InvalidUserId(_)
-            | SessionError::InvalidCustomClaims(_)
-            | SessionError::InvalidTtl
-            | SessionError::JwtTooLarge { .. }
-            | SessionError::InvalidFactor(_)
-            | SessionError::DeviceProof(_) => StatusCode::BAD_REQUEST,
-            SessionError::SessionLimitReached => StatusCode::CONFLICT,
-            SessionError::UnknownSession => StatusCode::UNAUTHORIZED,
-            SessionError::CrossSiteRequest => StatusCode::FORBIDDEN,
-            SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            SessionError::Random(_) | SessionError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl axum_core::response::IntoResponse for SessionError {
-    fn into_response(self) -> axum_core::response::Response {
-        let mut response = (self.status(), self.to_string()).into_response();
-        if matches!(self, SessionError::Store(_)) {
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
-        }
-        response
-    }
 }

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use http::HeaderValue;
 use serde_json::{Map, Value};
 
 use super::mint::{Grant, MintRefused};
@@ -21,7 +20,6 @@ use crate::data::events::SessionEventKind;
 use crate::data::session::{AuthenticationFactor, Session, SessionId, validate_custom_claims};
 use crate::data::token::SessionToken;
 use crate::engine::error::SessionError;
-use crate::http::cookies::{append_set_cookies, session_cookies, withheld_jwt_cookies};
 use crate::jwt::SessionJwt;
 use crate::proof::Proof;
 use crate::proof::ProofError;
@@ -121,6 +119,16 @@ impl SessionChange {
 
 /// A changed session and its new credentials ([`Sessions::change`]).
 ///
+/// Plain data: hand it to a browser with
+/// [`SessionCookies::set`](crate::cookies::SessionCookies::set), which writes the token cookie
+/// when the token was rotated, then the JWT cookie (or its removal when the JWT was
+/// [withheld](Self::jwt_withheld)), and only for a client that sent its credentials as
+/// cookies.
+///
+/// The server never keeps a token, so an extension without rotation cannot set the token
+/// cookie again with its later `Max-Age`: extend with
+/// [`rotate_token`](SessionChange::rotate_token) when the browser's token cookie must follow.
+///
 /// `Debug` shows the session, never the credentials.
 #[non_exhaustive]
 pub struct Changed {
@@ -129,12 +137,9 @@ pub struct Changed {
     /// The new opaque token when the change rotated it.
     pub token: Option<SessionToken>,
     /// A JWT minted for the changed session; `None` when the session is bound to a device
-    /// ([DBSC](crate::dbsc)) and the change carried no proof of its key. Then every JWT minted
-    /// before is refused, and [`cookies`](Self::cookies) remove the JWT cookie: the browser
-    /// refreshes it with its device key before its next request. A bound session gets a new
-    /// JWT only that way, so a copied JWT cannot be stretched through a change.
+    /// ([DBSC](crate::dbsc)) and the change carried no proof of its key (see
+    /// [`jwt_withheld`](Self::jwt_withheld)).
     pub jwt: Option<SessionJwt>,
-    cookies: Vec<HeaderValue>,
 }
 
 impl std::fmt::Debug for Changed {
@@ -147,21 +152,19 @@ impl std::fmt::Debug for Changed {
 }
 
 impl Changed {
-    /// The `Set-Cookie` values that hand the changed session to a browser (the token cookie
-    /// when the token was rotated, then the JWT cookie, or its removal when no JWT was minted),
-    /// marked sensitive. Set them only for a
-    /// client that sent its credentials as cookies.
-    ///
-    /// The server never keeps a token, so an extension without rotation cannot set the token
-    /// cookie again with its later `Max-Age`: extend with
-    /// [`rotate_token`](SessionChange::rotate_token) when the browser's token cookie must follow.
-    pub fn cookies(&self) -> &[HeaderValue] {
-        &self.cookies
+    /// Whether the JWT was withheld: the session is bound to a device ([DBSC](crate::dbsc))
+    /// and the change carried no proof of its key. Then every JWT minted before is refused, and
+    /// the browser's JWT cookie must be removed, so that it refreshes the JWT with its device
+    /// key before its next request. A bound session gets a new JWT only that way, so a copied
+    /// JWT cannot be stretched through a change.
+    pub fn jwt_withheld(&self) -> bool {
+        self.jwt.is_none()
     }
 
-    /// Appends the cookies to a response, with `Cache-Control: no-store`.
-    pub fn set_cookies<B>(&self, response: &mut http::Response<B>) {
-        append_set_cookies(response.headers_mut(), self.cookies.iter().cloned());
+    /// When the change was made (the session's `last_accessed_at`): cookie lifetimes count
+    /// from it.
+    pub(crate) fn at(&self) -> time::OffsetDateTime {
+        self.session.last_accessed_at
     }
 }
 
@@ -314,16 +317,10 @@ impl Sessions {
                 ));
             }
             self.emit_changes(&current, &session, &change, rotate);
-            let token_value = token.as_ref().map(SessionToken::expose);
-            let cookies = match &jwt {
-                Some(jwt) => session_cookies(self.settings(), token_value, jwt, &session, now),
-                None => withheld_jwt_cookies(self.settings(), token_value, &session, now),
-            };
             return Ok(Changed {
                 session,
                 token,
                 jwt,
-                cookies,
             });
         }
         Err(SessionError::Store(StoreError::Backend(CONTENDED.into())))

@@ -21,13 +21,13 @@ pub(crate) const DBSC_DURATION: &str = "tower_session_jwt_dbsc_duration_seconds"
 
 /// The handles of the series every request touches, registered when
 /// [`Sessions`](crate::Sessions) is built (no-ops without a recorder then).
-pub(crate) struct Hot {
+pub(crate) struct RequestMetrics {
     authenticated: [Counter; 3],
     jwt_cache: (Counter, Counter),
     token_cache: (Counter, Counter),
 }
 
-impl Hot {
+impl RequestMetrics {
     pub(crate) fn register() -> Self {
         let ok =
             |path: &'static str| counter!(REQUESTS, "path" => path, "outcome" => "authenticated");
@@ -84,7 +84,7 @@ pub(crate) fn refused(path: &'static str, reason: &'static str) {
     counter!(REQUESTS, "path" => path, "outcome" => reason).increment(1);
 }
 
-/// The caches [`Hot::cache`] counts.
+/// The caches [`RequestMetrics::cache`] counts.
 #[derive(Clone, Copy)]
 pub(crate) enum Cache {
     Jwt,
@@ -140,9 +140,9 @@ pub(crate) fn store_call(op: &'static str, took: Duration) {
     histogram!(STORE_DURATION, "op" => op).record(took.as_secs_f64());
 }
 
-/// A device binding endpoint answered `status` after `took`.
-pub(crate) fn dbsc(endpoint: &'static str, status: http::StatusCode, took: Duration) {
-    let outcome = match status.as_u16() {
+/// A device binding endpoint answered with HTTP status `status` after `took`.
+pub(crate) fn dbsc(endpoint: &'static str, status: u16, took: Duration) {
+    let outcome = match status {
         200..=299 => "ok",
         403 => "challenge",
         500.. => "error",

@@ -16,7 +16,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::Sessions;
-use super::authenticate::CachedJwt;
+use super::caches::CachedJwt;
 use super::jwt_key::JwtKey;
 use super::lifecycle::ProofVerified;
 use crate::data::session::Session;

@@ -3,11 +3,14 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `mod.rs` | [`Sessions`]: creating, listing and revoking sessions |
+//! | `mod.rs` | [`Sessions`]: its state, getting, listing and extending sessions |
+//! | `create.rs` | creating a session, and the size check of every JWT handed out |
+//! | `revoke.rs` | revoking sessions (by id, token, JWT, user), and what a logout revokes |
 //! | `config.rs` | [`SessionsBuilder`] and the settings it produces |
 //! | `build.rs` | [`SessionsBuilder::build`] |
 //! | `credentials.rs` | the credentials a request presented, each with its source |
 //! | `authenticate.rs` | the one authentication path: credentials in, an outcome out |
+//! | `caches.rs` | the verification cache and the token cache |
 //! | `lifecycle.rs` | changing a live session: claims, factors, rotation, extension |
 //! | `mint.rs` | the mint gate: every JWT handed out, and who may have one |
 //! | `device.rs`, `dbsc_config.rs` | device binding (DBSC): registration, refresh, challenges |
@@ -20,7 +23,9 @@
 mod authenticate;
 pub(crate) mod breaker;
 mod build;
+mod caches;
 pub(crate) mod config;
+mod create;
 pub(crate) mod credentials;
 mod dbsc_config;
 mod device;
@@ -32,6 +37,7 @@ mod lifecycle;
 pub(crate) mod metrics;
 mod mint;
 pub(crate) mod revocation;
+mod revoke;
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,17 +47,12 @@ use jsonwebtoken::jwk::JwkSet;
 use time::OffsetDateTime;
 
 use crate::data::clock::SharedClock;
-use crate::data::events::{EventHook, RevokeReason, RevokedBy, SessionEvent, SessionEventKind};
-use crate::data::session::{
-    NewSession, Session, SessionId, validate_custom_claims, validate_user_id,
-};
-use crate::data::token::{Inadmissible, SessionToken, TokenHash};
-use crate::http::cookies::{MAX_COOKIE_LEN, jwt_cookie};
-use crate::jwt::{JwtCodec, SessionJwt};
-use crate::store::RevocationEvent;
+use crate::data::events::{EventHook, SessionEvent, SessionEventKind};
+use crate::data::session::{Session, SessionId};
+use crate::data::token::TokenHash;
+use crate::jwt::JwtCodec;
 use crate::store::{
-    CreateOutcome, PageRequest, RevocationFeed, SessionPage, SessionRecord, SessionUpdate,
-    StoreError, UpdateOutcome,
+    PageRequest, RevocationFeed, SessionPage, SessionUpdate, StoreError, UpdateOutcome,
 };
 use config::Settings;
 use dyn_store::DynStore;
@@ -59,19 +60,23 @@ pub use revocation::RevocationList;
 use revocation::{Revocations, Trust, feed_wait, follow};
 
 pub(crate) use authenticate::Step;
-pub use authenticate::{AuthPath, Authenticated, RefreshedSession};
-use authenticate::{CachedJwt, CachedLookup};
+pub use authenticate::{AuthPath, Authenticated, Refreshed};
 pub use breaker::CircuitBreaker;
+use caches::{CachedJwt, CachedLookup};
 pub use config::{
     ConfigError, CookieConfig, DEFAULT_FEED_STALENESS, DEFAULT_ISSUER, DEFAULT_JWT_TTL,
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_SESSION_TTL, MAX_FEED_STALENESS, MAX_LEEWAY,
     MIN_FEED_STALENESS, SessionsBuilder,
 };
+#[cfg(test)]
+pub(crate) use create::jwt_cookie_len;
+pub use create::{Created, MAX_COOKIE_LEN};
 pub use credentials::{CredentialSource, Credentials};
 pub use dbsc_config::{DbscConfig, MAX_CHALLENGE_TTL};
 pub use error::{AuthError, SessionError};
 pub use health::Health;
 pub use lifecycle::{Changed, SessionChange};
+pub(crate) use revoke::Presented;
 
 /// The session manager: one per application, cheap to clone (an `Arc`).
 ///
@@ -134,7 +139,7 @@ struct Inner {
     /// stand in for verification) → the session it carries and its `iat` and `exp`.
     jwt_cache: Option<moka::sync::Cache<jwt_key::JwtKey, CachedJwt>>,
     /// Handles of the per-request metrics, registered at build.
-    metrics: crate::engine::metrics::Hot,
+    metrics: crate::engine::metrics::RequestMetrics,
     /// Where [`SessionEvent`]s go.
     events: Option<EventHook>,
     /// Bumped whenever the cached token lookups of a session are dropped (a device binding): a
@@ -146,10 +151,6 @@ struct Inner {
 const MAX_UPDATE_ATTEMPTS: usize = 8;
 const CONTENDED: &str = "the session kept changing under concurrent updates";
 
-/// Room left in a JWT cookie for what changes between mints (fractional seconds of the
-/// timestamps, a longer `Max-Age`).
-const COOKIE_SIZE_MARGIN: usize = 48;
-
 /// Entry counts of the manager's caches, from [`Sessions::cache_sizes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSizes {
@@ -157,17 +158,6 @@ pub struct CacheSizes {
     pub verified_jwts: u64,
     /// Opaque-token lookups remembered.
     pub token_lookups: u64,
-}
-
-/// A newly created session and its two credentials.
-#[derive(Debug, Clone)]
-pub struct CreatedSession {
-    /// The session record.
-    pub session: Session,
-    /// The opaque session token (the revocable credential). Shown to the client once.
-    pub token: SessionToken,
-    /// A session JWT for the fast path.
-    pub jwt: SessionJwt,
 }
 
 impl fmt::Debug for Sessions {
@@ -234,7 +224,7 @@ impl Sessions {
                 token_cache,
                 jwt_cache,
                 events,
-                metrics: crate::engine::metrics::Hot::register(),
+                metrics: crate::engine::metrics::RequestMetrics::register(),
                 lookups_forgotten: Default::default(),
             }),
         }
@@ -260,107 +250,6 @@ impl Sessions {
         self.inner.clock.now()
     }
 
-    /// Creates a session for `user_id` and returns it with its token and a JWT.
-    ///
-    /// The session is stored before anything is returned: if the store fails, no credential is
-    /// handed out. The user is kept within the [session limit](SessionsBuilder::session_limit):
-    /// the oldest sessions are revoked to make room, or the login is refused with
-    /// [`SessionError::SessionLimitReached`], as configured.
-    pub async fn create(
-        &self,
-        user_id: impl Into<String>,
-        new: NewSession,
-    ) -> Result<CreatedSession, SessionError> {
-        let user_id = user_id.into();
-        validate_user_id(&user_id)?;
-        validate_custom_claims(&new.custom_claims)?;
-        let ttl = new.ttl.unwrap_or(self.inner.settings.session_ttl);
-        if ttl < Duration::from_secs(1)
-            || self
-                .inner
-                .settings
-                .max_lifetime
-                .is_some_and(|max| ttl > max)
-        {
-            return Err(SessionError::InvalidTtl);
-        }
-        let now = self.now();
-        let mut session = Session {
-            session_id: SessionId::generate()?,
-            user_id,
-            started_at: now,
-            last_accessed_at: now,
-            expires_at: now + ttl,
-            attributes: new.attributes,
-            custom_claims: new.custom_claims,
-            authentication_factors: Vec::new(),
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: match new.offer_device {
-                true => Some(Box::new(crate::data::device::DeviceBinding {
-                    challenge: Some(crate::data::device::DeviceChallenge::generate(now)?),
-                    ..Default::default()
-                })),
-                false => None,
-            },
-        };
-        let factor = match new.factor {
-            Some(mut factor) => {
-                factor.validate()?;
-                factor.last_authenticated_at = now;
-                let name = factor.factor_type.clone();
-                session.record_factor(factor)?;
-                Some(name)
-            }
-            None => None,
-        };
-        // Minted and measured before anything is stored: a session whose JWT no browser would
-        // keep is refused rather than left to the store path on every request.
-        let jwt = self
-            .mint(&session, now, mint::Grant::Creation)
-            .map_err(SessionError::from)?;
-        self.check_jwt_size(&jwt, ttl)?;
-        let token = self.inner.settings.tokens.generate()?;
-        let token_hash = token.hash();
-        let outcome = self
-            .inner
-            .store
-            .create(
-                SessionRecord {
-                    session: session.clone(),
-                    token_hash,
-                },
-                self.inner.settings.session_limit,
-            )
-            .await?;
-        let evicted = match outcome {
-            CreateOutcome::Created { evicted } => evicted,
-            CreateOutcome::LimitReached => return Err(SessionError::SessionLimitReached),
-        };
-        self.emit(&session, SessionEventKind::Created { factor });
-        if !evicted.is_empty() {
-            crate::engine::metrics::revocation("limit");
-        }
-        self.note_revoked(
-            &evicted,
-            &session.user_id,
-            now,
-            RevokedBy::Limit,
-            RevokeReason::SessionLimit,
-        );
-        self.cache_insert(
-            token_hash,
-            Arc::new(session.clone()),
-            now,
-            Some(jwt.clone()),
-        );
-        Ok(CreatedSession {
-            session,
-            token,
-            jwt,
-        })
-    }
-
     pub(crate) fn emit(&self, session: &Session, kind: SessionEventKind) {
         if self.inner.events.is_some() {
             self.emit_for(session.session_id.clone(), &session.user_id, kind);
@@ -376,32 +265,6 @@ impl Sessions {
                 kind,
             });
         }
-    }
-
-    /// Refuses a JWT longer than `max_token_len` (it would not verify) or whose cookie would not
-    /// fit in [`MAX_COOKIE_LEN`] bytes (browsers drop it silently).
-    fn check_jwt_size(&self, jwt: &SessionJwt, ttl: Duration) -> Result<(), SessionError> {
-        let max_token = self.inner.codec.max_len();
-        if jwt.expose().len() > max_token {
-            return Err(SessionError::JwtTooLarge {
-                size: jwt.expose().len(),
-                max: max_token,
-            });
-        }
-        let longest_max_age = self.inner.settings.max_lifetime.unwrap_or(ttl).max(ttl);
-        let cookie = jwt_cookie(
-            &self.inner.settings,
-            jwt.expose(),
-            time::Duration::try_from(longest_max_age).unwrap_or(time::Duration::MAX),
-        );
-        let size = cookie.len() + COOKIE_SIZE_MARGIN;
-        if size > MAX_COOKIE_LEN {
-            return Err(SessionError::JwtTooLarge {
-                size,
-                max: MAX_COOKIE_LEN,
-            });
-        }
-        Ok(())
     }
 
     /// Extends a live session to `now + session_ttl` (capped by the maximum lifetime), whether
@@ -542,194 +405,6 @@ impl Sessions {
         Ok(found)
     }
 
-    /// Revokes a session by id. Its token fails at once, and so does every JWT minted for it.
-    /// Returns the session if it was live.
-    pub async fn revoke(&self, session_id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.revoke_by(session_id, RevokedBy::Application, RevokeReason::Revoked)
-            .await
-    }
-
-    pub(crate) async fn revoke_by(
-        &self,
-        session_id: &SessionId,
-        by: RevokedBy,
-        reason: RevokeReason,
-    ) -> Result<Option<Session>, StoreError> {
-        crate::engine::metrics::revocation("session");
-        // Locally first: even if the store call fails, this instance already refuses the JWT.
-        self.revocation_list()
-            .apply(&RevocationEvent::session_revoked(
-                session_id.clone(),
-                self.now(),
-            ));
-        let revoked = self.inner.store.revoke(session_id).await?;
-        if let Some(session) = &revoked {
-            self.emit(session, SessionEventKind::Revoked { by, reason });
-        }
-        Ok(revoked)
-    }
-
-    /// Revokes `session_id` only if it belongs to `user_id` (a user revoking one of their
-    /// sessions from another). Returns `None`, revoking nothing, when it does not exist or
-    /// belongs to someone else (answer both with `404`).
-    pub async fn revoke_for_user(
-        &self,
-        user_id: &str,
-        session_id: &SessionId,
-    ) -> Result<Option<Session>, StoreError> {
-        match self.inner.store.get(session_id).await? {
-            Some(s) if s.user_id == user_id => {
-                self.revoke_by(session_id, RevokedBy::User, RevokeReason::RevokedByUser)
-                    .await
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Revokes the session an opaque token belongs to. A malformed or unknown token revokes
-    /// nothing and returns `None`.
-    pub async fn revoke_token(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        self.revoke_token_by(token, RevokedBy::Application, RevokeReason::Revoked)
-            .await
-    }
-
-    pub(crate) async fn revoke_token_by(
-        &self,
-        token: &str,
-        by: RevokedBy,
-        reason: RevokeReason,
-    ) -> Result<Option<Session>, StoreError> {
-        // A token not minted here names no session: nothing to ask the store.
-        if self.admit_token(token, self.now()).is_err() {
-            return Ok(None);
-        }
-        let hash = TokenHash::of(token);
-        self.cache_invalidate(&hash);
-        match self.inner.store.find_by_token(&hash).await? {
-            Some(session) => self.revoke_by(&session.session_id, by, reason).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Whether a presented token may go to the store at `now` (see [`crate::token::TokenKey`]):
-    /// refused tokens cost no store call.
-    pub(crate) fn admit_token(&self, token: &str, now: OffsetDateTime) -> Result<(), AuthError> {
-        self.inner
-            .settings
-            .tokens
-            .admit(token, now)
-            .map_err(|why| match why {
-                Inadmissible::Malformed => AuthError::MalformedToken,
-                Inadmissible::Forged => AuthError::ForgedToken,
-            })
-    }
-
-    /// Revokes the session a JWT names. The JWT must be genuine (signature, header, issuer,
-    /// audience) but may have expired: an expired JWT still names its session.
-    pub async fn revoke_jwt(&self, jwt: &str) -> Result<Option<Session>, AuthError> {
-        self.revoke_jwt_by(jwt, RevokedBy::Application, RevokeReason::Revoked)
-            .await
-    }
-
-    pub(crate) async fn revoke_jwt_by(
-        &self,
-        jwt: &str,
-        by: RevokedBy,
-        reason: RevokeReason,
-    ) -> Result<Option<Session>, AuthError> {
-        let verified = self
-            .inner
-            .codec
-            .verify(jwt, self.now(), crate::jwt::Expiry::Ignore)?;
-        Ok(self
-            .revoke_by(&verified.session.session_id, by, reason)
-            .await?)
-    }
-
-    /// Revokes every session of a user ("sign out everywhere"); returns how many were live.
-    pub async fn revoke_all(&self, user_id: &str) -> Result<usize, StoreError> {
-        self.revoke_all_by(user_id, RevokedBy::Application).await
-    }
-
-    pub(crate) async fn revoke_all_by(
-        &self,
-        user_id: &str,
-        by: RevokedBy,
-    ) -> Result<usize, StoreError> {
-        crate::engine::metrics::revocation("user");
-        self.revocation_list()
-            .apply(&RevocationEvent::user_revoked(user_id, self.now()));
-        let revoked = self.inner.store.revoke_all(user_id, None).await?;
-        // The cutoff covers sessions created concurrently; the ids (here, and in the store's
-        // feed for every other instance) make the revocation exact even for sessions started in
-        // the same clock tick as the cutoff, or on an instance whose clock runs ahead.
-        let at = self.now();
-        self.note_revoked(&revoked, user_id, at, by, RevokeReason::SignedOutEverywhere);
-        Ok(revoked.len())
-    }
-
-    /// Revokes every session of `current`'s user except `current` itself ("sign out my other
-    /// devices"); returns the ids revoked. Their tokens fail at once and their JWTs as soon as
-    /// each instance reads the revocation feed; `current` stays signed in.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
-    ///
-    /// let sessions = Sessions::builder()
-    ///     .store(MemoryStore::new())
-    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
-    ///     .build()
-    ///     .unwrap();
-    /// let laptop = sessions.create("alice", NewSession::new()).await.unwrap();
-    /// let phone = sessions.create("alice", NewSession::new()).await.unwrap();
-    /// let gone = sessions.revoke_others(&laptop.session).await.unwrap();
-    /// assert_eq!(gone, vec![phone.session.session_id.clone()]);
-    /// assert!(sessions.authenticate_jwt(phone.jwt.expose()).await.is_err());
-    /// assert!(sessions.authenticate_jwt(laptop.jwt.expose()).await.is_ok());
-    /// # });
-    /// ```
-    pub async fn revoke_others(&self, current: &Session) -> Result<Vec<SessionId>, StoreError> {
-        crate::engine::metrics::revocation("others");
-        let revoked = self
-            .inner
-            .store
-            .revoke_all(&current.user_id, Some(&current.session_id))
-            .await?;
-        let at = self.now();
-        self.note_revoked(
-            &revoked,
-            &current.user_id,
-            at,
-            RevokedBy::User,
-            RevokeReason::SignedOutOthers,
-        );
-        Ok(revoked)
-    }
-
-    /// Records sessions of `user_id` that the store revoked in one step (an eviction, a
-    /// revoke-all): this instance refuses their JWTs at once, and each gets its event.
-    fn note_revoked(
-        &self,
-        revoked: &[SessionId],
-        user_id: &str,
-        at: OffsetDateTime,
-        by: RevokedBy,
-        reason: RevokeReason,
-    ) {
-        for session_id in revoked {
-            self.revocation_list()
-                .apply(&RevocationEvent::session_revoked(session_id.clone(), at));
-            self.emit_for(
-                session_id.clone(),
-                user_id,
-                SessionEventKind::Revoked { by, reason },
-            );
-        }
-    }
-
     /// The public keys that verify session JWTs, as a JWKS document
     /// (serve it at `/.well-known/jwks.json`).
     pub fn jwks(&self) -> JwkSet {
@@ -760,7 +435,7 @@ impl Sessions {
         self.revocation_list()
     }
 
-    pub(crate) fn metrics(&self) -> &crate::engine::metrics::Hot {
+    pub(crate) fn metrics(&self) -> &crate::engine::metrics::RequestMetrics {
         &self.inner.metrics
     }
 

@@ -1,258 +1,263 @@
-//! Reading credentials from a request and writing the session cookies (RFC 6265, through the
-//! `cookie` crate).
+//! Writing the session cookies (RFC 6265, through the `cookie` crate), and the one rule that
+//! decides who gets them: a request that presents `Authorization: Bearer` gets none.
+//!
+//! Handlers that hand out new credentials (a login of their own, a step-up, a claims change)
+//! write them with [`SessionCookies`], which applies that rule; reading a request's credentials
+//! is [`credentials`].
 
-use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, HeaderValue};
+use http::header::SET_COOKIE;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Response};
 use time::OffsetDateTime;
 
+use crate::data::session::Session;
 use crate::engine::config::{CookieConfig, Settings};
-use crate::engine::credentials::{CredentialSource, Credentials, Kind};
-use crate::engine::error::AuthError;
+use crate::engine::credentials::Credentials;
+use crate::engine::{Authenticated, Changed, Created, Sessions};
+use crate::http::credentials::allows_session_cookies;
+use crate::http::login::LoggedIn;
 use crate::jwt::SessionJwt;
 
-/// Largest `Cookie` or `Authorization` header value examined, in bytes.
-pub const MAX_CREDENTIAL_HEADER_LEN: usize = 16 * 1024;
+pub use crate::engine::MAX_COOKIE_LEN;
+pub use crate::http::credentials::{MAX_CREDENTIAL_HEADER_LEN, credentials};
 
-/// Records `value` in `slot`; a second, different value is a conflict.
-fn put<'a>(slot: &mut Option<&'a str>, value: &'a str) -> Result<(), AuthError> {
-    match slot {
-        Some(existing) if *existing != value => Err(AuthError::ConflictingCredentials),
-        _ => {
-            *slot = Some(value);
-            Ok(())
-        }
-    }
-}
-
-/// Finds the session JWT and opaque token in the cookies and `Authorization: Bearer`.
+/// The session cookies of the answer to one request: whether its client gets any (it does
+/// unless it presented `Authorization: Bearer`), and the call that writes them.
 ///
-/// Query strings are never read. Two different cookie values for one credential are refused;
-/// the header's credential is kept apart from the cookies (the authentication decides between
-/// them). A bearer credential with two dots is a JWT; anything else is an opaque token.
-pub(crate) fn extract<'a>(
-    headers: &'a HeaderMap,
+/// A client that sends its credential in a header gets nothing back as a cookie (it reads its
+/// new credentials from the body), not even when its browser's cookies came along: a cookie
+/// would make its credential ambient (CSRF-prone), or replace the browser's own session. A
+/// browser gets the cookies of whatever [hands out credentials](HandsOut): a
+/// [`LoggedIn`], a [`Created`] session, or a [`Changed`] one (the token cookie when the token
+/// was rotated, then the JWT cookie, or its removal when the JWT was
+/// [withheld](Changed::jwt_withheld) for a device-bound session).
+///
+/// An axum extractor (it needs [`SessionLayer`](crate::SessionLayer) in front, for the
+/// [`Sessions`]); elsewhere, build it with [`SessionCookies::new`].
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use axum::Json;
+/// use axum::response::{IntoResponse, Response};
+/// use tower_session_jwt::cookies::SessionCookies;
+/// use tower_session_jwt::layer::CurrentSession;
+/// use tower_session_jwt::{MemoryStore, NewSession, SessionError, Sessions, SigningKey};
+///
+/// // A handler: the token is rotated, and a browser gets its new cookies.
+/// async fn rotate(
+///     session: CurrentSession,
+///     sessions: Sessions,
+///     cookies: SessionCookies,
+/// ) -> Result<Response, SessionError> {
+///     let changed = sessions.rotate(&session.session_id).await?;
+///     let mut response = Json(changed.session.public_view()).into_response();
+///     cookies.set(&mut response, &changed);
+///     Ok(response)
+/// }
+///
+/// // The same rule, outside axum.
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .build()
+///     .unwrap();
+/// let created = sessions.create("alice", NewSession::new()).await.unwrap();
+/// let changed = sessions.rotate(&created.session.session_id).await.unwrap();
+///
+/// let mut browser = http::HeaderMap::new();
+/// browser.insert("cookie", "session_token=old".parse().unwrap());
+/// let mut response = http::Response::new(());
+/// assert!(SessionCookies::new(&sessions, &browser).set(&mut response, &changed));
+/// assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2); // token, JWT
+/// assert_eq!(response.headers()["cache-control"], "no-store");
+///
+/// let mut api = browser.clone();
+/// api.insert("authorization", "Bearer opaque-token".parse().unwrap());
+/// let mut response = http::Response::new(());
+/// assert!(!SessionCookies::new(&sessions, &api).set(&mut response, &changed));
+/// assert!(response.headers().get("set-cookie").is_none());
+/// # let _ = rotate;
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct SessionCookies {
+    sessions: Sessions,
+    cookie_client: bool,
+}
+
+impl std::fmt::Debug for SessionCookies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCookies")
+            .field("cookie_client", &self.cookie_client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionCookies {
+    /// The session cookies of the answer to a request with these headers.
+    pub fn new(sessions: &Sessions, request: &HeaderMap) -> Self {
+        Self {
+            sessions: sessions.clone(),
+            cookie_client: allows_session_cookies(request),
+        }
+    }
+
+    /// Whether the client gets session cookies: it did not present `Authorization: Bearer`.
+    pub fn cookie_client(&self) -> bool {
+        self.cookie_client
+    }
+
+    /// The `Set-Cookie` values (marked sensitive) that hand `credentials` to this client; none
+    /// for a client that presented `Authorization: Bearer`.
+    pub fn values(&self, credentials: &impl HandsOut) -> Vec<HeaderValue> {
+        if !self.cookie_client {
+            return Vec::new();
+        }
+        credentials.cookie_values(&self.sessions)
+    }
+
+    /// Writes the cookies that hand `credentials` to this client onto `response`, with
+    /// `Cache-Control: no-store` (and, for a [`LoggedIn`] offering device binding, its
+    /// `Secure-Session-Registration`), unless the client presented `Authorization: Bearer`.
+    /// Returns whether anything was written.
+    pub fn set<B>(&self, response: &mut Response<B>, credentials: &impl HandsOut) -> bool {
+        if !self.cookie_client {
+            return false;
+        }
+        credentials.write(&self.sessions, response.headers_mut());
+        true
+    }
+}
+
+impl<S: Sync> axum_core::extract::FromRequestParts<S> for SessionCookies {
+    type Rejection = crate::http::extract::SessionRejection;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let sessions = parts
+            .extensions
+            .get::<Sessions>()
+            .ok_or(crate::http::extract::SessionRejection::MissingLayer)?;
+        Ok(Self::new(sessions, &parts.headers))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::engine::Created {}
+    impl Sealed for crate::engine::Changed {}
+    impl Sealed for crate::http::login::LoggedIn {}
+}
+
+/// What hands session credentials to a client, for [`SessionCookies`]: a [`LoggedIn`], a
+/// [`Created`] session (both cookies) and a [`Changed`] one. Sealed.
+pub trait HandsOut: sealed::Sealed {
+    /// The `Set-Cookie` values, for a cookie client.
+    #[doc(hidden)]
+    fn cookie_values(&self, sessions: &Sessions) -> Vec<HeaderValue>;
+
+    /// Writes the cookies (and any other header that goes with them) onto a response.
+    #[doc(hidden)]
+    fn write(&self, sessions: &Sessions, headers: &mut HeaderMap) {
+        append_set_cookies(headers, self.cookie_values(sessions));
+    }
+}
+
+impl HandsOut for Created {
+    fn cookie_values(&self, sessions: &Sessions) -> Vec<HeaderValue> {
+        created_cookies(sessions.settings(), self)
+    }
+}
+
+impl HandsOut for Changed {
+    fn cookie_values(&self, sessions: &Sessions) -> Vec<HeaderValue> {
+        changed_cookies(sessions.settings(), self)
+    }
+}
+
+impl HandsOut for LoggedIn {
+    fn cookie_values(&self, _: &Sessions) -> Vec<HeaderValue> {
+        self.cookies().to_vec()
+    }
+
+    fn write(&self, _: &Sessions, headers: &mut HeaderMap) {
+        self.write_to(headers);
+    }
+}
+
+/// The `Set-Cookie` values the layer adds after authenticating `credentials` into `outcome`:
+/// the fresh JWT the store path handed back, and the token cookie again when the session's
+/// expiry moved (its `Max-Age` follows it). Empty on the JWT paths and for `Authorization`
+/// clients.
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower_session_jwt::cookies::refresh_cookies;
+/// use tower_session_jwt::sessions::{CredentialSource, Credentials};
+/// use tower_session_jwt::{MemoryStore, NewSession, Sessions, SigningKey};
+///
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .build()
+///     .unwrap();
+/// let created = sessions.create("alice", NewSession::new()).await.unwrap();
+/// let browser = Credentials::new().with_token(created.token.expose(), CredentialSource::Cookie);
+/// let outcome = sessions.authenticate(&browser).await.unwrap();
+/// let cookies = refresh_cookies(&sessions, &browser, &outcome);
+/// assert!(cookies[0].to_str().unwrap().starts_with("session_jwt="));
+/// # });
+/// ```
+pub fn refresh_cookies(
+    sessions: &Sessions,
+    credentials: &Credentials<'_>,
+    outcome: &Authenticated,
+) -> Vec<HeaderValue> {
+    authenticated_cookies(
+        sessions.settings(),
+        outcome,
+        credentials.cookie_token,
+        sessions.clock().now(),
+    )
+}
+
+/// [`refresh_cookies`] from the parts: `cookie_token` is the request's token cookie.
+pub(crate) fn authenticated_cookies(
     settings: &Settings,
-) -> Result<Credentials<'a>, AuthError> {
-    let mut found = Credentials::default();
-    let mut error = None;
-    found.presents_bearer = each_presented(headers, settings, |kind, value, source| {
-        let result = match (source, kind) {
-            (CredentialSource::Header, kind) => {
-                found.header = Some((kind, value));
-                Ok(())
-            }
-            (CredentialSource::Cookie, Kind::Jwt) => put(&mut found.cookie_jwt, value),
-            (CredentialSource::Cookie, Kind::Token) => put(&mut found.cookie_token, value),
-        };
-        match result {
-            Ok(()) => true,
-            Err(e) => {
-                error = Some(e);
-                false
-            }
+    outcome: &Authenticated,
+    cookie_token: Option<&str>,
+    now: OffsetDateTime,
+) -> Vec<HeaderValue> {
+    match &outcome.jwt {
+        Some(jwt) => {
+            let token = cookie_token.filter(|_| outcome.resend_token);
+            session_cookies(settings, token, jwt, &outcome.session, now)
         }
-    })?;
-    match error {
-        Some(e) => Err(e),
-        None => Ok(found),
+        None => Vec::new(),
     }
 }
 
-/// Calls `each` for every session credential value in the cookies and `Authorization`, in
-/// that order, until it returns `false`. Oversized headers and a repeated `Authorization` are
-/// errors. Returns whether `Authorization` has the `Bearer` scheme, well formed or not (when
-/// `each` stopped the walk early, `false`: the caller is on its way to an error).
-pub(crate) fn each_presented<'a>(
-    headers: &'a HeaderMap,
-    settings: &Settings,
-    mut each: impl FnMut(Kind, &'a str, CredentialSource) -> bool,
-) -> Result<bool, AuthError> {
-    for value in headers.get_all(COOKIE) {
-        if value.len() > MAX_CREDENTIAL_HEADER_LEN {
-            return Err(AuthError::CredentialTooLarge);
-        }
-        // Only our two names are looked for (a vectorised substring search), so the site's
-        // other cookies (analytics, preferences, a JWT-sized one) are neither split, decoded
-        // nor checked, and a byte that is not UTF-8 in someone else's cookie hides only that
-        // cookie, never ours.
-        let bytes = value.as_bytes();
-        for (name, kind) in [
-            (settings.jwt_cookie.as_bytes(), Kind::Jwt),
-            (settings.token_cookie.as_bytes(), Kind::Token),
-        ] {
-            let mut stopped = false;
-            each_cookie_named(bytes, name, |value| {
-                // Ours are base64url; anything else (not UTF-8, say) is not a credential.
-                match std::str::from_utf8(value) {
-                    Ok(value) => {
-                        stopped = !each(kind, value, CredentialSource::Cookie);
-                        !stopped
-                    }
-                    Err(_) => true,
-                }
-            });
-            if stopped {
-                return Ok(false);
-            }
-        }
-    }
-    let mut authorization = headers.get_all(AUTHORIZATION).iter();
-    if let Some(value) = authorization.next() {
-        if authorization.next().is_some() {
-            return Err(AuthError::ConflictingCredentials);
-        }
-        if value.len() > MAX_CREDENTIAL_HEADER_LEN {
-            return Err(AuthError::CredentialTooLarge);
-        }
-        let presents_bearer = is_bearer_scheme(value.as_bytes());
-        match bearer(value) {
-            Some(bearer) => {
-                let kind = if bearer.is_jwt {
-                    Kind::Jwt
-                } else {
-                    Kind::Token
-                };
-                each(kind, bearer.credential, CredentialSource::Header);
-            }
-            // `Bearer` with nothing usable after it (empty, a tab, bytes outside b64token):
-            // the client chose a header credential and it is broken. Refused, never read past
-            // to the cookies beside it, whose session the answer could not hand back cookies
-            // for (a bearer's answer gets none).
-            None if presents_bearer => return Err(AuthError::MalformedToken),
-            None => {}
-        }
-        return Ok(presents_bearer);
-    }
-    Ok(false)
+/// A new session's cookies: the token, then the JWT.
+pub(crate) fn created_cookies(settings: &Settings, created: &Created) -> Vec<HeaderValue> {
+    session_cookies(
+        settings,
+        Some(created.token.expose()),
+        &created.jwt,
+        &created.session,
+        created.session.started_at,
+    )
 }
 
-/// Marks the request's credential headers sensitive, so that `Debug` output and tracing layers
-/// downstream print `Sensitive` instead of the session's credentials. One pass over the headers:
-/// `HeaderMap::entry` would reserve room (and may reallocate) on every request.
-pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
-    for (name, value) in headers.iter_mut() {
-        if name == AUTHORIZATION || name == COOKIE {
-            value.set_sensitive(true);
-        }
+/// A changed session's cookies: the token cookie when the token was rotated, then the JWT
+/// cookie, or its removal when the JWT was withheld.
+pub(crate) fn changed_cookies(settings: &Settings, changed: &Changed) -> Vec<HeaderValue> {
+    let token = changed.token.as_ref().map(|t| t.expose());
+    match &changed.jwt {
+        Some(jwt) => session_cookies(settings, token, jwt, &changed.session, changed.at()),
+        None => withheld_jwt_cookies(settings, token, &changed.session, changed.at()),
     }
-}
-
-/// Bytes allowed in an RFC 6750 `b64token` (without the trailing `=` padding, which no
-/// credential of this crate carries), as range comparisons only.
-#[inline(always)]
-fn is_b64token(b: u8) -> bool {
-    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
-    let digit = b.wrapping_sub(b'0') < 10;
-    letter
-        | digit
-        | (b == b'-')
-        | (b == b'.')
-        | (b == b'_')
-        | (b == b'~')
-        | (b == b'+')
-        | (b == b'/')
-}
-
-/// A bearer credential and whether it has the two dots of a compact JWT.
-struct Bearer<'a> {
-    credential: &'a str,
-    is_jwt: bool,
-}
-
-/// The credential of `Authorization: Bearer <credential>` (scheme case-insensitive, RFC 6750
-/// `b64token` characters only), read in one pass over the bytes; `None` for other schemes or
-/// malformed values.
-fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
-    let bytes = value.as_bytes();
-    let scheme = bytes.get(..7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    let rest = &bytes[7..];
-    let start = rest.iter().position(|b| *b != b' ')?;
-    let end = rest.iter().rposition(|b| *b != b' ')? + 1;
-    let credential = &rest[start..end];
-    // No early exits and no tables, over 32-byte chunks: plain comparisons the compiler turns
-    // into vector code, which matters for a JWT of several hundred bytes on every request.
-    let mut invalid = 0u8;
-    let mut dots = 0usize;
-    let mut chunks = credential.chunks_exact(32);
-    for chunk in &mut chunks {
-        let mut bad = 0u8;
-        let mut dot = 0u8;
-        for &b in chunk {
-            bad |= u8::from(!is_b64token(b));
-            dot += u8::from(b == b'.');
-        }
-        invalid |= bad;
-        dots += usize::from(dot);
-    }
-    for &b in chunks.remainder() {
-        invalid |= u8::from(!is_b64token(b));
-        dots += usize::from(b == b'.');
-    }
-    if invalid != 0 {
-        return None;
-    }
-    // Every byte is ASCII, so this cannot fail.
-    let credential = std::str::from_utf8(credential).ok()?;
-    Some(Bearer {
-        credential,
-        is_jwt: dots == 2,
-    })
-}
-
-/// Calls `each` with the value of every cookie named `name` in one `Cookie` header value, in
-/// order, until it returns `false`: a pair whose name, trimmed of spaces and tabs, is `name`
-/// (so neither `xname=` nor a value that contains `name=`); the value as [`cookie_pair`] gives
-/// it.
-fn each_cookie_named<'a>(header: &'a [u8], name: &[u8], mut each: impl FnMut(&'a [u8]) -> bool) {
-    if name.is_empty() {
-        return;
-    }
-    let mut from = 0;
-    while let Some(found) = memchr::memmem::find(&header[from..], name) {
-        let start = from + found;
-        from = start + 1;
-        let before = trim_spaces(&header[..start]);
-        if !(before.is_empty() || before.ends_with(b";")) {
-            continue;
-        }
-        let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |i| start + i);
-        if let Some((found_name, value)) = cookie_pair(&header[start..end])
-            && found_name == name
-            && !each(value)
-        {
-            return;
-        }
-        from = end;
-    }
-}
-
-/// One `name=value` pair of a `Cookie` header, both trimmed of spaces and tabs, the value of
-/// one pair of surrounding double quotes (RFC 6265 §4.1.1 allows them); `None` without `=` or
-/// with an empty name.
-fn cookie_pair(pair: &[u8]) -> Option<(&[u8], &[u8])> {
-    let equals = pair.iter().position(|b| *b == b'=')?;
-    let name = trim_spaces(&pair[..equals]);
-    if name.is_empty() {
-        return None;
-    }
-    let mut value = trim_spaces(&pair[equals + 1..]);
-    if let [b'"', inner @ .., b'"'] = value {
-        value = inner;
-    }
-    Some((name, value))
-}
-
-fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 fn cookie_header(
@@ -283,10 +288,6 @@ fn cookie_header(
     header
 }
 
-/// The largest `Set-Cookie` value browsers keep (RFC 6265 §6.1 asks for at least 4,096 bytes per
-/// cookie, and that is what Chrome, Firefox and Safari keep; a larger one is dropped silently).
-pub const MAX_COOKIE_LEN: usize = 4096;
-
 /// `Set-Cookie` values for the credentials given (token first); `Max-Age` is the session's
 /// remaining lifetime, except for the JWT cookie of a session bound to a device (DBSC): it
 /// lives as long as its JWT, so that the browser sees it go and refreshes it with its key.
@@ -294,7 +295,7 @@ pub(crate) fn session_cookies(
     settings: &Settings,
     token: Option<&str>,
     jwt: &SessionJwt,
-    session: &crate::data::session::Session,
+    session: &Session,
     now: OffsetDateTime,
 ) -> Vec<HeaderValue> {
     let max_age = (session.expires_at - now).max(time::Duration::ZERO);
@@ -324,7 +325,7 @@ pub(crate) fn session_cookies(
 pub(crate) fn withheld_jwt_cookies(
     settings: &Settings,
     token: Option<&str>,
-    session: &crate::data::session::Session,
+    session: &Session,
     now: OffsetDateTime,
 ) -> Vec<HeaderValue> {
     let max_age = (session.expires_at - now).max(time::Duration::ZERO);
@@ -345,11 +346,11 @@ pub(crate) fn withheld_jwt_cookies(
 /// Appends `cookies` as `Set-Cookie` headers to a response that hands out credentials, and
 /// `Cache-Control: no-store` so no cache keeps them.
 pub(crate) fn append_set_cookies(
-    headers: &mut http::HeaderMap,
+    headers: &mut HeaderMap,
     cookies: impl IntoIterator<Item = HeaderValue>,
 ) {
     for cookie in cookies {
-        headers.append(http::header::SET_COOKIE, cookie);
+        headers.append(SET_COOKIE, cookie);
     }
     headers.insert(
         http::header::CACHE_CONTROL,
@@ -382,87 +383,23 @@ fn is_session_cookie(settings: &Settings, value: &HeaderValue) -> bool {
     name == settings.token_cookie.as_bytes() || name == settings.jwt_cookie.as_bytes()
 }
 
-/// The one rule for session cookies: a request that presents `Authorization: Bearer` (on any
-/// header line, whatever the value) gets none back, not even a removal. Its client chose a
-/// header credential for each request; a cookie would make that credential ambient (sent by a
-/// browser on its own, so CSRF-prone), or replace the browser's own session beside it.
-///
-/// Every path that writes session cookies asks here: the layer (for every response behind it,
-/// whatever the handler set), the logout handlers, [`Sessions::login`](crate::Sessions::login),
-/// the DBSC endpoints, and [`set_session_cookies`] for handlers of one's own. A header that
-/// merely looks like a bearer (a malformed value) counts too: the rule fails closed.
-pub(crate) fn allows_session_cookies(request: &HeaderMap) -> bool {
-    !request
-        .get_all(AUTHORIZATION)
-        .iter()
-        .any(|value| is_bearer_scheme(value.as_bytes()))
-}
-
-/// Whether an `Authorization` value has the `Bearer` scheme, whatever follows it.
-fn is_bearer_scheme(value: &[u8]) -> bool {
-    value
-        .get(..6)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
-        && matches!(value.get(6), None | Some(b' ' | b'\t'))
-}
-
 /// Removes every `Set-Cookie` that sets or deletes a session cookie from `response`, leaving
 /// the application's other cookies: what a response to a request that presented
-/// `Authorization: Bearer` must not carry (see [`allows_session_cookies`]).
+/// `Authorization: Bearer` must not carry (see [`allows_session_cookies`](super::credentials::allows_session_cookies)).
 pub(crate) fn remove_session_cookies(settings: &Settings, response: &mut HeaderMap) {
-    if !sets_session_cookie(settings, response.get_all(http::header::SET_COOKIE).iter()) {
+    if !sets_session_cookie(settings, response.get_all(SET_COOKIE).iter()) {
         return;
     }
     let kept: Vec<HeaderValue> = response
-        .get_all(http::header::SET_COOKIE)
+        .get_all(SET_COOKIE)
         .iter()
         .filter(|value| !is_session_cookie(settings, value))
         .cloned()
         .collect();
-    response.remove(http::header::SET_COOKIE);
+    response.remove(SET_COOKIE);
     for value in kept {
-        response.append(http::header::SET_COOKIE, value);
+        response.append(SET_COOKIE, value);
     }
-}
-
-/// Sets session cookies (a [`Changed`](crate::sessions::Changed)'s or a [`Login`](crate::login::Login)'s) on the
-/// response to a request, with `Cache-Control: no-store`, unless the request presented
-/// `Authorization: Bearer`: a client that sends its credential in a header gets nothing back
-/// as a cookie (it reads its new credentials from the body), not even when its browser's
-/// cookies came along. Returns whether the cookies were set.
-///
-/// Behind [`SessionLayer`](crate::SessionLayer) the layer holds this rule for every response
-/// anyway; call this in handlers that answer without it, and to say what happens.
-///
-/// # Example
-///
-/// ```
-/// use http::{HeaderMap, HeaderValue, Response};
-/// use tower_session_jwt::cookies::set_session_cookies;
-///
-/// let cookies = [HeaderValue::from_static("session_jwt=new; Path=/")];
-/// let mut browser = HeaderMap::new();
-/// browser.insert("cookie", HeaderValue::from_static("session_token=old"));
-/// let mut response = Response::new(());
-/// assert!(set_session_cookies(&browser, &mut response, &cookies));
-/// assert_eq!(response.headers()["set-cookie"], "session_jwt=new; Path=/");
-///
-/// let mut api = browser.clone();
-/// api.insert("authorization", HeaderValue::from_static("Bearer opaque-token"));
-/// let mut response = Response::new(());
-/// assert!(!set_session_cookies(&api, &mut response, &cookies));
-/// assert!(response.headers().get("set-cookie").is_none());
-/// ```
-pub fn set_session_cookies<B>(
-    request: &HeaderMap,
-    response: &mut http::Response<B>,
-    cookies: &[HeaderValue],
-) -> bool {
-    if !allows_session_cookies(request) {
-        return false;
-    }
-    append_set_cookies(response.headers_mut(), cookies.iter().cloned());
-    true
 }
 
 /// `Set-Cookie` values that delete both session cookies: same name, `Path` and `Domain`,
@@ -471,14 +408,14 @@ pub fn set_session_cookies<B>(
 /// # Example
 ///
 /// ```
-/// use tower_session_jwt::cookies::strip_session_cookies;
+/// use tower_session_jwt::cookies::removal_cookies;
 /// use tower_session_jwt::sessions::CookieConfig;
 ///
-/// let [token, jwt] = strip_session_cookies(&CookieConfig::default());
+/// let [token, jwt] = removal_cookies(&CookieConfig::default());
 /// assert!(token.to_str().unwrap().starts_with("session_token=;"));
 /// assert!(jwt.to_str().unwrap().contains("Max-Age=0"));
 /// ```
-pub fn strip_session_cookies(cookies: &CookieConfig) -> [HeaderValue; 2] {
+pub fn removal_cookies(cookies: &CookieConfig) -> [HeaderValue; 2] {
     [
         removal(cookies, &cookies.token_name(), "/"),
         removal(cookies, &cookies.jwt_name(), "/"),
@@ -505,70 +442,34 @@ pub(crate) fn removal(cookies: &CookieConfig, name: &str, path: &str) -> HeaderV
 mod tests {
     use super::*;
 
-    #[test]
-    fn cookie_pairs_are_trimmed_and_unquoted() {
-        let pair = |text: &[u8]| cookie_pair(text).map(|(n, v)| (n.to_vec(), v.to_vec()));
-        let owned = |n: &str, v: &str| Some((n.as_bytes().to_vec(), v.as_bytes().to_vec()));
-        assert_eq!(pair(b" session_jwt=abc"), owned("session_jwt", "abc"));
-        assert_eq!(pair(b"\tname = value \t"), owned("name", "value"));
-        assert_eq!(pair(b"name=\"quoted\""), owned("name", "quoted"));
-        assert_eq!(pair(b"name=a=b"), owned("name", "a=b"));
-        assert_eq!(pair(b"name="), owned("name", ""));
-        assert_eq!(pair(b"name=\""), owned("name", "\""));
-        assert_eq!(pair(b"=value"), None);
-        assert_eq!(pair(b"  =value"), None);
-        assert_eq!(pair(b"novalue"), None);
-        assert_eq!(pair(b""), None);
-    }
-
-    #[test]
-    fn cookies_are_found_by_exact_name_only() {
-        let named = |header: &[u8], name: &str| {
-            let mut found = Vec::new();
-            each_cookie_named(header, name.as_bytes(), |v| {
-                found.push(String::from_utf8_lossy(v).into_owned());
-                true
-            });
-            found
-        };
-        let header = b"_ga=1; x_session_jwt=no; session_jwt=a; other=session_jwt=no; \
-                       session_jwtx=no;session_jwt = \"b\" ; __Host-session_jwt=c";
-        assert_eq!(named(header, "session_jwt"), ["a", "b"]);
-        assert_eq!(named(header, "__Host-session_jwt"), ["c"]);
-        assert_eq!(named(b"session_jwt", "session_jwt"), Vec::<String>::new());
-        assert_eq!(named(b"session_jwt=", "session_jwt"), [""]);
-        assert_eq!(named(b"a=\xff; session_jwt=ok", "session_jwt"), ["ok"]);
-        assert_eq!(named(b"", "session_jwt"), Vec::<String>::new());
-        // Stops when told to.
-        let mut seen = 0;
-        each_cookie_named(b"n=1; n=2; n=3", b"n", |_| {
-            seen += 1;
-            seen < 2
-        });
-        assert_eq!(seen, 2);
-    }
-
-    #[test]
-    fn bearer_values_are_b64tokens() {
-        let value = |text: &str| HeaderValue::from_str(text).unwrap();
-        let header = value("Bearer aa.bb.cc");
-        let jwt = bearer(&header).unwrap();
-        assert!(jwt.is_jwt);
-        assert_eq!(jwt.credential, "aa.bb.cc");
-        let header = value("bearer   A-b_c~d+e/f  ");
-        let token = bearer(&header).unwrap();
-        assert!(!token.is_jwt);
-        assert_eq!(token.credential, "A-b_c~d+e/f");
-        for bad in [
-            "Bearer a,b",
-            "Bearer a b",
-            "Bearer a=b",
-            "Basic abc",
-            "Bearer ",
-            "Bearer",
-        ] {
-            assert!(bearer(&value(bad)).is_none(), "{bad}");
+    /// The engine measures a JWT cookie without building it: its count is the length of the
+    /// value written here.
+    #[tokio::test]
+    async fn the_engine_counts_jwt_cookies_exactly() {
+        let configs = [
+            CookieConfig::default(),
+            CookieConfig::default().secure(false),
+            CookieConfig::default().host_prefix(true),
+            CookieConfig::default().domain("app.example"),
+            CookieConfig::default()
+                .domain(".app.example")
+                .names("t", "j"),
+        ];
+        for cookies in configs {
+            let settings = crate::engine::Sessions::builder()
+                .store(crate::store::memory::MemoryStore::new())
+                .signing_key(crate::jwt::keys::SigningKey::generate_ed25519().unwrap())
+                .cookies(cookies.clone())
+                .build()
+                .unwrap()
+                .settings()
+                .clone();
+            for seconds in [0, 9, 10, 86_400, i64::MAX] {
+                let max_age = time::Duration::seconds(seconds);
+                let written = jwt_cookie(&settings, "aaaa.bbbb.cccc", max_age);
+                let counted = crate::engine::jwt_cookie_len(&settings, 14, max_age);
+                assert_eq!(counted, written.len(), "{cookies:?} {seconds}");
+            }
         }
-        assert!(bearer(&HeaderValue::from_bytes(b"Bearer a\xffb").unwrap()).is_none());
     }
 }

@@ -1,62 +1,63 @@
 //! Refusing cross-site state changes (login CSRF, forced logout): OWASP's Fetch Metadata and
-//! origin verification, shared by the login helper and the logout handlers.
+//! origin verification, shared by [`login`](crate::login::login), the logout handlers and
+//! handlers of one's own ([`is_cross_site`]).
 
 use http::request::Parts;
 
 use crate::engine::Sessions;
-use crate::engine::config::Settings;
+use crate::engine::config::{Settings, without_default_port};
 
-impl Sessions {
-    /// Whether a browser sent this request from another site, so that a state change (login,
-    /// logout, revocation) must be refused with `403`:
-    ///
-    /// 1. an `Origin` among the [trusted origins](crate::SessionsBuilder::trusted_origins) is
-    ///    allowed;
-    /// 2. otherwise `Sec-Fetch-Site`, where the browser sent it, decides: `same-origin` and
-    ///    `none` pass, anything else is refused (`cross-site`, and `same-site`: a sibling
-    ///    subdomain is another party);
-    /// 3. without it (older browsers), an `Origin` (including `null`) must be the request's own:
-    ///    the same host and port as `Host` (or, over HTTP/2, `:authority`), default ports
-    ///    aside, and the scheme `https`, or `http` when the request is known to be plain HTTP,
-    ///    the cookies are not `Secure`, or the host is a loopback name;
-    /// 4. a request with neither header (not a browser) is not cross-site.
-    ///
-    /// A browser sends each of these headers once, with one value. Differing values (two header
-    /// lines, or a list in one, such as `same-origin, cross-site`) were added by someone else,
-    /// and which one the browser sent is unknown: the request is cross-site. The same value
-    /// repeated is that value.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let sessions = Sessions::builder()
-    ///     .store(MemoryStore::new())
-    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
-    ///     .trusted_origins(["https://front.example"])
-    ///     .build()
-    ///     .unwrap();
-    /// // An older browser, with `Origin` but no `Sec-Fetch-Site`.
-    /// let parts = |origin: &str| {
-    ///     let request = http::Request::post("/login")
-    ///         .header("host", "app.example")
-    ///         .header("origin", origin);
-    ///     request.body(()).unwrap().into_parts().0
-    /// };
-    /// assert!(!sessions.is_cross_site(&parts("https://app.example")));
-    /// assert!(!sessions.is_cross_site(&parts("https://front.example")));
-    /// assert!(sessions.is_cross_site(&parts("https://evil.example")));
-    /// assert!(sessions.is_cross_site(&parts("http://app.example")), "a plain-HTTP page is another origin");
-    /// # });
-    /// ```
-    pub fn is_cross_site(&self, request: &Parts) -> bool {
-        is_cross_site(request, self.settings())
-    }
+/// Whether a browser sent this request from another site, so that a state change (login,
+/// logout, revocation) must be refused with `403`:
+///
+/// 1. an `Origin` among the [trusted origins](crate::SessionsBuilder::trusted_origins) is
+///    allowed;
+/// 2. otherwise `Sec-Fetch-Site`, where the browser sent it, decides: `same-origin` and
+///    `none` pass, anything else is refused (`cross-site`, and `same-site`: a sibling
+///    subdomain is another party);
+/// 3. without it (older browsers), an `Origin` (including `null`) must be the request's own:
+///    the same host and port as `Host` (or, over HTTP/2, `:authority`), default ports
+///    aside, and the scheme `https`, or `http` when the request is known to be plain HTTP,
+///    the cookies are not `Secure`, or the host is a loopback name;
+/// 4. a request with neither header (not a browser) is not cross-site.
+///
+/// A browser sends each of these headers once, with one value. Differing values (two header
+/// lines, or a list in one, such as `same-origin, cross-site`) were added by someone else,
+/// and which one the browser sent is unknown: the request is cross-site. The same value
+/// repeated is that value.
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::csrf::is_cross_site;
+/// use tower_session_jwt::{MemoryStore, Sessions, SigningKey};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let sessions = Sessions::builder()
+///     .store(MemoryStore::new())
+///     .signing_key(SigningKey::generate_ed25519().unwrap())
+///     .trusted_origins(["https://front.example"])
+///     .build()
+///     .unwrap();
+/// // An older browser, with `Origin` but no `Sec-Fetch-Site`.
+/// let parts = |origin: &str| {
+///     let request = http::Request::post("/login")
+///         .header("host", "app.example")
+///         .header("origin", origin);
+///     request.body(()).unwrap().into_parts().0
+/// };
+/// assert!(!is_cross_site(&sessions, &parts("https://app.example")));
+/// assert!(!is_cross_site(&sessions, &parts("https://front.example")));
+/// assert!(is_cross_site(&sessions, &parts("https://evil.example")));
+/// assert!(is_cross_site(&sessions, &parts("http://app.example")), "a plain-HTTP page is another origin");
+/// # });
+/// ```
+pub fn is_cross_site(sessions: &Sessions, request: &Parts) -> bool {
+    cross_site(request, sessions.settings())
 }
 
-pub(crate) fn is_cross_site(request: &Parts, settings: &Settings) -> bool {
+/// [`is_cross_site`] with the settings.
+pub(crate) fn cross_site(request: &Parts, settings: &Settings) -> bool {
     let headers = &request.headers;
     // RFC 6454 allows a space-separated list of origins; a comma joins repeated lines.
     let origin = match sole_value(
@@ -139,19 +140,6 @@ fn is_own_origin(origin: &str, request: &Parts, settings: &Settings) -> bool {
         ("http", None) => !settings.cookies.is_secure() || is_loopback(authority),
         _ => false,
     }
-}
-
-/// `scheme://host[:port]` without the scheme's default port (`:443` for https, `:80` for http),
-/// so that `Host: app.example:443` and `Origin: https://app.example` agree.
-pub(crate) fn without_default_port(origin: &str) -> String {
-    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
-        if origin.starts_with(scheme)
-            && let Some(stripped) = origin.strip_suffix(port)
-        {
-            return stripped.to_owned();
-        }
-    }
-    origin.to_owned()
 }
 
 /// `localhost`, `*.localhost`, `127.x.y.z` or `[::1]`, with or without a port: origins that
@@ -263,7 +251,7 @@ mod tests {
             ],
             &[("sec-fetch-site", "none"), ("sec-fetch-site", "same-site")],
         ] {
-            assert!(sessions.is_cross_site(&post(headers)), "{headers:?}");
+            assert!(is_cross_site(&sessions, &post(headers)), "{headers:?}");
         }
         for headers in [
             &[("sec-fetch-site", "same-origin")][..],
@@ -273,7 +261,7 @@ mod tests {
             ],
             &[("sec-fetch-site", "none")],
         ] {
-            assert!(!sessions.is_cross_site(&post(headers)), "{headers:?}");
+            assert!(!is_cross_site(&sessions, &post(headers)), "{headers:?}");
         }
     }
 
@@ -299,7 +287,7 @@ mod tests {
                 ("sec-fetch-site", "same-origin"),
             ],
         ] {
-            assert!(sessions.is_cross_site(&post(headers)), "{headers:?}");
+            assert!(is_cross_site(&sessions, &post(headers)), "{headers:?}");
         }
         for headers in [
             &[
@@ -312,7 +300,7 @@ mod tests {
             ],
             &[("origin", "https://app.example")],
         ] {
-            assert!(!sessions.is_cross_site(&post(headers)), "{headers:?}");
+            assert!(!is_cross_site(&sessions, &post(headers)), "{headers:?}");
         }
     }
 

@@ -6,7 +6,7 @@
 //! the server", so the JWT cookie becomes the *bound* credential:
 //!
 //! 1. With [`SessionsBuilder::device_binding`](crate::SessionsBuilder::device_binding), a
-//!    [login](crate::Sessions::login) offers registration (`Secure-Session-Registration`, with a
+//!    [login](crate::login::login) offers registration (`Secure-Session-Registration`, with a
 //!    challenge stored on the new session).
 //! 2. The browser posts a signed proof to the [`registration`] handler, which verifies it
 //!    (ES256 or RS256, our challenge, recent, single use), stores the public key on the
@@ -55,16 +55,18 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use axum_core::body::Body;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 use tower_service::Service;
 
-use super::cookies::append_set_cookies;
+use super::cookies::{append_set_cookies, changed_cookies};
+use super::credentials::read;
 use crate::data::session::{Session, SessionId};
 use crate::engine::Sessions;
 use crate::engine::error::{AuthError, SessionError};
 use crate::engine::{CredentialSource, DbscConfig};
+use crate::http::refusal::{Refusal, json_refusal};
 use crate::proof::unquote;
 use crate::store::BoxFuture;
 
@@ -299,7 +301,7 @@ async fn cookie_session<B: From<String>>(
     sessions: &Sessions,
     headers: &HeaderMap,
 ) -> Result<CookieSession, Response<B>> {
-    let Ok(credentials) = sessions.credentials(headers) else {
+    let Ok(credentials) = read(headers, sessions.settings()) else {
         return Ok(CookieSession::Unknown);
     };
     let Some((token, CredentialSource::Cookie)) = credentials.token() else {
@@ -355,7 +357,7 @@ async fn register<B: From<String>>(
     let mut response = respond(StatusCode::OK, body.to_string());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    append_set_cookies(headers, changed.cookies().iter().cloned());
+    append_set_cookies(headers, changed_cookies(sessions.settings(), &changed));
     next_challenge(headers, &changed.session);
     response
 }
@@ -384,7 +386,7 @@ async fn refresh_session<B: From<String>>(
     // session that was in flight while the browser signed in again would otherwise put that
     // session's token back over the new login's (the browser would land in the older account).
     // A bound session does not need its token cookie to live on: the device's proof refreshes it.
-    append_set_cookies(headers, changed.cookies().iter().cloned());
+    append_set_cookies(headers, changed_cookies(sessions.settings(), &changed));
     next_challenge(headers, &changed.session);
     response
 }
@@ -447,33 +449,20 @@ fn session_failure<B: From<String>>(error: SessionError) -> Response<B> {
 }
 
 fn store_failure<B: From<String>>(error: AuthError) -> Response<B> {
-    let mut response = refusal(
+    json_refusal(
         StatusCode::SERVICE_UNAVAILABLE,
         error.reason(),
         "session store unavailable",
-    );
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+        true,
+    )
 }
 
 fn refusal<B: From<String>>(status: StatusCode, error: &str, description: &str) -> Response<B> {
-    let body = json!({"error": error, "error_description": description}).to_string();
-    let mut response = respond(status, body);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    json_refusal(status, error, description, false)
 }
 
 fn respond<B: From<String>>(status: StatusCode, body: String) -> Response<B> {
-    let mut response = Response::new(B::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Refusal::new(status).body(B::from(body))
 }
 
 impl<ReqBody, B> Service<Request<ReqBody>> for DbscHandler<B>
@@ -500,7 +489,7 @@ where
             };
             // The one rule for session cookies holds here too: a request that presents
             // `Authorization: Bearer` (never a browser's own DBSC request) gets none.
-            let cookies_allowed = crate::http::cookies::allows_session_cookies(&parts.headers);
+            let cookies_allowed = crate::http::credentials::allows_session_cookies(&parts.headers);
             let sessions = handler.sessions.clone();
             let mut response = handler.handle(parts).await;
             if !cookies_allowed {
@@ -509,7 +498,7 @@ where
                     response.headers_mut(),
                 );
             }
-            crate::engine::metrics::dbsc(endpoint, response.status(), started.elapsed());
+            crate::engine::metrics::dbsc(endpoint, response.status().as_u16(), started.elapsed());
             Ok(response)
         })
     }

@@ -11,13 +11,11 @@
 //! | [`Sessions`] | `500` if the layer is missing |
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::data::session::Session;
 use crate::engine::Sessions;
-use crate::engine::error::AuthError;
 use crate::http::layer::{CurrentSession, RefusedCredential};
 
 /// Why an extractor found no session.
@@ -38,35 +36,6 @@ pub enum SessionRejection {
     /// No [`SessionLayer`](crate::SessionLayer) runs in front of this handler. `500`.
     #[error("SessionLayer is not installed in front of this route")]
     MissingLayer,
-}
-
-impl IntoResponse for SessionRejection {
-    fn into_response(self) -> Response {
-        match self {
-            SessionRejection::NoSession => AuthError::MissingCredentials.into_response(),
-            // Conflicting or oversized credentials are a malformed request, not a bad token.
-            SessionRejection::Refused("conflicting_credentials") => {
-                AuthError::ConflictingCredentials.into_response()
-            }
-            SessionRejection::Refused("credential_too_large") => {
-                AuthError::CredentialTooLarge.into_response()
-            }
-            SessionRejection::Refused(_) => AuthError::UnknownSession.into_response(),
-            SessionRejection::Claims(_) => {
-                let mut response = http::StatusCode::FORBIDDEN.into_response();
-                response.headers_mut().insert(
-                    http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
-                );
-                response
-            }
-            SessionRejection::MissingLayer => (
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                "session layer missing",
-            )
-                .into_response(),
-        }
-    }
 }
 
 fn current(parts: &Parts) -> Option<&CurrentSession> {

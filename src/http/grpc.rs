@@ -32,7 +32,7 @@
 //! assert_eq!(response.headers()["grpc-message"], "session revoked");
 //! ```
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Response};
 
 use crate::engine::error::AuthError;
@@ -62,7 +62,7 @@ impl GrpcCode {
         }
     }
 
-    fn header(self) -> HeaderValue {
+    pub(crate) fn header(self) -> HeaderValue {
         HeaderValue::from_static(match self {
             GrpcCode::PermissionDenied => "7",
             GrpcCode::Internal => "13",
@@ -108,44 +108,13 @@ pub fn message_of(error: &AuthError) -> String {
 /// A trailers-only gRPC response: HTTP `200` with `grpc-status` and `grpc-message`
 /// (percent-encoded as gRPC requires) and an empty body.
 pub fn refusal<B: Default>(code: GrpcCode, message: &str) -> Response<B> {
-    let mut response = Response::new(B::default());
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert("grpc-status", code.header());
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
-        headers.insert("grpc-message", value);
-    }
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The answer to a request refused for `error`: a gRPC status for a gRPC call, else
-/// [`AuthError::to_response`]. The layer's and the guards' one choice between the two.
-pub(crate) fn auth_response<B: Default>(error: &AuthError, headers: &HeaderMap) -> Response<B> {
-    if is_grpc(headers) {
-        refusal(code_of(error), &message_of(error))
-    } else {
-        error.to_response()
-    }
-}
-
-/// gRPC's percent-encoding of `grpc-message`: every byte outside printable ASCII (space
-/// included in it), and `%`.
-fn percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for byte in message.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    crate::http::refusal::grpc_refusal(code, message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::refusal::percent_encode;
 
     fn headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

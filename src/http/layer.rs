@@ -34,9 +34,9 @@ use crate::data::session::Session;
 use crate::engine::error::AuthError;
 use crate::engine::{AuthPath, Authenticated, Sessions, Step};
 use crate::http::cookies::{
-    allows_session_cookies, append_set_cookies, mark_sensitive, remove_session_cookies,
-    sets_session_cookie,
+    append_set_cookies, authenticated_cookies, remove_session_cookies, sets_session_cookie,
 };
+use crate::http::credentials::{allows_session_cookies, mark_sensitive, read};
 use crate::store::BoxFuture;
 
 /// The authenticated session of a request, as the layer stores it in the request extensions.
@@ -150,7 +150,7 @@ impl<B> SessionLayer<B> {
     {
         match &self.on_error {
             Some(handler) => handler(error),
-            None => crate::http::grpc::auth_response(error, request.headers()),
+            None => crate::http::refusal::auth_refusal(error, request.headers()),
         }
     }
 
@@ -228,18 +228,25 @@ where
         mark_sensitive(request.headers_mut());
         // The extraction already read `Authorization`: whether it is a bearer comes with the
         // credentials, and is looked up again only for a request refused before that.
-        let (step, cookies_allowed) = match sessions.credentials(request.headers()) {
-            Ok(credentials) => (sessions.begin(&credentials), !credentials.presents_bearer),
+        let (step, cookies_allowed, cookies) = match read(request.headers(), sessions.settings()) {
+            Ok(credentials) => {
+                let step = sessions.begin(&credentials);
+                // Cookies only from a token-cache hit of a cookie client (the JWT again).
+                let cookies = match &step {
+                    Step::Done(Ok(outcome)) => refreshed(sessions, outcome, &credentials),
+                    _ => Vec::new(),
+                };
+                (step, !credentials.presents_bearer, cookies)
+            }
             Err(error) => (
                 Step::Done(Err(error)),
                 allows_session_cookies(request.headers()),
+                Vec::new(),
             ),
         };
         match step {
-            Step::Done(Ok(mut outcome)) => {
+            Step::Done(Ok(outcome)) => {
                 authenticated(&span, sessions, outcome.path);
-                // Cookies only from a token-cache hit of a cookie client (the JWT again).
-                let cookies = outcome.take_cookies();
                 let finish = Finish::new(sessions, cookies_allowed, cookies);
                 insert(&mut request, sessions, Some(outcome.session));
                 ResponseFuture::calling(inner.call(request), finish)
@@ -293,6 +300,24 @@ fn bound_jwt_removal<B>(
         &settings.jwt_cookie,
         "/",
     )]
+}
+
+/// The cookies that hand a cookie client what its authentication refreshed (see
+/// [`authenticated_cookies`]).
+fn refreshed(
+    sessions: &Sessions,
+    outcome: &Authenticated,
+    credentials: &crate::engine::Credentials<'_>,
+) -> Vec<HeaderValue> {
+    if outcome.jwt.is_none() {
+        return Vec::new();
+    }
+    authenticated_cookies(
+        sessions.settings(),
+        outcome,
+        credentials.cookie_token,
+        sessions.clock().now(),
+    )
 }
 
 /// A request authenticated on `path`: counted and traced.
@@ -475,9 +500,17 @@ where
                         panic!("ResponseFuture polled after completion");
                     };
                     let next = match result {
-                        Ok(mut outcome) => {
+                        Ok(outcome) => {
                             authenticated(span, &layer.sessions, outcome.path);
-                            let cookies = outcome.take_cookies();
+                            // The token cookie goes again only when the session's expiry moved
+                            // (once per JWT lifetime at most): then its value is read again from
+                            // the request, which the store step outlived.
+                            let credentials = match outcome.resend_token {
+                                true => read(request.headers(), layer.sessions.settings())
+                                    .unwrap_or_default(),
+                                false => crate::engine::Credentials::new(),
+                            };
+                            let cookies = refreshed(&layer.sessions, &outcome, &credentials);
                             let finish = Finish::new(&layer.sessions, *cookies_allowed, cookies);
                             insert(&mut request, &layer.sessions, Some(outcome.session));
                             State::Calling {

@@ -8,7 +8,8 @@
 //! than `POST` and `DELETE` with `405` themselves, so a link or an image tag cannot log anyone
 //! out, whatever router they are mounted in.
 //!
-//! They also refuse cross-site requests with `403` (see [`Sessions::is_cross_site`]).
+//! They also refuse cross-site requests with `403` (see
+//! [`csrf::is_cross_site`](crate::csrf::is_cross_site)).
 //!
 //! They work with or without [`SessionLayer`](crate::SessionLayer) in front: they use the
 //! session the layer authenticated when there is one, and read the request's credentials
@@ -27,24 +28,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum_core::body::Body;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, request::Parts};
+use http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{HeaderValue, Method, Request, Response, StatusCode, request::Parts};
 use tower_service::Service;
 
-use crate::data::events::{RevokeReason, RevokedBy};
 use crate::data::session::SessionId;
 use crate::engine::Sessions;
-use crate::engine::credentials::{CredentialSource, Kind};
-use crate::engine::error::AuthError;
-use crate::http::cookies::{
-    allows_session_cookies, each_presented, removal, strip_session_cookies,
-};
+use crate::engine::credentials::CredentialSource;
+use crate::engine::error::{AuthError, SessionError};
+use crate::http::cookies::{removal, removal_cookies};
+use crate::http::credentials::{allows_session_cookies, each_presented, presented, read};
 use crate::http::layer::CurrentSession;
-use crate::store::{BoxFuture, StoreError};
-
-/// Most values of each credential a logout looks at (each costs a signature check or a store
-/// lookup).
-const MAX_CREDENTIALS_PER_KIND: usize = 4;
+use crate::store::BoxFuture;
 
 /// What a [`SessionHandler`] revokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,14 +198,14 @@ impl<B: Default> SessionHandler<B> {
             return response;
         }
         let sessions = &self.sessions;
-        if sessions.is_cross_site(&parts) {
+        if crate::http::csrf::is_cross_site(sessions, &parts) {
             return plain(StatusCode::FORBIDDEN);
         }
         let current = match parts.extensions.get::<CurrentSession>() {
             Some(current) => Some(current.0.clone()),
             // Without the layer in front (or when it let the request through anonymously),
             // the handler reads the credentials itself.
-            None => match sessions.credentials(&parts.headers) {
+            None => match read(&parts.headers, sessions.settings()) {
                 Ok(credentials) => match sessions.authenticate(&credentials).await {
                     Ok(outcome) => Some(outcome.session),
                     Err(AuthError::Store(e)) => return AuthError::Store(e).to_response(),
@@ -219,30 +214,24 @@ impl<B: Default> SessionHandler<B> {
                 Err(_) => None,
             },
         };
-        let result = match self.action {
-            Action::Logout => revoke_presented(sessions, &parts.headers, current.as_deref())
-                .await
-                .map(|_| true),
-            Action::LogoutEverywhere => {
-                let everywhere = match &current {
-                    Some(current) => sessions
-                        .revoke_all_by(&current.user_id, RevokedBy::User)
-                        .await
-                        .map(drop),
-                    None => Ok(()),
-                };
-                match everywhere {
-                    Ok(()) => revoke_presented(sessions, &parts.headers, current.as_deref())
-                        .await
-                        .map(|_| true),
-                    Err(e) => Err(e),
-                }
+        let result: Result<bool, SessionError> = match self.action {
+            Action::Logout | Action::LogoutEverywhere => {
+                let presented = presented(&parts.headers, sessions.settings());
+                let everywhere = self.action == Action::LogoutEverywhere;
+                sessions
+                    .logout(current.as_deref(), &presented, everywhere)
+                    .await
+                    .map(|()| true)
             }
             Action::LogoutOthers => {
                 let Some(current) = current else {
                     return AuthError::MissingCredentials.to_response();
                 };
-                sessions.revoke_others(&current).await.map(|_| false)
+                sessions
+                    .revoke_others(&current)
+                    .await
+                    .map(|_| false)
+                    .map_err(SessionError::from)
             }
             Action::RevokeById => {
                 let Some(current) = current else {
@@ -255,13 +244,13 @@ impl<B: Default> SessionHandler<B> {
                 match sessions.revoke_for_user(&current.user_id, &id).await {
                     Ok(Some(_)) => Ok(id == current.session_id),
                     Ok(None) => return plain(StatusCode::NOT_FOUND),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 }
             }
         };
         match result {
             Ok(strip) => self.success(&parts, strip),
-            Err(error) => AuthError::Store(error).to_response(),
+            Err(error) => crate::http::refusal::session_refusal(&error),
         }
     }
 
@@ -294,7 +283,7 @@ impl<B: Default> SessionHandler<B> {
 /// path too, which is where such a cookie can live and still be sent here.
 fn stripping_cookies(sessions: &Sessions, parts: &Parts) -> Vec<HeaderValue> {
     let cookies = &sessions.settings().cookies;
-    let mut out = strip_session_cookies(cookies).to_vec();
+    let mut out = removal_cookies(cookies).to_vec();
     let mut seen = [0usize; 2];
     let _ = each_presented(&parts.headers, sessions.settings(), |kind, _, source| {
         if source == CredentialSource::Cookie {
@@ -323,52 +312,9 @@ fn stripping_cookies(sessions: &Sessions, parts: &Parts) -> Vec<HeaderValue> {
     out
 }
 
+/// An empty answer with `Cache-Control: no-store`.
 fn plain<B: Default>(status: StatusCode) -> Response<B> {
-    let mut response = Response::new(B::default());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// Revokes every session that a genuine credential of the request names: the current session,
-/// every presented opaque token, and every presented JWT (expired or not). Unusable credentials
-/// revoke nothing; only a store failure is an error.
-async fn revoke_presented(
-    sessions: &Sessions,
-    headers: &HeaderMap,
-    current: Option<&crate::data::session::Session>,
-) -> Result<(), StoreError> {
-    let (by, reason) = (RevokedBy::Itself, RevokeReason::Logout);
-    if let Some(current) = current {
-        sessions.revoke_by(&current.session_id, by, reason).await?;
-    }
-    let mut tokens = Vec::new();
-    let mut jwts = Vec::new();
-    // Oversized headers name nothing; the cookies are stripped all the same.
-    let _ = each_presented(headers, sessions.settings(), |kind, value, _| {
-        let list = match kind {
-            Kind::Jwt => &mut jwts,
-            Kind::Token => &mut tokens,
-        };
-        if list.len() < MAX_CREDENTIALS_PER_KIND && !list.contains(&value) {
-            list.push(value);
-        }
-        true
-    });
-    for token in tokens {
-        sessions.revoke_token_by(token, by, reason).await?;
-    }
-    for jwt in jwts {
-        match sessions.jwt_session_id(jwt) {
-            Some(id) if current.is_none_or(|c| c.session_id != id) => {
-                sessions.revoke_by(&id, by, reason).await?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    crate::http::refusal::Refusal::new(status).empty()
 }
 
 impl<ReqBody, B> Service<Request<ReqBody>> for SessionHandler<B>

@@ -1,10 +1,12 @@
 //! The HTTP edge, the top layer and the only one that reads a request or writes a response:
-//! credentials from headers and cookies, the cross-site check, the layer and its extractors, the
-//! step-up guard, refusals as HTTP or gRPC, and every endpoint (login, the logout family,
+//! credentials from headers and cookies (`credentials.rs` reads them, `cookies.rs` writes
+//! them), the cross-site check, the layer and its extractors, the step-up guard, refusals as
+//! HTTP or gRPC (all built in `refusal.rs`), and every endpoint (login, the logout family,
 //! health, device binding). Policy is the engine's: this layer asks it.
 
 pub mod cookies;
-pub(crate) mod csrf;
+pub(crate) mod credentials;
+pub mod csrf;
 pub mod dbsc;
 pub mod extract;
 pub mod grpc;
@@ -12,4 +14,5 @@ pub mod health;
 pub(crate) mod layer;
 pub mod login;
 pub mod logout;
+pub(crate) mod refusal;
 pub mod step_up;

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -36,13 +35,14 @@ use crate::store::BoxFuture;
 /// use axum::{Router, routing::get};
 /// use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions, SigningKey};
 /// use tower_session_jwt::session::AuthenticationFactor;
+/// use tower_session_jwt::step_up::RecentAuth;
 ///
 /// let sessions = Sessions::builder()
 ///     .store(MemoryStore::new())
 ///     .signing_key(SigningKey::generate_ed25519().unwrap())
 ///     .build()
 ///     .unwrap();
-/// let guard = sessions.require_recent_auth(Duration::from_secs(300));
+/// let guard = RecentAuth::new(&sessions, Duration::from_secs(300));
 /// let app: Router = Router::new()
 ///     .route("/api/sensitive", get(|| async { "ok" }))
 ///     .route_layer(guard.clone())
@@ -74,19 +74,17 @@ impl std::fmt::Debug for RecentAuth {
     }
 }
 
-impl Sessions {
+impl RecentAuth {
     /// A guard requiring an authentication factor (of any type) used at most `max_age` ago
-    /// (whole seconds); see [`RecentAuth`].
-    pub fn require_recent_auth(&self, max_age: Duration) -> RecentAuth {
-        RecentAuth {
-            sessions: self.clone(),
+    /// (whole seconds).
+    pub fn new(sessions: &Sessions, max_age: Duration) -> Self {
+        Self {
+            sessions: sessions.clone(),
             max_age: Duration::from_secs(max_age.as_secs()),
             types: Arc::from(Vec::new()),
         }
     }
-}
 
-impl RecentAuth {
     /// Accepts only factors of these types (`otp`, `webauthn`, …): a recent password alone
     /// does not do when a second factor is required.
     pub fn of_types<I, T>(mut self, types: I) -> Self
@@ -158,42 +156,6 @@ impl StepUpRequired {
     pub fn factor_types(&self) -> &[String] {
         &self.types
     }
-
-    /// The `401` response; see the type's docs.
-    pub fn to_response<B: From<String>>(&self) -> Response<B> {
-        let body = serde_json::json!({
-            "error": "insufficient_user_authentication",
-            "error_description": self.to_string(),
-            "max_age": self.max_age.as_secs(),
-            "factor_types": &*self.types,
-        });
-        let mut response = Response::new(B::from(body.to_string()));
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        let headers = response.headers_mut();
-        // Factor types are `[a-z0-9_]` (checked when recorded): nothing here needs escaping
-        // but the guard's own configuration, which is filtered to the same alphabet.
-        let description = self
-            .to_string()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || " ,:()_".contains(*c))
-            .collect::<String>();
-        let challenge = format!(
-            r#"Bearer error="insufficient_user_authentication", error_description="{description}", max_age="{}""#,
-            self.max_age.as_secs()
-        );
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            headers.insert(WWW_AUTHENTICATE, value);
-        }
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response
-    }
-}
-
-impl axum_core::response::IntoResponse for StepUpRequired {
-    fn into_response(self) -> axum_core::response::Response {
-        self.to_response()
-    }
 }
 
 impl<S> Layer<S> for RecentAuth {
@@ -236,7 +198,7 @@ where
         let verdict = match request.extensions().get::<CurrentSession>() {
             Some(current) => self.guard.check(current).map_err(|e| {
                 if grpc {
-                    crate::http::grpc::refusal(
+                    crate::http::refusal::grpc_refusal(
                         crate::http::grpc::GrpcCode::PermissionDenied,
                         &e.to_string(),
                     )
@@ -244,7 +206,7 @@ where
                     e.to_response()
                 }
             }),
-            None => Err(crate::http::grpc::auth_response(
+            None => Err(crate::http::refusal::auth_refusal(
                 &AuthError::MissingCredentials,
                 request.headers(),
             )),
