@@ -147,7 +147,10 @@ async fn thousands_of_cancelled_calls_leave_the_circuit_closed() {
     store.set(SLOW);
     for _ in 0..200 {
         let gave_up = tokio::time::timeout(Duration::from_millis(1), sessions.get(&an_id())).await;
-        assert!(gave_up.is_err(), "the call gave up, not refused at once: {gave_up:?}");
+        assert!(
+            gave_up.is_err(),
+            "the call gave up, not refused at once: {gave_up:?}"
+        );
     }
 
     store.set(UP);
