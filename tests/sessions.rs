@@ -32,10 +32,10 @@ async fn create_returns_both_credentials_and_stores_the_session() {
         .unwrap();
     assert_eq!(
         *via_jwt,
-        Session {
-            attributes: SessionAttributes::default(),
-            ..created.session.clone()
-        },
+        created
+            .session
+            .clone()
+            .with_attributes(SessionAttributes::default()),
         "the JWT carries the whole session but the client's address and user agent"
     );
     assert_eq!(via_jwt.custom_claims["role"], "admin");

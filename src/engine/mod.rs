@@ -285,25 +285,16 @@ impl Sessions {
             return Err(SessionError::InvalidTtl);
         }
         let now = self.now();
-        let mut session = Session {
-            session_id: SessionId::generate()?,
-            user_id,
-            started_at: now,
-            last_accessed_at: now,
-            expires_at: now + ttl,
-            attributes: new.attributes,
-            custom_claims: new.custom_claims,
-            authentication_factors: Vec::new(),
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: match new.offer_device {
-                true => Some(Box::new(crate::data::device::DeviceBinding {
+        let mut session = Session::new(SessionId::generate()?, user_id, now, now + ttl)
+            .with_attributes(new.attributes)
+            .with_custom_claims(new.custom_claims)
+            .with_device_binding(match new.offer_device {
+                true => Some(crate::data::device::DeviceBinding {
                     challenge: Some(crate::data::device::DeviceChallenge::generate(now)?),
                     ..Default::default()
-                })),
+                }),
                 false => None,
-            },
-        };
+            });
         let factor = match new.factor {
             Some(mut factor) => {
                 factor.validate()?;

@@ -33,19 +33,14 @@ fn ed_key() -> SigningKey {
 }
 
 fn session() -> Session {
-    Session {
-        session_id: SessionId::parse("session-abc123").unwrap(),
-        user_id: "user-1".into(),
-        started_at: NOW,
-        last_accessed_at: NOW,
-        expires_at: NOW + time::Duration::days(7),
-        attributes: SessionAttributes::new("203.0.113.7", "test-agent"),
-        custom_claims: json!({"role": "admin"}).as_object().unwrap().clone(),
-        authentication_factors: Vec::new(),
-        version: 0,
-        jwts_from_version: 0,
-        device_binding: None,
-    }
+    Session::new(
+        SessionId::parse("session-abc123").unwrap(),
+        "user-1",
+        NOW,
+        NOW + time::Duration::days(7),
+    )
+    .with_attributes(SessionAttributes::new("203.0.113.7", "test-agent"))
+    .with_custom_claims(json!({"role": "admin"}).as_object().unwrap().clone())
 }
 
 /// [`session`] as a JWT carries it: without the attributes (IP address and user agent), which

@@ -44,7 +44,12 @@ pub use new::NewSession;
 /// assert!(json["session_id"].as_str().unwrap().starts_with("session-"));
 /// # });
 /// ```
+///
+/// The record is `#[non_exhaustive]`: outside this crate, build one with [`Session::new`] and
+/// the `with_*` setters (a store rebuilding a session from its row, a test), and match it with
+/// `Session { session_id, .. }`. Its fields stay public for reading and changing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Session {
     /// The session's identifier.
     pub session_id: SessionId,
@@ -147,6 +152,112 @@ impl std::ops::Deref for ClientSession {
     }
 }
 
+/// Building a record: the required parts, then every other field. The setters take the value
+/// as it is, unchecked: they rebuild a record (a store decoding a row, a test); the checks on
+/// user ids, custom claims and factors apply where sessions are created and changed
+/// ([`Sessions::create`](crate::Sessions::create), [`Sessions::change`](crate::Sessions::change)).
+impl Session {
+    /// A record of `user_id`'s session `session_id`, started at `started_at` (also its last
+    /// access) and valid until `expires_at`, with no attributes, custom claims or
+    /// authentication factors, at version 0 and without a device binding.
+    ///
+    /// # Example
+    ///
+    /// A store rebuilding a session from its row, every field:
+    ///
+    /// ```
+    /// use time::macros::datetime;
+    /// use tower_session_jwt::Session;
+    /// use tower_session_jwt::session::{AuthenticationFactor, SessionAttributes, SessionId};
+    ///
+    /// let started = datetime!(2026-01-01 00:00 UTC);
+    /// let claims = serde_json::json!({"role": "admin"});
+    /// let session = Session::new(
+    ///     SessionId::parse("session-abc").unwrap(),
+    ///     "user-1",
+    ///     started,
+    ///     datetime!(2026-01-08 00:00 UTC),
+    /// )
+    /// .with_last_accessed_at(datetime!(2026-01-01 00:05 UTC))
+    /// .with_attributes(SessionAttributes::new("203.0.113.7", "curl/8"))
+    /// .with_custom_claims(claims.as_object().cloned().unwrap_or_default())
+    /// .with_authentication_factors(vec![AuthenticationFactor::of_type("password", started).unwrap()])
+    /// .with_version(3)
+    /// .with_jwts_from_version(2)
+    /// .with_device_binding(None);
+    /// assert_eq!(session.user_id, "user-1");
+    /// assert_eq!(session.amr(), ["pwd"]);
+    /// assert!(session.is_live_at(started));
+    /// ```
+    pub fn new(
+        session_id: SessionId,
+        user_id: impl Into<String>,
+        started_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            session_id,
+            user_id: user_id.into(),
+            started_at,
+            last_accessed_at: started_at,
+            expires_at,
+            attributes: SessionAttributes::default(),
+            custom_claims: Map::new(),
+            authentication_factors: Vec::new(),
+            version: 0,
+            jwts_from_version: 0,
+            device_binding: None,
+        }
+    }
+
+    /// Sets when the session was last confirmed against the store.
+    pub fn with_last_accessed_at(mut self, at: OffsetDateTime) -> Self {
+        self.last_accessed_at = at;
+        self
+    }
+
+    /// Sets where the session was created from.
+    pub fn with_attributes(mut self, attributes: SessionAttributes) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// Sets the custom claims, as they are (see [`validate_custom_claims`] for the checks
+    /// sessions created and changed by the engine pass).
+    pub fn with_custom_claims(mut self, claims: Map<String, Value>) -> Self {
+        self.custom_claims = claims;
+        self
+    }
+
+    /// Sets the authentication factors, as they are (see [`Session::record_factor`] to add one
+    /// with its checks).
+    pub fn with_authentication_factors(mut self, factors: Vec<AuthenticationFactor>) -> Self {
+        self.authentication_factors = factors;
+        self
+    }
+
+    /// Sets the record's version (see [`Session::version`]).
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Sets the version below which JWTs are refused (see [`Session::jwts_from_version`]).
+    pub fn with_jwts_from_version(mut self, version: u64) -> Self {
+        self.jwts_from_version = version;
+        self
+    }
+
+    /// Sets the device binding, or removes it with `None`.
+    pub fn with_device_binding(
+        mut self,
+        binding: Option<crate::data::device::DeviceBinding>,
+    ) -> Self {
+        self.device_binding = binding.map(Box::new);
+        self
+    }
+}
+
 impl Session {
     /// The session as its client may see it, without the pending device binding challenge:
     /// what every answer to a client should carry (see [`ClientSession`]).
@@ -233,19 +344,12 @@ mod tests {
     #[test]
     fn factors_give_amr_and_auth_time_and_are_bounded() {
         let t0 = time::macros::datetime!(2026-01-01 00:00 UTC);
-        let mut s = Session {
-            session_id: SessionId::parse("session-f").unwrap(),
-            user_id: "u".into(),
-            started_at: t0,
-            last_accessed_at: t0,
-            expires_at: t0 + std::time::Duration::from_secs(3600),
-            attributes: SessionAttributes::default(),
-            custom_claims: Map::new(),
-            authentication_factors: Vec::new(),
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: None,
-        };
+        let mut s = Session::new(
+            SessionId::parse("session-f").unwrap(),
+            "u",
+            t0,
+            t0 + std::time::Duration::from_secs(3600),
+        );
         assert!(s.amr().is_empty());
         assert_eq!(s.auth_time(), None);
         s.record_factor(AuthenticationFactor::of_type("password", t0).unwrap())
@@ -281,22 +385,20 @@ mod tests {
 
     #[test]
     fn session_json_uses_stytch_field_names() {
-        let s = Session {
-            session_id: SessionId::parse("session-abc").unwrap(),
-            user_id: "user-1".into(),
-            started_at: time::macros::datetime!(2026-01-01 00:00 UTC),
-            last_accessed_at: time::macros::datetime!(2026-01-01 00:01 UTC),
-            expires_at: time::macros::datetime!(2026-01-08 00:00 UTC),
-            attributes: SessionAttributes::new("203.0.113.7", "curl"),
-            custom_claims: Map::new(),
-            authentication_factors: vec![
-                AuthenticationFactor::of_type("otp", time::macros::datetime!(2026-01-01 00:01 UTC))
-                    .unwrap(),
-            ],
-            version: 3,
-            jwts_from_version: 2,
-            device_binding: None,
-        };
+        let s = Session::new(
+            SessionId::parse("session-abc").unwrap(),
+            "user-1",
+            time::macros::datetime!(2026-01-01 00:00 UTC),
+            time::macros::datetime!(2026-01-08 00:00 UTC),
+        )
+        .with_last_accessed_at(time::macros::datetime!(2026-01-01 00:01 UTC))
+        .with_attributes(SessionAttributes::new("203.0.113.7", "curl"))
+        .with_authentication_factors(vec![
+            AuthenticationFactor::of_type("otp", time::macros::datetime!(2026-01-01 00:01 UTC))
+                .unwrap(),
+        ])
+        .with_version(3)
+        .with_jwts_from_version(2);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["started_at"], "2026-01-01T00:00:00Z");
         assert_eq!(v["attributes"]["ip_address"], "203.0.113.7");
