@@ -273,7 +273,8 @@ impl Sessions {
     ) -> Result<CreatedSession, SessionError> {
         let user_id = user_id.into();
         validate_user_id(&user_id)?;
-        validate_custom_claims(&new.custom_claims)?;
+        let custom_claims = new.custom_claims?;
+        validate_custom_claims(&custom_claims)?;
         let ttl = new.ttl.unwrap_or(self.inner.settings.session_ttl);
         if ttl < Duration::from_secs(1)
             || self
@@ -287,7 +288,7 @@ impl Sessions {
         let now = self.now();
         let mut session = Session::new(SessionId::generate()?, user_id, now, now + ttl)
             .with_attributes(new.attributes)
-            .with_custom_claims(new.custom_claims)
+            .with_custom_claims(custom_claims)
             .with_device_binding(match new.offer_device {
                 true => Some(crate::data::device::DeviceBinding {
                     challenge: Some(crate::data::device::DeviceChallenge::generate(now)?),

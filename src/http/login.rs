@@ -6,9 +6,7 @@ use std::net::SocketAddr;
 use http::{HeaderMap, HeaderValue, Response, request::Parts};
 
 use crate::data::events::{RevokeReason, RevokedBy};
-use crate::data::session::{
-    NewSession, SessionAttributes, validate_custom_claims, validate_user_id,
-};
+use crate::data::session::{NewSession, SessionAttributes, validate_user_id};
 use crate::engine::error::SessionError;
 use crate::engine::{CreatedSession, Sessions};
 use crate::http::cookies::{allows_session_cookies, append_set_cookies, session_cookies};
@@ -129,7 +127,7 @@ impl Sessions {
         let user_id = user_id.into();
         // Checked before anything is revoked: a login refused for its input replaces nothing.
         validate_user_id(&user_id)?;
-        validate_custom_claims(&new.custom_claims)?;
+        new.check_claims()?;
         if !self.settings().keep_sessions_on_login {
             // Before the new session is stored, so that the replaced session does not count
             // against the user's session limit (a limit of one would otherwise refuse every

@@ -1,5 +1,6 @@
 //! Custom claims: the names they may not take and the size cap.
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Largest accepted custom claims object, serialized as JSON, in bytes.
@@ -35,6 +36,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
 
 /// Why a set of custom claims was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CustomClaimsError {
     /// A custom claim took a name the session JWT uses itself.
     #[error("custom claim `{0}` is reserved")]
@@ -47,6 +49,32 @@ pub enum CustomClaimsError {
         /// The limit.
         max: usize,
     },
+    /// The claims serialize to a JSON value other than an object.
+    #[error("custom claims must serialize to a JSON object, not {found}")]
+    NotAnObject {
+        /// What they serialize to: `null`, a boolean, a number, a string or an array.
+        found: &'static str,
+    },
+    /// The claims' `Serialize` implementation failed (say, a map with keys that are not
+    /// strings); the message is serde's.
+    #[error("custom claims could not be serialized: {0}")]
+    Unserializable(String),
+}
+
+/// The JSON object `claims` serialize to, unchecked otherwise (see [`validate_custom_claims`]).
+pub(crate) fn claims_object(
+    claims: impl Serialize,
+) -> Result<Map<String, Value>, CustomClaimsError> {
+    let found = match serde_json::to_value(claims) {
+        Ok(Value::Object(map)) => return Ok(map),
+        Ok(Value::Null) => "null",
+        Ok(Value::Bool(_)) => "a boolean",
+        Ok(Value::Number(_)) => "a number",
+        Ok(Value::String(_)) => "a string",
+        Ok(Value::Array(_)) => "an array",
+        Err(e) => return Err(CustomClaimsError::Unserializable(e.to_string())),
+    };
+    Err(CustomClaimsError::NotAnObject { found })
 }
 
 /// Checks custom claims against the reserved names and the size cap.
@@ -93,6 +121,43 @@ mod tests {
         assert!(matches!(
             validate_custom_claims(claims.as_object().unwrap()),
             Err(CustomClaimsError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn claims_must_serialize_to_an_object() {
+        #[derive(Serialize)]
+        struct Claims {
+            role: &'static str,
+            trial: Option<bool>,
+        }
+        let typed = claims_object(Claims {
+            role: "admin",
+            trial: None,
+        })
+        .unwrap();
+        assert_eq!(
+            Value::Object(typed),
+            json!({"role": "admin", "trial": null})
+        );
+        let map = json!({"org": {"id": 7}}).as_object().unwrap().clone();
+        assert_eq!(claims_object(&map), Ok(map));
+        for (value, found) in [
+            (json!(null), "null"),
+            (json!(true), "a boolean"),
+            (json!(7), "a number"),
+            (json!("admin"), "a string"),
+            (json!(["admin"]), "an array"),
+        ] {
+            assert_eq!(
+                claims_object(value),
+                Err(CustomClaimsError::NotAnObject { found })
+            );
+        }
+        let bad_keys = std::collections::BTreeMap::from([((1, 2), "x")]);
+        assert!(matches!(
+            claims_object(bad_keys),
+            Err(CustomClaimsError::Unserializable(_))
         ));
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use attributes::{MAX_IP_ADDRESS_LEN, MAX_USER_AGENT_LEN, SessionAttributes};
+pub(crate) use claims::claims_object;
 pub use claims::{
     CustomClaimsError, MAX_CUSTOM_CLAIMS_BYTES, RESERVED_CLAIMS, validate_custom_claims,
 };
