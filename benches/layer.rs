@@ -190,19 +190,12 @@ fn record(i: u64, now: time::OffsetDateTime) -> SessionRecord {
     hash[..8].copy_from_slice(&i.to_le_bytes());
     hash[8..16].copy_from_slice(&0x5eed_u64.to_le_bytes());
     SessionRecord {
-        session: Session {
-            session_id: SessionId::generate().unwrap(),
-            user_id: format!("user-{i}"),
-            started_at: now,
-            last_accessed_at: now,
-            expires_at: now + time::Duration::days(1),
-            attributes: Default::default(),
-            custom_claims: Default::default(),
-            authentication_factors: Vec::new(),
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: None,
-        },
+        session: Session::new(
+            SessionId::generate().unwrap(),
+            format!("user-{i}"),
+            now,
+            now + time::Duration::days(1),
+        ),
         token_hash: TokenHash::from_bytes(hash),
     }
 }

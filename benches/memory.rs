@@ -88,23 +88,17 @@ fn record(i: u64, now: time::OffsetDateTime, attributes: bool) -> SessionRecord 
     let mut hash = [0u8; 32];
     hash[..8].copy_from_slice(&i.to_le_bytes());
     SessionRecord {
-        session: Session {
-            session_id: SessionId::generate().unwrap(),
-            user_id: format!("user-{i}"),
-            started_at: now,
-            last_accessed_at: now,
-            expires_at: now + time::Duration::days(1),
-            attributes: if attributes {
-                SessionAttributes::new("203.0.113.9", UA)
-            } else {
-                SessionAttributes::default()
-            },
-            custom_claims: Default::default(),
-            authentication_factors: Vec::new(),
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: None,
-        },
+        session: Session::new(
+            SessionId::generate().unwrap(),
+            format!("user-{i}"),
+            now,
+            now + time::Duration::days(1),
+        )
+        .with_attributes(if attributes {
+            SessionAttributes::new("203.0.113.9", UA)
+        } else {
+            SessionAttributes::default()
+        }),
         token_hash: TokenHash::from_bytes(hash),
     }
 }

@@ -754,7 +754,7 @@ async fn a_refused_bound_jwt_cookie_is_stripped_so_the_browser_refreshes() {
     let proof = device.registration(&login.challenge, &login.id);
     let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
     let bound = f.sessions.bind_device(&id, &proof).await.unwrap();
-    let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    let patch = json!({"role": "admin"});
     f.sessions.update_claims(&id, patch).await.unwrap();
 
     let cookie = format!(
@@ -821,7 +821,7 @@ async fn refresh_after_a_claims_change_mints_an_accepted_jwt() {
     let device = Device::es256();
     let next = register(&f.sessions, &login, &device).await;
     let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
-    let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    let patch = json!({"role": "admin"});
     f.sessions.update_claims(&id, patch).await.unwrap();
     let refreshed = f
         .sessions

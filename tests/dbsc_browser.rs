@@ -507,7 +507,7 @@ async fn a_bound_browser_keeps_working_and_its_copied_cookies_do_not() {
     let signed_in = sessions.list("alice").await.unwrap();
     assert_eq!(signed_in.len(), 1);
     let session_id = signed_in[0].session_id.clone();
-    let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    let patch = json!({"role": "admin"});
     sessions.update_claims(&session_id, patch).await.unwrap();
     cdp.navigate(&format!("{origin}/")).await;
     let page = cdp.text().await;

@@ -676,7 +676,7 @@ async fn reserved_custom_claims_are_refused_by_create_change_and_the_example() {
     let id: SessionId = client.id.parse().unwrap();
     // `version` by name too: the session's own version, beside the JWT's top-level names.
     for name in RESERVED_CLAIMS.iter().chain(&["version"]) {
-        let claims = json!({ *name: 1 }).as_object().unwrap().clone();
+        let claims = json!({ *name: 1 });
         let refused = |result: Result<(), SessionError>| match result {
             Err(SessionError::InvalidCustomClaims(
                 tower_session_jwt::session::CustomClaimsError::Reserved(n),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::until;
 use futures_util::future::join_all;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use tower_session_jwt::SessionStore;
 use tower_session_jwt::session::AuthenticationFactor;
 use tower_session_jwt::sessions::{AuthPath, CredentialSource, Credentials};
@@ -32,10 +32,6 @@ fn instance(store: impl SessionStore, limit: SessionLimit) -> Sessions {
         .unwrap()
 }
 
-fn object(value: Value) -> Map<String, Value> {
-    value.as_object().unwrap().clone()
-}
-
 /// Everything the issue asks of two instances, over stores `a` and `b` of one shared backend.
 async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
     a.ready().await;
@@ -45,7 +41,7 @@ async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
     let created = a
         .create(
             "alice",
-            NewSession::new().custom_claims(object(json!({"role": "viewer"}))),
+            NewSession::new().custom_claims(json!({"role": "viewer"})),
         )
         .await
         .unwrap();
@@ -120,7 +116,7 @@ async fn lifecycle_across_instances(a: Sessions, b: Sessions) {
     };
     tokio::time::sleep(Duration::from_millis(30)).await;
     let changed = a
-        .update_claims(&id, object(json!({"role": "admin"})))
+        .update_claims(&id, json!({"role": "admin"}))
         .await
         .unwrap();
     changed_flag.store(true, Ordering::Release);

@@ -55,10 +55,7 @@ async fn created(store: &PostgresStore, user: &str, ttl: Duration) -> SessionRec
 /// The update that writes `session` as its next version, changing nothing else.
 fn next_version(session: &Session) -> SessionUpdate {
     SessionUpdate {
-        session: Session {
-            version: session.version + 1,
-            ..session.clone()
-        },
+        session: session.clone().with_version(session.version + 1),
         token_hash: None,
         refuse_older_jwts: false,
     }

@@ -201,10 +201,7 @@ async fn stale_index_keys_lead_nowhere() {
     // Rotation: the new token finds the session, the old one nothing, even if its key is back.
     let new_hash = SessionToken::generate().unwrap().hash();
     let update = SessionUpdate {
-        session: Session {
-            version: rec.session.version + 1,
-            ..rec.session.clone()
-        },
+        session: rec.session.clone().with_version(rec.session.version + 1),
         token_hash: Some(new_hash),
         refuse_older_jwts: true,
     };
@@ -341,11 +338,8 @@ async fn index_keys_live_as_long_as_the_session() {
     assert!(token_ttl >= record_ttl - 50 && id_ttl >= record_ttl - 50);
     assert!(record_ttl > 50_000 && record_ttl <= 60_000, "{record_ttl}");
 
-    let extended = Session {
-        version: rec.session.version + 1,
-        expires_at: rec.session.expires_at + HOUR,
-        ..rec.session.clone()
-    };
+    let mut extended = rec.session.clone().with_version(rec.session.version + 1);
+    extended.expires_at += HOUR;
     let update = SessionUpdate {
         session: extended.clone(),
         token_hash: None,

@@ -54,10 +54,7 @@ async fn list(store: &RedisStore, user: &str) -> Result<Vec<Session>, StoreError
 /// A plain update of `session` to its next version.
 fn next_version(session: &Session) -> SessionUpdate {
     SessionUpdate {
-        session: Session {
-            version: session.version + 1,
-            ..session.clone()
-        },
+        session: session.clone().with_version(session.version + 1),
         token_hash: None,
         refuse_older_jwts: false,
     }

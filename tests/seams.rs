@@ -998,10 +998,7 @@ async fn the_token_path_never_hands_back_a_jwt_the_revocation_list_refuses() {
     elsewhere
         .update_claims(
             &created.session.session_id,
-            serde_json::json!({"role": "admin"})
-                .as_object()
-                .unwrap()
-                .clone(),
+            serde_json::json!({"role": "admin"}),
         )
         .await
         .unwrap();

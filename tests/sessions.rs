@@ -20,7 +20,7 @@ async fn create_returns_both_credentials_and_stores_the_session() {
             "alice",
             NewSession::new()
                 .attributes(SessionAttributes::new("203.0.113.7", "firefox"))
-                .custom_claims(json!({"role": "admin"}).as_object().unwrap().clone()),
+                .custom_claims(json!({"role": "admin"})),
         )
         .await
         .unwrap();
@@ -32,10 +32,10 @@ async fn create_returns_both_credentials_and_stores_the_session() {
         .unwrap();
     assert_eq!(
         *via_jwt,
-        Session {
-            attributes: SessionAttributes::default(),
-            ..created.session.clone()
-        },
+        created
+            .session
+            .clone()
+            .with_attributes(SessionAttributes::default()),
         "the JWT carries the whole session but the client's address and user agent"
     );
     assert_eq!(via_jwt.custom_claims["role"], "admin");
@@ -376,12 +376,20 @@ async fn bad_input_to_create_is_refused() {
         sessions.create("x".repeat(257), NewSession::new()).await,
         Err(SessionError::InvalidUserId(_))
     ));
-    let reserved = json!({"exp": 1}).as_object().unwrap().clone();
+    let reserved = json!({"exp": 1});
     assert!(matches!(
         sessions
             .create("alice", NewSession::new().custom_claims(reserved))
             .await,
         Err(SessionError::InvalidCustomClaims(_))
+    ));
+    assert!(matches!(
+        sessions
+            .create("alice", NewSession::new().custom_claims([1, 2]))
+            .await,
+        Err(SessionError::InvalidCustomClaims(
+            tower_session_jwt::session::CustomClaimsError::NotAnObject { found: "an array" }
+        ))
     ));
     assert_eq!(store.len(), 0, "nothing stored for refused input");
 }

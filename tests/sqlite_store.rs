@@ -14,7 +14,7 @@ use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::sqlite::SqliteStore;
 use tower_session_jwt::store::{PageRequest, SessionLimit, SessionRecord, SessionUpdate};
-use tower_session_jwt::{AuthError, NewSession, Session, Sessions, SigningKey};
+use tower_session_jwt::{AuthError, NewSession, Sessions, SigningKey};
 use tower_session_jwt::{SessionStore, StoreError};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -678,10 +678,7 @@ async fn corrupt_rows_are_corrupt_errors() {
             .map(|_| ())
     ));
     let next = SessionUpdate {
-        session: Session {
-            version: bad.session.version + 1,
-            ..bad.session.clone()
-        },
+        session: bad.session.clone().with_version(bad.session.version + 1),
         token_hash: None,
         refuse_older_jwts: false,
     };

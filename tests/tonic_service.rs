@@ -116,10 +116,7 @@ async fn grpc_clients_get_grpc_statuses_and_handlers_get_the_session() {
     assert_eq!(status.code(), Code::PermissionDenied);
     assert!(status.message().contains("admin role"));
     let changed = sessions
-        .update_claims(
-            &alice.session.session_id,
-            json!({"role": "admin"}).as_object().unwrap().clone(),
-        )
+        .update_claims(&alice.session.session_id, json!({"role": "admin"}))
         .await
         .unwrap();
     let report: Report = call(

@@ -58,19 +58,7 @@ impl SessionsBuilder {
         let now = now.replace_nanosecond(999_999_999).unwrap_or(now);
         let probe = SessionId::generate()
             .ok()
-            .map(|session_id| Session {
-                session_id,
-                user_id: "u".into(),
-                started_at: now,
-                last_accessed_at: now,
-                expires_at: now + settings.session_ttl,
-                attributes: Default::default(),
-                custom_claims: Default::default(),
-                authentication_factors: Vec::new(),
-                version: 0,
-                jwts_from_version: 0,
-                device_binding: None,
-            })
+            .map(|session_id| Session::new(session_id, "u", now, now + settings.session_ttl))
             .and_then(|session| codec.mint(&session, now).ok())
             .map_or(0, |jwt| jwt.expose().len());
         if !(probe.max(1)..=MAX_TOKEN_LEN_CAP).contains(&self.max_token_len) {

@@ -49,7 +49,8 @@ impl Sessions {
     ) -> Result<Created, SessionError> {
         let user_id = user_id.into();
         validate_user_id(&user_id)?;
-        validate_custom_claims(&new.custom_claims)?;
+        let custom_claims = new.custom_claims?;
+        validate_custom_claims(&custom_claims)?;
         let ttl = new.ttl.unwrap_or(self.inner.settings.session_ttl);
         if ttl < Duration::from_secs(1)
             || self
@@ -61,25 +62,16 @@ impl Sessions {
             return Err(SessionError::InvalidTtl);
         }
         let now = self.now();
-        let mut session = Session {
-            session_id: SessionId::generate()?,
-            user_id,
-            started_at: now,
-            last_accessed_at: now,
-            expires_at: now + ttl,
-            attributes: new.attributes,
-            custom_claims: new.custom_claims,
-            authentication_factors: Vec::new(),
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: match new.offer_device {
-                true => Some(Box::new(crate::data::device::DeviceBinding {
+        let mut session = Session::new(SessionId::generate()?, user_id, now, now + ttl)
+            .with_attributes(new.attributes)
+            .with_custom_claims(custom_claims)
+            .with_device_binding(match new.offer_device {
+                true => Some(crate::data::device::DeviceBinding {
                     challenge: Some(crate::data::device::DeviceChallenge::generate(now)?),
                     ..Default::default()
-                })),
+                }),
                 false => None,
-            },
-        };
+            });
         let factor = match new.factor {
             Some(mut factor) => {
                 factor.validate()?;
@@ -188,7 +180,7 @@ impl Sessions {
         let user_id = user_id.into();
         // Checked before anything is revoked: a login refused for its input replaces nothing.
         validate_user_id(&user_id)?;
-        validate_custom_claims(&new.custom_claims)?;
+        new.check_claims()?;
         if !self.settings().keep_sessions_on_login {
             // Before the new session is stored, so that the replaced session does not count
             // against the user's session limit (a limit of one would otherwise refuse every

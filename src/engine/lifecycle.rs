@@ -11,13 +11,17 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::mint::{Grant, MintRefused};
 use super::{CONTENDED, MAX_UPDATE_ATTEMPTS, Sessions};
 use crate::data::device::DeviceChallenge;
 use crate::data::events::SessionEventKind;
-use crate::data::session::{AuthenticationFactor, Session, SessionId, validate_custom_claims};
+use crate::data::session::claims_object;
+use crate::data::session::{
+    AuthenticationFactor, CustomClaimsError, Session, SessionId, validate_custom_claims,
+};
 use crate::data::token::SessionToken;
 use crate::engine::error::SessionError;
 use crate::jwt::SessionJwt;
@@ -37,7 +41,7 @@ use crate::store::{SessionUpdate, StoreError, UpdateOutcome};
 ///
 /// // Merge claims (a `null` value deletes a key), as Stytch's `session_custom_claims`.
 /// let promote = SessionChange::new()
-///     .claims(json!({"role": "admin", "trial": null}).as_object().unwrap().clone())
+///     .claims(json!({"role": "admin", "trial": null}))
 ///     .rotate_token(); // a privilege change: renew the token too
 ///
 /// // Step-up: a factor just verified; rotates the token unless told otherwise.
@@ -48,7 +52,9 @@ use crate::store::{SessionUpdate, StoreError, UpdateOutcome};
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct SessionChange {
-    claims: Option<Map<String, Value>>,
+    /// The patch as a JSON object, or why it is not one: reported by `change`, so that the
+    /// builder stays infallible.
+    claims: Option<Result<Map<String, Value>, CustomClaimsError>>,
     factor: Option<AuthenticationFactor>,
     rotate: Option<bool>,
     extend_for: Option<Duration>,
@@ -75,8 +81,51 @@ impl SessionChange {
 
     /// Merges `patch` into the custom claims: each key is set, or deleted when its value is
     /// `null`. Reserved names and the size cap apply to the result. Older JWTs are refused.
-    pub fn claims(mut self, patch: Map<String, Value>) -> Self {
-        self.claims = Some(patch);
+    ///
+    /// `patch` is anything that serializes to a JSON object: a `serde_json::json!({..})`, a
+    /// map, a struct deriving `Serialize` (a field that is `None` serializes as `null`, so it
+    /// deletes its key; skip it with `#[serde(skip_serializing_if = "Option::is_none")]` to
+    /// leave the key alone). [`Sessions::change`] refuses a patch that serializes to anything
+    /// else with [`SessionError::InvalidCustomClaims`] and
+    /// [`CustomClaimsError::NotAnObject`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use serde::Serialize;
+    /// use tower_session_jwt::session::CustomClaimsError;
+    /// use tower_session_jwt::sessions::SessionChange;
+    /// use tower_session_jwt::{MemoryStore, NewSession, SessionError, Sessions, SigningKey};
+    ///
+    /// #[derive(Serialize)]
+    /// struct Promotion {
+    ///     role: &'static str,
+    ///     trial: Option<bool>, // `None`: the `trial` claim is deleted
+    /// }
+    ///
+    /// let sessions = Sessions::builder()
+    ///     .store(MemoryStore::new())
+    ///     .signing_key(SigningKey::generate_ed25519().unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let new = NewSession::new().custom_claims(serde_json::json!({"role": "viewer", "trial": true}));
+    /// let id = sessions.create("alice", new).await.unwrap().session.session_id;
+    ///
+    /// let promote = SessionChange::new().claims(Promotion { role: "admin", trial: None });
+    /// let changed = sessions.change(&id, promote).await.unwrap();
+    /// assert_eq!(changed.session.custom_claims["role"], "admin");
+    /// assert!(!changed.session.custom_claims.contains_key("trial"));
+    ///
+    /// let not_an_object = SessionChange::new().claims("admin");
+    /// assert!(matches!(
+    ///     sessions.change(&id, not_an_object).await,
+    ///     Err(SessionError::InvalidCustomClaims(CustomClaimsError::NotAnObject { found: "a string" }))
+    /// ));
+    /// # });
+    /// ```
+    pub fn claims(mut self, patch: impl Serialize) -> Self {
+        self.claims = Some(claims_object(patch));
         self
     }
 
@@ -200,7 +249,7 @@ impl Sessions {
     /// let created = sessions.create("alice", NewSession::new()).await.unwrap();
     /// let id = &created.session.session_id;
     ///
-    /// let patch = json!({"role": "admin"}).as_object().unwrap().clone();
+    /// let patch = json!({"role": "admin"});
     /// let changed = sessions.change(id, SessionChange::new().claims(patch)).await.unwrap();
     /// assert_eq!(changed.session.custom_claims["role"], "admin");
     ///
@@ -234,6 +283,7 @@ impl Sessions {
             next.version += 1;
             next.last_accessed_at = now;
             if let Some(patch) = &change.claims {
+                let patch = patch.as_ref().map_err(Clone::clone)?;
                 for (key, value) in patch {
                     if value.is_null() {
                         next.custom_claims.remove(key);
@@ -328,11 +378,12 @@ impl Sessions {
 
     /// Merges `patch` into a live session's custom claims (a `null` value deletes a key) and
     /// refuses every JWT minted before, here at once and on every instance through the feed.
-    /// Shorthand for [`change`](Self::change) with [`SessionChange::claims`].
+    /// Shorthand for [`change`](Self::change) with [`SessionChange::claims`]: `patch` is
+    /// anything that serializes to a JSON object.
     pub async fn update_claims(
         &self,
         session_id: &SessionId,
-        patch: Map<String, Value>,
+        patch: impl Serialize,
     ) -> Result<Changed, SessionError> {
         self.change(session_id, SessionChange::new().claims(patch))
             .await
@@ -375,7 +426,8 @@ impl Sessions {
         change: &SessionChange,
         rotated: bool,
     ) {
-        if let Some(patch) = &change.claims {
+        // A patch that is not an object never got this far.
+        if let Some(Ok(patch)) = &change.claims {
             let mut keys: Vec<String> = patch.keys().cloned().collect();
             keys.sort();
             self.emit(after, SessionEventKind::ClaimsChanged { keys });

@@ -118,19 +118,12 @@ pub(crate) fn parse(payload: &[u8]) -> Result<ParsedClaims<'_>, JwtError> {
         iat,
         nbf,
         exp,
-        session: Session {
-            session_id,
-            user_id: sub.into_owned(),
-            started_at: claim.started_at,
-            last_accessed_at: claim.last_accessed_at,
-            expires_at: claim.expires_at,
-            attributes: claim.attributes,
-            custom_claims: raw.custom,
-            authentication_factors: claim.authentication_factors,
-            version: claim.version,
-            jwts_from_version: 0,
-            device_binding: None,
-        },
+        session: Session::new(session_id, sub, claim.started_at, claim.expires_at)
+            .with_last_accessed_at(claim.last_accessed_at)
+            .with_attributes(claim.attributes)
+            .with_custom_claims(raw.custom)
+            .with_authentication_factors(claim.authentication_factors)
+            .with_version(claim.version),
     })
 }
 

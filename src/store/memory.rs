@@ -480,19 +480,7 @@ mod tests {
 
     fn record(user: &str, now: OffsetDateTime, ttl: Duration) -> SessionRecord {
         SessionRecord {
-            session: Session {
-                session_id: SessionId::generate().unwrap(),
-                user_id: user.into(),
-                started_at: now,
-                last_accessed_at: now,
-                expires_at: now + ttl,
-                attributes: Default::default(),
-                custom_claims: Default::default(),
-                authentication_factors: Vec::new(),
-                version: 0,
-                jwts_from_version: 0,
-                device_binding: None,
-            },
+            session: Session::new(SessionId::generate().unwrap(), user, now, now + ttl),
             token_hash: SessionToken::generate().unwrap().hash(),
         }
     }

@@ -207,19 +207,12 @@ mod tests {
     use std::sync::Arc;
 
     fn session(user: &str, started_at: OffsetDateTime) -> Session {
-        Session {
-            session_id: SessionId::generate().unwrap(),
-            user_id: user.into(),
+        Session::new(
+            SessionId::generate().unwrap(),
+            user,
             started_at,
-            last_accessed_at: started_at,
-            expires_at: started_at + Duration::from_secs(3600),
-            attributes: Default::default(),
-            custom_claims: Default::default(),
-            authentication_factors: Vec::new(),
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: None,
-        }
+            started_at + Duration::from_secs(3600),
+        )
     }
 
     #[test]

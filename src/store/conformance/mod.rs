@@ -143,25 +143,21 @@ fn unique_user(label: &str) -> String {
 pub fn record(user: &str, ttl: Duration) -> SessionRecord {
     let now = OffsetDateTime::now_utc();
     SessionRecord {
-        session: Session {
-            session_id: SessionId::generate().unwrap(),
-            user_id: user.to_owned(),
-            started_at: now,
-            last_accessed_at: now,
-            expires_at: now + ttl,
-            attributes: SessionAttributes::new("2001:db8::1", "conformance/1.0 (ünïcode)"),
-            custom_claims: json!({"role": "tester", "n": 7, "nested": {"ok": true}})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            authentication_factors: vec![
+        session: Session::new(SessionId::generate().unwrap(), user, now, now + ttl)
+            .with_attributes(SessionAttributes::new(
+                "2001:db8::1",
+                "conformance/1.0 (ünïcode)",
+            ))
+            .with_custom_claims(
+                json!({"role": "tester", "n": 7, "nested": {"ok": true}})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+            .with_authentication_factors(vec![
                 crate::data::session::AuthenticationFactor::of_type("password", now)
                     .expect("a valid factor"),
-            ],
-            version: 0,
-            jwts_from_version: 0,
-            device_binding: None,
-        },
+            ]),
         token_hash: SessionToken::generate().unwrap().hash(),
     }
 }
