@@ -64,8 +64,9 @@ const TAG_BYTES: usize = TAGGED_TOKEN_BYTES - TAGGED_BODY;
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionToken(String);
 
-/// Why a string is not a session token.
+/// Why a string is not a session token, or a token could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// The string is neither 43 canonical base64url characters (an untagged token) nor 48
     /// base64url characters (a tagged one).
@@ -74,6 +75,9 @@ pub enum TokenError {
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     Rng,
+    /// A [`TokenKey`] secret shorter than 32 bytes (its length).
+    #[error("token key secrets must be at least 32 bytes, got {0}")]
+    SecretTooShort(usize),
 }
 
 impl SessionToken {
@@ -221,10 +225,10 @@ impl TokenKey {
     ///
     /// # Errors
     ///
-    /// [`KeyError::SecretTooShort`](crate::jwt::KeyError::SecretTooShort) for a shorter secret.
-    pub fn new(id: u8, secret: &[u8]) -> Result<Self, crate::jwt::KeyError> {
+    /// [`TokenError::SecretTooShort`] for a shorter secret.
+    pub fn new(id: u8, secret: &[u8]) -> Result<Self, TokenError> {
         if secret.len() < 32 {
-            return Err(crate::jwt::KeyError::SecretTooShort(secret.len()));
+            return Err(TokenError::SecretTooShort(secret.len()));
         }
         Ok(Self {
             id,

@@ -50,7 +50,8 @@ impl SessionsBuilder {
                 leeway_secs: self.leeway.as_secs() as i64,
                 max_len: self.max_token_len,
             },
-        )?;
+        )
+        .map_err(|duplicate| ConfigError::DuplicateKeyId(duplicate.0))?;
         // The smallest JWT this configuration mints: a one-letter user without custom claims,
         // its times with all nine fractional digits (the longest they print), so that the bound
         // does not depend on the instant of the build.

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use super::lifecycle::DeviceOp;
+use super::device_proof::DeviceOp;
 use super::{CONTENDED, Changed, MAX_UPDATE_ATTEMPTS, SessionChange, Sessions};
 use crate::data::device::DeviceChallenge;
 use crate::data::session::SessionId;

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 use super::Sessions;
 use super::caches::CachedJwt;
+use super::device_proof::ProofVerified;
 use super::jwt_key::JwtKey;
-use super::lifecycle::ProofVerified;
 use crate::data::session::Session;
 use crate::engine::error::{AuthError, SessionError};
 use crate::jwt::{SessionJwt, SignError};

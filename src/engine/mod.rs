@@ -29,6 +29,7 @@ mod create;
 pub(crate) mod credentials;
 mod dbsc_config;
 mod device;
+mod device_proof;
 pub(crate) mod dyn_store;
 pub(crate) mod error;
 mod health;

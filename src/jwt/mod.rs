@@ -131,21 +131,23 @@ fn pinned_header(key: &VerificationKey) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
+/// Two keys share a `kid` (the engine reports it as a configuration error).
+#[derive(Debug)]
+pub(crate) struct DuplicateKeyId(pub(crate) String);
+
 impl JwtCodec {
     pub(crate) fn new(
         signing: SigningKey,
         verification: Vec<VerificationKey>,
         settings: JwtSettings,
-    ) -> Result<Self, crate::engine::ConfigError> {
+    ) -> Result<Self, DuplicateKeyId> {
         let mut keys = vec![PinnedKey {
             header: pinned_header(signing.verification_key()),
             key: signing.verification_key().clone(),
         }];
         for key in verification {
             if keys.iter().any(|k| k.key.kid() == key.kid()) {
-                return Err(crate::engine::ConfigError::DuplicateKeyId(
-                    key.kid().to_owned(),
-                ));
+                return Err(DuplicateKeyId(key.kid().to_owned()));
             }
             keys.push(PinnedKey {
                 header: pinned_header(&key),

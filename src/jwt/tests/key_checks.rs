@@ -98,7 +98,7 @@ fn duplicate_kids_are_refused() {
     let again = VerificationKey::ed25519_pem(ED_PUB_PEM).unwrap();
     assert!(matches!(
         JwtCodec::new(key, vec![again], settings()),
-        Err(crate::engine::ConfigError::DuplicateKeyId(_))
+        Err(crate::jwt::DuplicateKeyId(_))
     ));
 }
 
