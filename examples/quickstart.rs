@@ -33,17 +33,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     sessions.ready().await; // caught up with the store's revocation feed
 
-    let app = Router::new()
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    axum::serve(listener, app(&sessions)).await?;
+    Ok(())
+}
+
+/// The routes, for `main` and for tests.
+pub fn app(sessions: &Sessions) -> Router {
+    Router::new()
         .route("/login", post(login))
         .route("/me", get(me))
         .route("/promote", post(promote))
-        .route("/logout", post_service(logout(&sessions)))
+        .route("/logout", post_service(logout(sessions)))
         // Last, so that it runs in front of every route above. `optional()` lets requests
         // without a session reach the handlers (the `Session` extractor still answers 401).
-        .layer(SessionLayer::new(sessions.clone()).optional());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    axum::serve(listener, app).await?;
-    Ok(())
+        .layer(SessionLayer::new(sessions.clone()).optional())
 }
 
 #[derive(Deserialize)]
