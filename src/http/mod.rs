@@ -6,6 +6,7 @@
 pub mod cookies;
 pub(crate) mod csrf;
 pub mod dbsc;
+mod endpoint;
 pub mod extract;
 pub mod grpc;
 pub mod health;
