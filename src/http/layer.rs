@@ -199,12 +199,14 @@ impl<S: fmt::Debug, B> fmt::Debug for SessionService<S, B> {
     }
 }
 
+impl<S, B> SessionService<S, B> {
+    inner_service_accessors!();
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, ResBody>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
