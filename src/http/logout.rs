@@ -1,9 +1,9 @@
 //! Logout, logout everywhere, sign out other devices and revoke-one-session handlers, and
 //! cookie stripping.
 //!
-//! Each handler is a plain tower [`Service`] built from the [`Sessions`] it acts on (mount it in
-//! axum with `post_service`, or call it from hyper), answering `204 No Content` (or
-//! `303 See Other` for HTML form posts when
+//! Each handler is a plain tower [`Service`](tower_service::Service) built from the
+//! [`Sessions`] it acts on (mount it in axum with `post_service`, or call it from hyper),
+//! answering `204 No Content` (or `303 See Other` for HTML form posts when
 //! [`redirect_forms_to`](LogoutService::redirect_forms_to) is set). They refuse methods other
 //! than `POST` and `DELETE` with `405` themselves, so a link or an image tag cannot log anyone
 //! out, whatever router they are mounted in.
