@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
 use tower_session_jwt::layer::CurrentSession;
 use tower_session_jwt::login::PeerAddr;
-use tower_session_jwt::logout::{SessionHandler, logout};
+use tower_session_jwt::logout::{LogoutService, logout};
 use tower_session_jwt::sessions::CookieConfig;
 use tower_session_jwt::{MemoryStore, NewSession, SessionLayer, Sessions, SigningKey};
 
@@ -65,7 +65,7 @@ where
 }
 
 async fn route<B>(
-    logout: SessionHandler<Body>,
+    logout: LogoutService<Body>,
     request: Request<B>,
 ) -> Result<Response<Body>, Infallible>
 where

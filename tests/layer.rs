@@ -435,3 +435,45 @@ async fn a_broken_bearer_beside_valid_cookies_is_refused() {
     .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// The layer and the step-up guard ask nothing of the service they wrap but `Clone`: a service
+/// that is not `Send` (an `Rc` inside, on a single-threaded runtime) works behind both, and
+/// each hands its inner service back.
+#[tokio::test]
+async fn the_layer_and_the_guard_wrap_a_service_that_is_not_send() {
+    use std::rc::Rc;
+    use tower::Layer as _;
+
+    let f = fixture().await;
+    let local = Rc::new("local");
+    let inner = tower::service_fn(move |_: Request<Body>| {
+        let local = Rc::clone(&local);
+        async move { Ok::<_, std::convert::Infallible>(http::Response::new(Body::from(*local))) }
+    });
+    let guard = tower_session_jwt::step_up::RecentAuth::new(&f.sessions, Duration::from_secs(300));
+    let mut service = SessionLayer::new(f.sessions.clone()).layer(guard.layer(inner));
+    let _: &mut _ = service.get_mut().get_mut();
+    let _ = service.get_ref().get_ref();
+
+    let jwt = format!("session_jwt={}", f.alice.jwt.expose());
+    // Alice has no recent factor: the guard refuses without calling the inner service.
+    let response = (&mut service)
+        .oneshot(get_with("/", &[("cookie", &jwt)]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_user_authentication")
+    );
+    // Without the guard, the inner service answers.
+    let mut service =
+        SessionLayer::new(f.sessions.clone()).layer(service.into_inner().into_inner());
+    let response = (&mut service)
+        .oneshot(get_with("/", &[("cookie", &jwt)]))
+        .await
+        .unwrap();
+    assert_eq!(body(response).await, "local");
+}

@@ -51,14 +51,13 @@
 //!
 //! [dbsc]: https://w3c.github.io/webappsec-dbsc/
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum_core::body::Body;
-use http::header::{ALLOW, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::json;
-use tower_service::Service;
 
 use super::cookies::{append_set_cookies, changed_cookies};
 use super::credentials::read;
@@ -66,9 +65,9 @@ use crate::data::session::{Session, SessionId};
 use crate::engine::Sessions;
 use crate::engine::error::{AuthError, SessionError};
 use crate::engine::{CredentialSource, DbscConfig};
+use crate::http::endpoint::{Endpoint, EndpointService, endpoint_service};
 use crate::http::refusal::{Refusal, json_refusal};
 use crate::proof::unquote;
-use crate::store::BoxFuture;
 
 /// The response header that offers registration.
 pub const REGISTRATION_HEADER: &str = "secure-session-registration";
@@ -104,7 +103,7 @@ pub(crate) fn challenge_header(session_id: &SessionId, challenge: &str) -> Heade
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+enum Step {
     Registration,
     Refresh,
 }
@@ -121,26 +120,21 @@ enum Endpoint {
 ///
 /// Responses have bodies of type `B` (axum's `Body` by default; see
 /// [`with_body`](DbscHandler::with_body) for hyper stacks).
-pub struct DbscHandler<B = Body> {
+pub struct DbscHandler<B = Body>(EndpointService<Dbsc, B>);
+
+endpoint_service!(DbscHandler);
+
+/// The endpoint of a [`DbscHandler`].
+#[derive(Clone)]
+pub(crate) struct Dbsc {
     sessions: Sessions,
-    endpoint: Endpoint,
-    body: std::marker::PhantomData<fn() -> B>,
+    step: Step,
 }
 
-impl<B> Clone for DbscHandler<B> {
-    fn clone(&self) -> Self {
-        Self {
-            sessions: self.sessions.clone(),
-            endpoint: self.endpoint,
-            body: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<B> std::fmt::Debug for DbscHandler<B> {
+impl std::fmt::Debug for Dbsc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbscHandler")
-            .field("endpoint", &self.endpoint)
+        f.debug_struct("Dbsc")
+            .field("step", &self.step)
             .finish_non_exhaustive()
     }
 }
@@ -176,7 +170,7 @@ impl<B> std::fmt::Debug for DbscHandler<B> {
 /// # });
 /// ```
 pub fn registration(sessions: &Sessions) -> DbscHandler {
-    DbscHandler::new(sessions, Endpoint::Registration)
+    DbscHandler::new(sessions, Step::Registration)
 }
 
 /// The refresh endpoint (`Sec-Secure-Session-Id` names the session). Without a proof it
@@ -188,40 +182,46 @@ pub fn registration(sessions: &Sessions) -> DbscHandler {
 /// challenge answers `403` with a fresh one; any other refused proof `401`, which ends the
 /// browser's binding.
 pub fn refresh(sessions: &Sessions) -> DbscHandler {
-    DbscHandler::new(sessions, Endpoint::Refresh)
+    DbscHandler::new(sessions, Step::Refresh)
 }
 
 impl DbscHandler {
-    fn new(sessions: &Sessions, endpoint: Endpoint) -> Self {
-        Self {
+    fn new(sessions: &Sessions, step: Step) -> Self {
+        DbscHandler(EndpointService::new(Dbsc {
             sessions: sessions.clone(),
-            endpoint,
-            body: std::marker::PhantomData,
-        }
+            step,
+        }))
     }
 }
 
-impl<B> DbscHandler<B> {
-    /// The same handler answering with response bodies of type `R` (for example
-    /// `http_body_util::Full<Bytes>` under plain hyper).
-    pub fn with_body<R>(self) -> DbscHandler<R> {
-        DbscHandler {
-            sessions: self.sessions,
-            endpoint: self.endpoint,
-            body: std::marker::PhantomData,
+impl Endpoint for Dbsc {
+    const METHODS: &'static [Method] = &[Method::POST];
+
+    async fn respond(&self, parts: Parts) -> Response<String> {
+        // The one rule for session cookies holds here too: a request that presents
+        // `Authorization: Bearer` (never a browser's own DBSC request) gets none.
+        let cookies_allowed = crate::http::credentials::allows_session_cookies(&parts.headers);
+        let mut response = self.handle(parts).await;
+        if !cookies_allowed {
+            crate::http::cookies::remove_session_cookies(
+                self.sessions.settings(),
+                response.headers_mut(),
+            );
         }
+        response
+    }
+
+    fn answered(&self, status: StatusCode, took: Duration) {
+        let step = match self.step {
+            Step::Registration => "registration",
+            Step::Refresh => "refresh",
+        };
+        crate::engine::metrics::dbsc(step, status.as_u16(), took);
     }
 }
 
-impl<B: From<String>> DbscHandler<B> {
-    async fn handle(self, parts: http::request::Parts) -> Response<B> {
-        if parts.method != Method::POST {
-            let mut response = respond(StatusCode::METHOD_NOT_ALLOWED, String::new());
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
+impl Dbsc {
+    async fn handle(&self, parts: Parts) -> Response<String> {
         let sessions = &self.sessions;
         let proof = match header_text(&parts.headers, RESPONSE_HEADER) {
             Ok(proof) => proof,
@@ -237,10 +237,10 @@ impl<B: From<String>> DbscHandler<B> {
             Ok(found) => found,
             Err(response) => return response,
         };
-        match self.endpoint {
+        match self.step {
             // Registration ties the key to the session the cookies name: the token cookie is
             // required.
-            Endpoint::Registration => match found {
+            Step::Registration => match found {
                 CookieSession::Found(session) => register(sessions, &session, proof).await,
                 _ => refusal(
                     StatusCode::UNAUTHORIZED,
@@ -250,7 +250,7 @@ impl<B: From<String>> DbscHandler<B> {
             },
             // A refresh is authenticated by the device's proof for the session it names; a
             // token cookie, when the browser sends one, must name that same session.
-            Endpoint::Refresh => {
+            Step::Refresh => {
                 let Some(id) = header_text(&parts.headers, SESSION_ID_HEADER)
                     .ok()
                     .flatten()
@@ -297,10 +297,10 @@ enum CookieSession {
 }
 
 /// The session the request's token cookie names; `Err` with the response for a store failure.
-async fn cookie_session<B: From<String>>(
+async fn cookie_session(
     sessions: &Sessions,
     headers: &HeaderMap,
-) -> Result<CookieSession, Response<B>> {
+) -> Result<CookieSession, Response<String>> {
     let Ok(credentials) = read(headers, sessions.settings()) else {
         return Ok(CookieSession::Unknown);
     };
@@ -314,11 +314,7 @@ async fn cookie_session<B: From<String>>(
     }
 }
 
-async fn register<B: From<String>>(
-    sessions: &Sessions,
-    session: &Session,
-    proof: Option<&str>,
-) -> Response<B> {
+async fn register(sessions: &Sessions, session: &Session, proof: Option<&str>) -> Response<String> {
     let Some(proof) = proof else {
         return refusal(
             StatusCode::BAD_REQUEST,
@@ -362,11 +358,11 @@ async fn register<B: From<String>>(
     response
 }
 
-async fn refresh_session<B: From<String>>(
+async fn refresh_session(
     sessions: &Sessions,
     id: &SessionId,
     proof: Option<&str>,
-) -> Response<B> {
+) -> Response<String> {
     let Some(proof) = proof else {
         return challenge(sessions, id).await;
     };
@@ -392,7 +388,7 @@ async fn refresh_session<B: From<String>>(
 }
 
 /// `403` with a challenge to sign.
-async fn challenge<B: From<String>>(sessions: &Sessions, id: &SessionId) -> Response<B> {
+async fn challenge(sessions: &Sessions, id: &SessionId) -> Response<String> {
     match sessions.device_challenge(id).await {
         Ok(challenge) => {
             let mut response = respond(StatusCode::FORBIDDEN, String::new());
@@ -433,7 +429,7 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>
     value.to_str().map(Some).map_err(|_| ())
 }
 
-fn session_failure<B: From<String>>(error: SessionError) -> Response<B> {
+fn session_failure(error: SessionError) -> Response<String> {
     match error {
         SessionError::DeviceProof(error) => {
             refusal(StatusCode::BAD_REQUEST, error.reason(), &error.to_string())
@@ -448,7 +444,7 @@ fn session_failure<B: From<String>>(error: SessionError) -> Response<B> {
     }
 }
 
-fn store_failure<B: From<String>>(error: AuthError) -> Response<B> {
+fn store_failure(error: AuthError) -> Response<String> {
     json_refusal(
         StatusCode::SERVICE_UNAVAILABLE,
         error.reason(),
@@ -457,49 +453,10 @@ fn store_failure<B: From<String>>(error: AuthError) -> Response<B> {
     )
 }
 
-fn refusal<B: From<String>>(status: StatusCode, error: &str, description: &str) -> Response<B> {
+fn refusal(status: StatusCode, error: &str, description: &str) -> Response<String> {
     json_refusal(status, error, description, false)
 }
 
-fn respond<B: From<String>>(status: StatusCode, body: String) -> Response<B> {
-    Refusal::new(status).body(B::from(body))
-}
-
-impl<ReqBody, B> Service<Request<ReqBody>> for DbscHandler<B>
-where
-    ReqBody: Send + 'static,
-    B: From<String> + Send + 'static,
-{
-    type Response = Response<B>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<B>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (parts, _) = request.into_parts();
-        let handler = self.clone();
-        Box::pin(async move {
-            let started = std::time::Instant::now();
-            let endpoint = match handler.endpoint {
-                Endpoint::Registration => "registration",
-                Endpoint::Refresh => "refresh",
-            };
-            // The one rule for session cookies holds here too: a request that presents
-            // `Authorization: Bearer` (never a browser's own DBSC request) gets none.
-            let cookies_allowed = crate::http::credentials::allows_session_cookies(&parts.headers);
-            let sessions = handler.sessions.clone();
-            let mut response = handler.handle(parts).await;
-            if !cookies_allowed {
-                crate::http::cookies::remove_session_cookies(
-                    sessions.settings(),
-                    response.headers_mut(),
-                );
-            }
-            crate::engine::metrics::dbsc(endpoint, response.status().as_u16(), started.elapsed());
-            Ok(response)
-        })
-    }
+fn respond(status: StatusCode, body: String) -> Response<String> {
+    Refusal::new(status).body(body)
 }

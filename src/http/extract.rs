@@ -3,12 +3,17 @@
 //! They read what [`SessionLayer`](crate::SessionLayer) put in the request extensions, so they
 //! do no authentication work of their own.
 //!
-//! | extractor | without a session |
-//! |---|---|
-//! | [`Session`] (a clone) / [`CurrentSession`] (shared) | `401` with `WWW-Authenticate: Bearer` |
-//! | `Option<Session>` / `Option<CurrentSession>` | `None` |
-//! | [`Claims<T>`] | `401`; claims that do not fit `T`: `403` |
-//! | [`Sessions`] | `500` if the layer is missing |
+//! | extractor | without a session | without the layer |
+//! |---|---|---|
+//! | [`Session`] (a clone) / [`CurrentSession`] (shared) | `401` with `WWW-Authenticate: Bearer` | `500` |
+//! | `Option<Session>` / `Option<CurrentSession>` | `None` | `500` |
+//! | [`Claims<T>`] | `401`; claims that do not fit `T`: `403` | `500` |
+//! | [`Sessions`] | (always there) | `500` |
+//!
+//! "Without the layer" is a configuration mistake, not an anonymous request: a route that no
+//! `SessionLayer` runs in front of (in axum, one added after `.layer(..)`, or a router with no
+//! layer at all) would otherwise take a signed-in user for a stranger. The extractors answer it
+//! with [`SessionRejection::MissingLayer`] (`500`, naming the missing layer) and log an error.
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
@@ -33,13 +38,48 @@ pub enum SessionRejection {
     /// `WWW-Authenticate: Bearer error="insufficient_scope"`.
     #[error("session claims do not match: {0}")]
     Claims(String),
-    /// No [`SessionLayer`](crate::SessionLayer) runs in front of this handler. `500`.
+    /// No [`SessionLayer`](crate::SessionLayer) runs in front of this handler (in axum, a
+    /// route added after `.layer(..)`, say): a configuration mistake, logged as an error.
+    /// `500` with a text body naming the missing layer, for every extractor of this module,
+    /// their `Option` forms included.
     #[error("SessionLayer is not installed in front of this route")]
     MissingLayer,
 }
 
-fn current(parts: &Parts) -> Option<&CurrentSession> {
-    parts.extensions.get::<CurrentSession>()
+/// The body of the `500` for a route without the layer: what is wrong and how to fix it.
+pub(crate) const MISSING_LAYER: &str = "SessionLayer is not installed in front of this route: in axum, \
+    `.layer(SessionLayer::new(..))` applies to the routes added before it\n";
+
+/// The request's session; `Ok(None)` for a request the layer let through without one, and
+/// [`SessionRejection::MissingLayer`] when no layer ran.
+fn current(parts: &Parts) -> Result<Option<&CurrentSession>, SessionRejection> {
+    match parts.extensions.get::<CurrentSession>() {
+        Some(current) => Ok(Some(current)),
+        None => layer_ran(parts).map(|()| None),
+    }
+}
+
+/// The layer puts its [`Sessions`] in the extensions of every request it lets through, with or
+/// without a session: their absence means it did not run.
+fn layer_ran(parts: &Parts) -> Result<(), SessionRejection> {
+    match parts.extensions.get::<Sessions>() {
+        Some(_) => Ok(()),
+        None => Err(missing_layer(parts)),
+    }
+}
+
+/// [`SessionRejection::MissingLayer`], logged: the route is misconfigured.
+fn missing_layer(parts: &Parts) -> SessionRejection {
+    tracing::error!(
+        path = parts.uri.path(),
+        "SessionLayer is not installed in front of this route; answering 500"
+    );
+    SessionRejection::MissingLayer
+}
+
+/// The request's session, or why there is none.
+fn required(parts: &Parts) -> Result<&CurrentSession, SessionRejection> {
+    current(parts)?.ok_or_else(|| no_session(parts))
 }
 
 fn no_session(parts: &Parts) -> SessionRejection {
@@ -52,14 +92,14 @@ fn no_session(parts: &Parts) -> SessionRejection {
 impl<S: Sync> FromRequestParts<S> for CurrentSession {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        current(parts).cloned().ok_or_else(|| no_session(parts))
+        required(parts).cloned()
     }
 }
 
 impl<S: Sync> OptionalFromRequestParts<S> for CurrentSession {
-    type Rejection = std::convert::Infallible;
+    type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(current(parts).cloned())
+        Ok(current(parts)?.cloned())
     }
 }
 
@@ -87,16 +127,14 @@ impl<S: Sync> OptionalFromRequestParts<S> for CurrentSession {
 impl<S: Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        current(parts)
-            .map(|s| (*s.0).clone())
-            .ok_or_else(|| no_session(parts))
+        required(parts).map(|s| (*s.0).clone())
     }
 }
 
 impl<S: Sync> OptionalFromRequestParts<S> for Session {
-    type Rejection = std::convert::Infallible;
+    type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(current(parts).map(|s| (*s.0).clone()))
+        Ok(current(parts)?.map(|s| (*s.0).clone()))
     }
 }
 
@@ -120,7 +158,7 @@ pub struct Claims<T>(pub T);
 impl<S: Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let session = current(parts).ok_or_else(|| no_session(parts))?;
+        let session = required(parts)?;
         let value = serde_json::Value::Object(session.custom_claims.clone());
         serde_json::from_value(value)
             .map(Claims)
@@ -132,10 +170,9 @@ impl<S: Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
 impl<S: Sync> FromRequestParts<S> for Sessions {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Sessions>()
-            .cloned()
-            .ok_or(SessionRejection::MissingLayer)
+        match parts.extensions.get::<Sessions>() {
+            Some(sessions) => Ok(sessions.clone()),
+            None => Err(missing_layer(parts)),
+        }
     }
 }

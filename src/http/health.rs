@@ -31,92 +31,62 @@
 //! # let _ = app; });
 //! ```
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use axum_core::body::Body;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Request, Response, StatusCode};
-use tower_service::Service;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode};
 
 use crate::engine::Sessions;
-use crate::store::BoxFuture;
+use crate::http::endpoint::{Endpoint, EndpointService, endpoint_service};
 
 /// A tower service answering readiness: `200` when [`Health::ready`], else `503`, with the
-/// [`Health`] as JSON and `Cache-Control: no-store`. Mount it at `/healthz` (axum:
-/// `route_service`); for hyper, [`HealthService::with_body`] picks the body type.
+/// [`Health`] as JSON and `Cache-Control: no-store`, to every method. Mount it at `/healthz`
+/// (axum: `route_service`); for hyper, [`HealthService::with_body`] picks the body type.
 ///
 /// [`Health::ready`]: crate::sessions::Health::ready
 /// [`Health`]: crate::sessions::Health
-pub struct HealthService<B = Body> {
-    sessions: Sessions,
-    body: std::marker::PhantomData<fn() -> B>,
-}
+pub struct HealthService<B = Body>(EndpointService<Readiness, B>);
 
 impl HealthService {
     /// The readiness service of these sessions; see the [module docs](self).
     pub fn new(sessions: &Sessions) -> Self {
-        HealthService {
+        HealthService(EndpointService::new(Readiness {
             sessions: sessions.clone(),
-            body: std::marker::PhantomData,
-        }
+        }))
     }
 }
 
-impl<B> Clone for HealthService<B> {
-    fn clone(&self) -> Self {
-        Self {
-            sessions: self.sessions.clone(),
-            body: std::marker::PhantomData,
-        }
-    }
+endpoint_service!(HealthService);
+
+/// The readiness endpoint of [`HealthService`].
+#[derive(Clone)]
+pub(crate) struct Readiness {
+    sessions: Sessions,
 }
 
-impl<B> std::fmt::Debug for HealthService<B> {
+impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthService").finish_non_exhaustive()
+        f.debug_struct("Readiness").finish_non_exhaustive()
     }
 }
 
-impl<B> HealthService<B> {
-    /// The same service with another response body type (any `From<String>`).
-    pub fn with_body<C>(self) -> HealthService<C> {
-        HealthService {
-            sessions: self.sessions,
-            body: std::marker::PhantomData,
+impl Endpoint for Readiness {
+    const METHODS: &'static [Method] = &[];
+
+    async fn respond(&self, _: Parts) -> Response<String> {
+        let health = self.sessions.health().await;
+        let body = serde_json::json!({
+            "ready": health.ready(),
+            "feed_caught_up": health.feed_caught_up,
+            "store_reachable": health.store_reachable,
+        });
+        let mut response = Response::new(body.to_string());
+        if !health.ready() {
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         }
-    }
-}
-
-impl<ReqBody, B> Service<Request<ReqBody>> for HealthService<B>
-where
-    B: From<String> + Send + 'static,
-{
-    type Response = Response<B>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<B>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<ReqBody>) -> Self::Future {
-        let sessions = self.sessions.clone();
-        Box::pin(async move {
-            let health = sessions.health().await;
-            let body = serde_json::json!({
-                "ready": health.ready(),
-                "feed_caught_up": health.feed_caught_up,
-                "store_reachable": health.store_reachable,
-            });
-            let mut response = Response::new(B::from(body.to_string()));
-            if !health.ready() {
-                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            }
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(response)
-        })
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
     }
 }

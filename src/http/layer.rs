@@ -199,12 +199,14 @@ impl<S: fmt::Debug, B> fmt::Debug for SessionService<S, B> {
     }
 }
 
+impl<S, B> SessionService<S, B> {
+    inner_service_accessors!();
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, ResBody>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -359,6 +361,10 @@ fn refused<B>(request: &mut Request<B>, error: &AuthError) {
 
 /// Puts this layer's verdict in the extensions, replacing whatever an outer layer (of another
 /// [`Sessions`], say) left there: a handler must see this layer's session or none.
+///
+/// The [`Sessions`] goes in on every request the layer lets through, with or without a
+/// session: the extractors take its absence for a route the layer does not run in front of,
+/// and answer `500` rather than treat a signed-in user as a stranger.
 fn insert<B>(request: &mut Request<B>, sessions: &Sessions, session: Option<Arc<Session>>) {
     let extensions = request.extensions_mut();
     extensions.insert(sessions.clone());

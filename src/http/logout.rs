@@ -1,10 +1,10 @@
 //! Logout, logout everywhere, sign out other devices and revoke-one-session handlers, and
 //! cookie stripping.
 //!
-//! Each handler is a plain tower [`Service`] built from the [`Sessions`] it acts on (mount it in
-//! axum with `post_service`, or call it from hyper), answering `204 No Content` (or
-//! `303 See Other` for HTML form posts when
-//! [`redirect_forms_to`](SessionHandler::redirect_forms_to) is set). They refuse methods other
+//! Each handler is a plain tower [`Service`](tower_service::Service) built from the
+//! [`Sessions`] it acts on (mount it in axum with `post_service`, or call it from hyper),
+//! answering `204 No Content` (or `303 See Other` for HTML form posts when
+//! [`redirect_forms_to`](LogoutService::redirect_forms_to) is set). They refuse methods other
 //! than `POST` and `DELETE` with `405` themselves, so a link or an image tag cannot log anyone
 //! out, whatever router they are mounted in.
 //!
@@ -23,14 +23,11 @@
 //! that presents `Authorization: Bearer` gets no cookie at all, not even a removal: an API
 //! client's logout must not sign the browser beside it out of a session it did not end.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum_core::body::Body;
 use http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
-use http::{HeaderValue, Method, Request, Response, StatusCode, request::Parts};
-use tower_service::Service;
+use http::{HeaderValue, Method, Response, StatusCode, request::Parts};
 
 use crate::data::session::SessionId;
 use crate::engine::Sessions;
@@ -38,10 +35,10 @@ use crate::engine::credentials::CredentialSource;
 use crate::engine::error::{AuthError, SessionError};
 use crate::http::cookies::{removal, removal_cookies};
 use crate::http::credentials::{allows_session_cookies, each_presented, presented, read};
+use crate::http::endpoint::{Endpoint, EndpointService, endpoint_service};
 use crate::http::layer::CurrentSession;
-use crate::store::BoxFuture;
 
-/// What a [`SessionHandler`] revokes.
+/// What a [`LogoutService`] revokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Logout,
@@ -79,30 +76,23 @@ pub type SessionIdSource = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 /// ```
 ///
 /// Responses have empty bodies of type `B` (axum's `Body` by default; see
-/// [`with_body`](SessionHandler::with_body) for hyper stacks).
-pub struct SessionHandler<B = Body> {
+/// [`with_body`](LogoutService::with_body) for hyper stacks).
+pub struct LogoutService<B = Body>(EndpointService<Logout, B>);
+
+endpoint_service!(LogoutService);
+
+/// The endpoint of a [`LogoutService`].
+#[derive(Clone)]
+pub(crate) struct Logout {
     sessions: Sessions,
     action: Action,
     form_redirect: Option<HeaderValue>,
     session_id: SessionIdSource,
-    body: std::marker::PhantomData<fn() -> B>,
 }
 
-impl<B> Clone for SessionHandler<B> {
-    fn clone(&self) -> Self {
-        Self {
-            sessions: self.sessions.clone(),
-            action: self.action,
-            form_redirect: self.form_redirect.clone(),
-            session_id: self.session_id.clone(),
-            body: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<B> std::fmt::Debug for SessionHandler<B> {
+impl std::fmt::Debug for Logout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionHandler")
+        f.debug_struct("Logout")
             .field("action", &self.action)
             .field("form_redirect", &self.form_redirect)
             .finish_non_exhaustive()
@@ -111,29 +101,29 @@ impl<B> std::fmt::Debug for SessionHandler<B> {
 
 /// Revokes the current session (and any other that a genuine credential in the request names)
 /// and strips both cookies.
-pub fn logout(sessions: &Sessions) -> SessionHandler {
-    SessionHandler::new(sessions, Action::Logout)
+pub fn logout(sessions: &Sessions) -> LogoutService {
+    LogoutService::new(sessions, Action::Logout)
 }
 
 /// Revokes every session of the current user and strips both cookies.
-pub fn logout_everywhere(sessions: &Sessions) -> SessionHandler {
-    SessionHandler::new(sessions, Action::LogoutEverywhere)
+pub fn logout_everywhere(sessions: &Sessions) -> LogoutService {
+    LogoutService::new(sessions, Action::LogoutEverywhere)
 }
 
 /// Revokes every session of the current user except the current one ("sign out my other
 /// devices"), which stays signed in with its cookies untouched. A request without a session
 /// answers `401`.
-pub fn logout_others(sessions: &Sessions) -> SessionHandler {
-    SessionHandler::new(sessions, Action::LogoutOthers)
+pub fn logout_others(sessions: &Sessions) -> LogoutService {
+    LogoutService::new(sessions, Action::LogoutOthers)
 }
 
 /// Revokes one of the current user's sessions by id; another user's (or an unknown) id answers
 /// `404`, a request without a session `401`. The id is read from the path segment before a
 /// trailing `/revoke`, or else the last segment (`/api/sessions/{session_id}/revoke`,
-/// `/sessions/{session_id}`); see [`session_id_from`](SessionHandler::session_id_from).
+/// `/sessions/{session_id}`); see [`session_id_from`](LogoutService::session_id_from).
 /// Revoking the current session also strips its cookies.
-pub fn revoke_session(sessions: &Sessions) -> SessionHandler {
-    SessionHandler::new(sessions, Action::RevokeById)
+pub fn revoke_session(sessions: &Sessions) -> LogoutService {
+    LogoutService::new(sessions, Action::RevokeById)
 }
 
 fn id_from_path(parts: &Parts) -> Option<String> {
@@ -147,35 +137,22 @@ fn id_from_path(parts: &Parts) -> Option<String> {
     Some(id.to_owned())
 }
 
-impl SessionHandler {
+impl LogoutService {
     fn new(sessions: &Sessions, action: Action) -> Self {
-        Self {
+        LogoutService(EndpointService::new(Logout {
             sessions: sessions.clone(),
             action,
             form_redirect: None,
             session_id: Arc::new(id_from_path),
-            body: std::marker::PhantomData,
-        }
+        }))
     }
 }
 
-impl<B: Default> SessionHandler<B> {
-    /// The same handler answering with response bodies of type `R` (for example
-    /// `http_body_util::Full<Bytes>` under plain hyper).
-    pub fn with_body<R: Default>(self) -> SessionHandler<R> {
-        SessionHandler {
-            sessions: self.sessions,
-            action: self.action,
-            form_redirect: self.form_redirect,
-            session_id: self.session_id,
-            body: std::marker::PhantomData,
-        }
-    }
-
+impl<B> LogoutService<B> {
     /// Answers HTML form posts (`application/x-www-form-urlencoded`) with `303 See Other` to
     /// `location`, so a browser page reloads; other clients still get `204`.
     pub fn redirect_forms_to(mut self, location: &'static str) -> Self {
-        self.form_redirect = Some(HeaderValue::from_static(location));
+        self.0.endpoint.form_redirect = Some(HeaderValue::from_static(location));
         self
     }
 
@@ -184,19 +161,15 @@ impl<B: Default> SessionHandler<B> {
         mut self,
         source: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.session_id = Arc::new(source);
+        self.0.endpoint.session_id = Arc::new(source);
         self
     }
+}
 
-    async fn handle(self, parts: Parts) -> Response<B> {
-        if parts.method != Method::POST && parts.method != Method::DELETE {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED);
-            response.headers_mut().insert(
-                http::header::ALLOW,
-                HeaderValue::from_static("POST, DELETE"),
-            );
-            return response;
-        }
+impl Endpoint for Logout {
+    const METHODS: &'static [Method] = &[Method::POST, Method::DELETE];
+
+    async fn respond(&self, parts: Parts) -> Response<String> {
         let sessions = &self.sessions;
         if crate::http::csrf::is_cross_site(sessions, &parts) {
             return plain(StatusCode::FORBIDDEN);
@@ -253,8 +226,10 @@ impl<B: Default> SessionHandler<B> {
             Err(error) => crate::http::refusal::session_refusal(&error),
         }
     }
+}
 
-    fn success(&self, parts: &Parts, strip: bool) -> Response<B> {
+impl Logout {
+    fn success(&self, parts: &Parts, strip: bool) -> Response<String> {
         let is_form = parts
             .headers
             .get(CONTENT_TYPE)
@@ -313,26 +288,6 @@ fn stripping_cookies(sessions: &Sessions, parts: &Parts) -> Vec<HeaderValue> {
 }
 
 /// An empty answer with `Cache-Control: no-store`.
-fn plain<B: Default>(status: StatusCode) -> Response<B> {
+fn plain(status: StatusCode) -> Response<String> {
     crate::http::refusal::Refusal::new(status).empty()
-}
-
-impl<ReqBody, B> Service<Request<ReqBody>> for SessionHandler<B>
-where
-    ReqBody: Send + 'static,
-    B: Default + Send + 'static,
-{
-    type Response = Response<B>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<B>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (parts, _) = request.into_parts();
-        let handler = self.clone();
-        Box::pin(async move { Ok(handler.handle(parts).await) })
-    }
 }

@@ -4,10 +4,32 @@
 //! HTTP or gRPC (all built in `refusal.rs`), and every endpoint (login, the logout family,
 //! health, device binding). Policy is the engine's: this layer asks it.
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service whose wrapped service is its
+/// `inner` field of type `S` (as tower-http's services have them).
+macro_rules! inner_service_accessors {
+    () => {
+        /// The wrapped service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The wrapped service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Consumes this service, returning the wrapped one.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
 pub mod cookies;
 pub(crate) mod credentials;
 pub mod csrf;
 pub mod dbsc;
+mod endpoint;
 pub mod extract;
 pub mod grpc;
 pub mod health;

@@ -197,7 +197,7 @@ impl IntoResponse for SessionRejection {
             SessionRejection::MissingLayer => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR)
                 .cacheable()
                 .content_type(TEXT)
-                .body("session layer missing".into()),
+                .body(crate::http::extract::MISSING_LAYER.into()),
         }
     }
 }

@@ -10,11 +10,14 @@
 //! Use the guard as a tower layer behind [`SessionLayer`](crate::SessionLayer) (axum:
 //! `route_layer`), or call [`RecentAuth::check`] yourself.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
+use pin_project_lite::pin_project;
 use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -23,7 +26,6 @@ use crate::data::session::Session;
 use crate::engine::Sessions;
 use crate::engine::error::AuthError;
 use crate::http::layer::CurrentSession;
-use crate::store::BoxFuture;
 
 /// Requires an authentication factor used within `max_age`; see the [module docs](self).
 ///
@@ -177,17 +179,18 @@ pub struct RecentAuthService<S> {
     guard: RecentAuth,
 }
 
+impl<S> RecentAuthService<S> {
+    inner_service_accessors!();
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RecentAuthService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: From<String> + Default + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<String> + Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<ResBody>, S::Error>>;
+    type Future = RecentAuthFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -213,12 +216,62 @@ where
         };
         match verdict {
             Ok(()) => {
-                // Take the service that was made ready, leave a fresh clone in its place.
+                // Take the service that poll_ready readied and leave a clone in its place; see
+                // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                Box::pin(async move { inner.call(request).await })
+                RecentAuthFuture {
+                    state: Verdict::Passed {
+                        future: inner.call(request),
+                    },
+                }
             }
-            Err(response) => Box::pin(async move { Ok::<_, S::Error>(response) }),
+            Err(response) => RecentAuthFuture {
+                state: Verdict::Refused {
+                    response: Some(response),
+                },
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RecentAuthService`]: the inner service's future when the
+    /// session passes, the refusal when it does not. Unboxed: the guard allocates nothing on
+    /// either path.
+    pub struct RecentAuthFuture<F, B> {
+        #[pin]
+        state: Verdict<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = VerdictProj]
+    enum Verdict<F, B> {
+        // The session met the requirement: the inner service answers.
+        Passed {
+            #[pin]
+            future: F,
+        },
+        // It did not: the challenge (or `401`), ready at once.
+        Refused {
+            response: Option<Response<B>>,
+        },
+    }
+}
+
+impl<F, B, E> Future for RecentAuthFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            VerdictProj::Passed { future } => future.poll(cx),
+            VerdictProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("RecentAuthFuture polled after completion"))),
         }
     }
 }
