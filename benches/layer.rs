@@ -31,7 +31,9 @@ use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::{SessionLimit, SessionRecord};
 use tower_session_jwt::token::TokenHash;
-use tower_session_jwt::{MemoryStore, NewSession, Session, SessionLayer, Sessions, SessionsBuilder, SigningKey};
+use tower_session_jwt::{
+    MemoryStore, NewSession, Session, SessionLayer, Sessions, SessionsBuilder, SigningKey,
+};
 
 const ISS: &str = "https://app.example";
 const AUD: &str = "app";

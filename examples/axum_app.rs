@@ -153,7 +153,10 @@ use tower_session_jwt::sessions::{Changed, CookieConfig, CredentialSource};
 use tower_session_jwt::step_up::RecentAuth;
 use tower_session_jwt::store::{PageCursor, PageRequest, SessionLimit, WhenFull};
 use tower_session_jwt::token::TokenKey;
-use tower_session_jwt::{AuthError, MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions, SessionsBuilder, SigningKey, StoreError};
+use tower_session_jwt::{
+    AuthError, MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions,
+    SessionsBuilder, SigningKey, StoreError,
+};
 
 /// The app's routes, behind one optional [`SessionLayer`], with `/api/sensitive` requiring an
 /// authentication factor from the last 300 seconds.

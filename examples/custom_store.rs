@@ -20,7 +20,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 use tower_session_jwt::session::SessionId;
-use tower_session_jwt::store::{CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate, UpdateOutcome, started_ms};
+use tower_session_jwt::store::{
+    CreateOutcome, PageRequest, SessionLimit, SessionPage, SessionRecord, SessionUpdate,
+    UpdateOutcome, started_ms,
+};
 use tower_session_jwt::token::TokenHash;
 use tower_session_jwt::{NewSession, Session, Sessions, SigningKey};
 use tower_session_jwt::{SessionStore, StoreError};

@@ -25,7 +25,10 @@ use tower::ServiceExt;
 use tower_session_jwt::clock::{Clock, ManualClock};
 use tower_session_jwt::jwt::{Algorithm, JwtError};
 use tower_session_jwt::sessions::{CookieConfig, Created};
-use tower_session_jwt::{AuthError, MemoryStore, NewSession, Session, SessionLayer, Sessions, SessionsBuilder, SigningKey};
+use tower_session_jwt::{
+    AuthError, MemoryStore, NewSession, Session, SessionLayer, Sessions, SessionsBuilder,
+    SigningKey,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Fixture and forging helpers

@@ -23,7 +23,10 @@ use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::postgres::{PostgresStore, PostgresStoreBuilder};
-use tower_session_jwt::store::{FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionRecord, SessionUpdate, UpdateOutcome};
+use tower_session_jwt::store::{
+    FeedCursor, PageRequest, RevocationFeed, SessionLimit, SessionRecord, SessionUpdate,
+    UpdateOutcome,
+};
 use tower_session_jwt::{SessionStore, StoreError};
 
 use postgres_common::{

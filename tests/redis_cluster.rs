@@ -21,7 +21,9 @@ use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::redis::RedisStore;
 use tower_session_jwt::store::redis::cluster::RedisClusterStore;
-use tower_session_jwt::store::{FeedCursor, SessionLimit, SessionRecord, SessionUpdate, UpdateOutcome};
+use tower_session_jwt::store::{
+    FeedCursor, SessionLimit, SessionRecord, SessionUpdate, UpdateOutcome,
+};
 use tower_session_jwt::token::{SessionToken, TokenHash};
 use tower_session_jwt::{AuthError, NewSession, Session};
 use tower_session_jwt::{SessionStore, StoreError};

@@ -18,7 +18,10 @@ use tower_session_jwt::session::SessionId;
 use tower_session_jwt::store::RevocationEvent;
 use tower_session_jwt::store::conformance::{self, record};
 use tower_session_jwt::store::redis::RedisStore;
-use tower_session_jwt::store::{CreateOutcome, FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionUpdate, UpdateOutcome, WhenFull, sort_for_listing};
+use tower_session_jwt::store::{
+    CreateOutcome, FeedCursor, PageCursor, PageRequest, SessionLimit, SessionRecord, SessionUpdate,
+    UpdateOutcome, WhenFull, sort_for_listing,
+};
 use tower_session_jwt::{SessionStore, StoreError};
 
 use redis_common::{Server, TestStore, delete_prefix, free_port, unavailable, unique_prefix};

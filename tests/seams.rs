@@ -27,7 +27,10 @@ use tower_session_jwt::clock::{Clock, ManualClock};
 use tower_session_jwt::logout::logout;
 use tower_session_jwt::session::SessionAttributes;
 use tower_session_jwt::store::{BoxFuture, FeedBatch, FeedCursor, RevocationFeed};
-use tower_session_jwt::{AuthError, ConfigError, MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions, SessionsBuilder, SigningKey};
+use tower_session_jwt::{
+    AuthError, ConfigError, MemoryStore, NewSession, Session, SessionError, SessionLayer, Sessions,
+    SessionsBuilder, SigningKey,
+};
 use tower_session_jwt::{SessionStore, StoreError};
 
 const JWT_TTL: Duration = Duration::from_secs(2);

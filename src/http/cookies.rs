@@ -6,7 +6,6 @@
 //! is [`credentials`].
 
 use http::header::SET_COOKIE;
-use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response};
 use time::OffsetDateTime;
 
@@ -15,7 +14,6 @@ use crate::engine::config::{CookieConfig, Settings};
 use crate::engine::credentials::Credentials;
 use crate::engine::{Authenticated, Changed, Created, Sessions};
 use crate::http::credentials::allows_session_cookies;
-use crate::http::login::LoggedIn;
 use crate::jwt::SessionJwt;
 
 pub use crate::engine::MAX_COOKIE_LEN;
@@ -28,7 +26,7 @@ pub use crate::http::credentials::{MAX_CREDENTIAL_HEADER_LEN, credentials};
 /// new credentials from the body), not even when its browser's cookies came along: a cookie
 /// would make its credential ambient (CSRF-prone), or replace the browser's own session. A
 /// browser gets the cookies of whatever [hands out credentials](HandsOut): a
-/// [`LoggedIn`], a [`Created`] session, or a [`Changed`] one (the token cookie when the token
+/// [`LoggedIn`](crate::login::LoggedIn), a [`Created`] session, or a [`Changed`] one (the token cookie when the token
 /// was rotated, then the JWT cookie, or its removal when the JWT was
 /// [withheld](Changed::jwt_withheld) for a device-bound session).
 ///
@@ -119,7 +117,7 @@ impl SessionCookies {
     }
 
     /// Writes the cookies that hand `credentials` to this client onto `response`, with
-    /// `Cache-Control: no-store` (and, for a [`LoggedIn`] offering device binding, its
+    /// `Cache-Control: no-store` (and, for a [`LoggedIn`](crate::login::LoggedIn) offering device binding, its
     /// `Secure-Session-Registration`), unless the client presented `Authorization: Bearer`.
     /// Returns whether anything was written.
     pub fn set<B>(&self, response: &mut Response<B>, credentials: &impl HandsOut) -> bool {
@@ -131,25 +129,13 @@ impl SessionCookies {
     }
 }
 
-impl<S: Sync> axum_core::extract::FromRequestParts<S> for SessionCookies {
-    type Rejection = crate::http::extract::SessionRejection;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let sessions = parts
-            .extensions
-            .get::<Sessions>()
-            .ok_or(crate::http::extract::SessionRejection::MissingLayer)?;
-        Ok(Self::new(sessions, &parts.headers))
-    }
-}
-
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::engine::Created {}
     impl Sealed for crate::engine::Changed {}
-    impl Sealed for crate::http::login::LoggedIn {}
 }
 
-/// What hands session credentials to a client, for [`SessionCookies`]: a [`LoggedIn`], a
+/// What hands session credentials to a client, for [`SessionCookies`]: a [`LoggedIn`](crate::login::LoggedIn), a
 /// [`Created`] session (both cookies) and a [`Changed`] one. Sealed.
 pub trait HandsOut: sealed::Sealed {
     /// The `Set-Cookie` values, for a cookie client.
@@ -172,16 +158,6 @@ impl HandsOut for Created {
 impl HandsOut for Changed {
     fn cookie_values(&self, sessions: &Sessions) -> Vec<HeaderValue> {
         changed_cookies(sessions.settings(), self)
-    }
-}
-
-impl HandsOut for LoggedIn {
-    fn cookie_values(&self, _: &Sessions) -> Vec<HeaderValue> {
-        self.cookies().to_vec()
-    }
-
-    fn write(&self, _: &Sessions, headers: &mut HeaderMap) {
-        self.write_to(headers);
     }
 }
 

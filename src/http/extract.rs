@@ -16,12 +16,17 @@
 //! with [`SessionRejection::MissingLayer`] (`500`, naming the missing layer) and log an error.
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response as AxumResponse};
 use http::request::Parts;
+use http::{HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::data::session::Session;
 use crate::engine::Sessions;
+use crate::engine::error::AuthError;
+use crate::http::cookies::SessionCookies;
 use crate::http::layer::{CurrentSession, RefusedCredential};
+use crate::http::refusal::{Refusal, TEXT};
 
 /// Why an extractor found no session.
 #[derive(Debug, thiserror::Error)]
@@ -174,5 +179,42 @@ impl<S: Sync> FromRequestParts<S> for Sessions {
             Some(sessions) => Ok(sessions.clone()),
             None => Err(missing_layer(parts)),
         }
+    }
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> AxumResponse {
+        match self {
+            SessionRejection::NoSession => AuthError::MissingCredentials.into_response(),
+            // Conflicting or oversized credentials are a malformed request, not a bad token.
+            SessionRejection::Refused("conflicting_credentials") => {
+                AuthError::ConflictingCredentials.into_response()
+            }
+            SessionRejection::Refused("credential_too_large") => {
+                AuthError::CredentialTooLarge.into_response()
+            }
+            SessionRejection::Refused(_) => AuthError::UnknownSession.into_response(),
+            SessionRejection::Claims(_) => Refusal::new(StatusCode::FORBIDDEN)
+                .cacheable()
+                .challenge(HeaderValue::from_static(
+                    r#"Bearer error="insufficient_scope""#,
+                ))
+                .empty(),
+            SessionRejection::MissingLayer => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR)
+                .cacheable()
+                .content_type(TEXT)
+                .body(MISSING_LAYER.into()),
+        }
+    }
+}
+
+impl<S: Sync> axum_core::extract::FromRequestParts<S> for SessionCookies {
+    type Rejection = SessionRejection;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let sessions = parts
+            .extensions
+            .get::<Sessions>()
+            .ok_or(SessionRejection::MissingLayer)?;
+        Ok(Self::new(sessions, &parts.headers))
     }
 }

@@ -33,9 +33,10 @@
 //! ```
 
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::engine::error::AuthError;
+use crate::http::refusal::Refusal;
 
 /// The gRPC status codes this crate answers with (the numbers are gRPC's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,13 +109,44 @@ pub fn message_of(error: &AuthError) -> String {
 /// A trailers-only gRPC response: HTTP `200` with `grpc-status` and `grpc-message`
 /// (percent-encoded as gRPC requires) and an empty body.
 pub fn refusal<B: Default>(code: GrpcCode, message: &str) -> Response<B> {
-    crate::http::refusal::grpc_refusal(code, message)
+    let mut response = Refusal::new(StatusCode::OK)
+        .content_type("application/grpc")
+        .empty();
+    let headers = response.headers_mut();
+    headers.insert("grpc-status", code.header());
+    if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
+        headers.insert("grpc-message", value);
+    }
+    response
+}
+
+/// The answer to a request refused for `error`: a gRPC status for a gRPC call, else
+/// [`AuthError::to_response`]. The layer's and the guards' one choice between the two.
+pub(crate) fn auth_refusal<B: Default>(error: &AuthError, request: &HeaderMap) -> Response<B> {
+    if is_grpc(request) {
+        refusal(code_of(error), &message_of(error))
+    } else {
+        error.to_response()
+    }
+}
+
+/// gRPC's percent-encoding of `grpc-message`: every byte outside printable ASCII (space
+/// included in it), and `%`.
+pub(crate) fn percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::refusal::percent_encode;
 
     fn headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -150,7 +150,7 @@ impl<B> SessionLayer<B> {
     {
         match &self.on_error {
             Some(handler) => handler(error),
-            None => crate::http::refusal::auth_refusal(error, request.headers()),
+            None => crate::http::grpc::auth_refusal(error, request.headers()),
         }
     }
 

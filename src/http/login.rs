@@ -189,3 +189,15 @@ fn client_ip_from_header(sessions: &Sessions, headers: &HeaderMap) -> Option<Str
         .ok()
         .map(|ip| ip.to_string())
 }
+
+impl crate::http::cookies::sealed::Sealed for LoggedIn {}
+
+impl crate::http::cookies::HandsOut for LoggedIn {
+    fn cookie_values(&self, _: &Sessions) -> Vec<HeaderValue> {
+        self.cookies().to_vec()
+    }
+
+    fn write(&self, _: &Sessions, headers: &mut HeaderMap) {
+        self.write_to(headers);
+    }
+}

@@ -6,12 +6,9 @@
 
 use axum_core::response::{IntoResponse, Response as AxumResponse};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 
 use crate::engine::error::{AuthError, SessionError};
-use crate::http::extract::SessionRejection;
-use crate::http::grpc::{GrpcCode, code_of, is_grpc, message_of};
-use crate::http::step_up::StepUpRequired;
 
 /// A refusal (or an empty answer) under construction: a status and the headers that go with
 /// it. `Cache-Control: no-store` unless [`cacheable`](Self::cacheable).
@@ -173,68 +170,8 @@ pub(crate) fn session_refusal<B: Default>(error: &SessionError) -> Response<B> {
         .empty()
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
-const JSON: &str = "application/json";
-
-impl IntoResponse for SessionRejection {
-    fn into_response(self) -> AxumResponse {
-        match self {
-            SessionRejection::NoSession => AuthError::MissingCredentials.into_response(),
-            // Conflicting or oversized credentials are a malformed request, not a bad token.
-            SessionRejection::Refused("conflicting_credentials") => {
-                AuthError::ConflictingCredentials.into_response()
-            }
-            SessionRejection::Refused("credential_too_large") => {
-                AuthError::CredentialTooLarge.into_response()
-            }
-            SessionRejection::Refused(_) => AuthError::UnknownSession.into_response(),
-            SessionRejection::Claims(_) => Refusal::new(StatusCode::FORBIDDEN)
-                .cacheable()
-                .challenge(HeaderValue::from_static(
-                    r#"Bearer error="insufficient_scope""#,
-                ))
-                .empty(),
-            SessionRejection::MissingLayer => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR)
-                .cacheable()
-                .content_type(TEXT)
-                .body(crate::http::extract::MISSING_LAYER.into()),
-        }
-    }
-}
-
-impl StepUpRequired {
-    /// The `401` response; see the type's docs.
-    pub fn to_response<B: From<String>>(&self) -> Response<B> {
-        let body = serde_json::json!({
-            "error": "insufficient_user_authentication",
-            "error_description": self.to_string(),
-            "max_age": self.max_age().as_secs(),
-            "factor_types": self.factor_types(),
-        });
-        // Factor types are `[a-z0-9_]` (checked when recorded): nothing here needs escaping
-        // but the guard's own configuration, which is filtered to the same alphabet.
-        let description = self
-            .to_string()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || " ,:()_".contains(*c))
-            .collect::<String>();
-        let challenge = format!(
-            r#"Bearer error="insufficient_user_authentication", error_description="{description}", max_age="{}""#,
-            self.max_age().as_secs()
-        );
-        let mut refusal = Refusal::new(StatusCode::UNAUTHORIZED).content_type(JSON);
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            refusal = refusal.challenge(value);
-        }
-        refusal.body(B::from(body.to_string()))
-    }
-}
-
-impl IntoResponse for StepUpRequired {
-    fn into_response(self) -> AxumResponse {
-        self.to_response()
-    }
-}
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
+pub(crate) const JSON: &str = "application/json";
 
 /// A JSON refusal `{"error": …, "error_description": …}` (the DBSC endpoints'), with
 /// `Retry-After` when `retry`.
@@ -249,42 +186,4 @@ pub(crate) fn json_refusal<B: From<String>>(
         .content_type(JSON)
         .retry_after(retry)
         .body(B::from(body))
-}
-
-/// The answer to a request refused for `error`: a gRPC status for a gRPC call, else
-/// [`AuthError::to_response`]. The layer's and the guards' one choice between the two.
-pub(crate) fn auth_refusal<B: Default>(error: &AuthError, request: &HeaderMap) -> Response<B> {
-    if is_grpc(request) {
-        grpc_refusal(code_of(error), &message_of(error))
-    } else {
-        error.to_response()
-    }
-}
-
-/// A trailers-only gRPC response: HTTP `200` with `grpc-status` and `grpc-message`
-/// (percent-encoded as gRPC requires) and an empty body.
-pub(crate) fn grpc_refusal<B: Default>(code: GrpcCode, message: &str) -> Response<B> {
-    let mut response = Refusal::new(StatusCode::OK)
-        .content_type("application/grpc")
-        .empty();
-    let headers = response.headers_mut();
-    headers.insert("grpc-status", code.header());
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
-        headers.insert("grpc-message", value);
-    }
-    response
-}
-
-/// gRPC's percent-encoding of `grpc-message`: every byte outside printable ASCII (space
-/// included in it), and `%`.
-pub(crate) fn percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for byte in message.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

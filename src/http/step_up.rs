@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use axum_core::response::{IntoResponse, Response as AxumResponse};
+use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use time::OffsetDateTime;
 use tower_layer::Layer;
@@ -26,6 +27,7 @@ use crate::data::session::Session;
 use crate::engine::Sessions;
 use crate::engine::error::AuthError;
 use crate::http::layer::CurrentSession;
+use crate::http::refusal::{JSON, Refusal};
 
 /// Requires an authentication factor used within `max_age`; see the [module docs](self).
 ///
@@ -201,7 +203,7 @@ where
         let verdict = match request.extensions().get::<CurrentSession>() {
             Some(current) => self.guard.check(current).map_err(|e| {
                 if grpc {
-                    crate::http::refusal::grpc_refusal(
+                    crate::http::grpc::refusal(
                         crate::http::grpc::GrpcCode::PermissionDenied,
                         &e.to_string(),
                     )
@@ -209,7 +211,7 @@ where
                     e.to_response()
                 }
             }),
-            None => Err(crate::http::refusal::auth_refusal(
+            None => Err(crate::http::grpc::auth_refusal(
                 &AuthError::MissingCredentials,
                 request.headers(),
             )),
@@ -273,5 +275,39 @@ where
                 .take()
                 .expect("RecentAuthFuture polled after completion"))),
         }
+    }
+}
+
+impl StepUpRequired {
+    /// The `401` response; see the type's docs.
+    pub fn to_response<B: From<String>>(&self) -> Response<B> {
+        let body = serde_json::json!({
+            "error": "insufficient_user_authentication",
+            "error_description": self.to_string(),
+            "max_age": self.max_age().as_secs(),
+            "factor_types": self.factor_types(),
+        });
+        // Factor types are `[a-z0-9_]` (checked when recorded): nothing here needs escaping
+        // but the guard's own configuration, which is filtered to the same alphabet.
+        let description = self
+            .to_string()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || " ,:()_".contains(*c))
+            .collect::<String>();
+        let challenge = format!(
+            r#"Bearer error="insufficient_user_authentication", error_description="{description}", max_age="{}""#,
+            self.max_age().as_secs()
+        );
+        let mut refusal = Refusal::new(StatusCode::UNAUTHORIZED).content_type(JSON);
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            refusal = refusal.challenge(value);
+        }
+        refusal.body(B::from(body.to_string()))
+    }
+}
+
+impl IntoResponse for StepUpRequired {
+    fn into_response(self) -> AxumResponse {
+        self.to_response()
     }
 }

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tower_session_jwt::clock::ManualClock;
-use tower_session_jwt::{AuthError, MemoryStore, NewSession, Sessions, SessionsBuilder, SigningKey};
+use tower_session_jwt::{
+    AuthError, MemoryStore, NewSession, Sessions, SessionsBuilder, SigningKey,
+};
 use tower_session_jwt::{SessionStore, StoreError};
 
 pub const ED_PEM: &[u8] = include_bytes!("../keys/ed25519.pem");

@@ -17,12 +17,12 @@ use crate::store::{
 
 /// What a feed event is about, to pick out a check's own events.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Subject {
+pub(super) enum Subject {
     Session(SessionId),
     User(String),
 }
 
-fn subject(event: &RevocationEvent) -> Subject {
+pub(super) fn subject(event: &RevocationEvent) -> Subject {
     match event {
         RevocationEvent::Session { session_id, .. } => Subject::Session(session_id.clone()),
         RevocationEvent::User { user_id, .. } => Subject::User(user_id.clone()),
@@ -37,8 +37,8 @@ fn sessions(records: &[SessionRecord]) -> Vec<Subject> {
 }
 
 /// A feed reader's replay: the events about `wanted` subjects, in the order read.
-struct Replay {
-    mine: Vec<(FeedCursor, RevocationEvent)>,
+pub(super) struct Replay {
+    pub(super) mine: Vec<(FeedCursor, RevocationEvent)>,
     /// The cursor of the last event read (of anyone's), to resume from.
     last: Option<FeedCursor>,
     /// What every event read was about.
@@ -51,7 +51,11 @@ struct Replay {
 /// Reads from `from` (zero wait) until a batch says it is caught up, checking on the way that
 /// no event comes twice and that no batch claims to be caught up while one of the `wanted`
 /// events (all made before the replay began) is still unread.
-async fn replay(feed: &dyn RevocationFeed, from: Option<FeedCursor>, wanted: &[Subject]) -> Replay {
+pub(super) async fn replay(
+    feed: &dyn RevocationFeed,
+    from: Option<FeedCursor>,
+    wanted: &[Subject],
+) -> Replay {
     let wanted: HashSet<&Subject> = wanted.iter().collect();
     let mut seen = HashSet::new();
     let mut cursors = HashSet::new();
@@ -108,12 +112,12 @@ async fn replay(feed: &dyn RevocationFeed, from: Option<FeedCursor>, wanted: &[S
 }
 
 /// The store's feed, or `None` (the feed checks then pass without checking anything).
-fn feed_of<S: SessionStore>(store: &S) -> Option<Arc<dyn RevocationFeed>> {
+pub(super) fn feed_of<S: SessionStore>(store: &S) -> Option<Arc<dyn RevocationFeed>> {
     SessionStore::revocation_feed(store)
 }
 
 /// The cursor at the feed's current end (`None` for an empty feed).
-async fn tail(feed: &dyn RevocationFeed) -> Option<FeedCursor> {
+pub(super) async fn tail(feed: &dyn RevocationFeed) -> Option<FeedCursor> {
     replay(feed, None, &[]).await.last
 }
 
@@ -510,96 +514,5 @@ pub async fn feed_records_revoke_others<S: SessionStore>(store: &S) {
             event,
             RevocationEvent::Session { ended: true, .. }
         ));
-    }
-}
-
-/// Feed, two stores over one backend: revocations made at once through both, by two writers
-/// each (150 revocations and three `revoke_all` per writer), all reach both feeds, each once and
-/// every writer's in order, with one user event per `revoke_all`. Not part of
-/// [`run_all`](super::run_all), which has one store: call it with two, from a multi-threaded
-/// runtime so that the writers run in parallel.
-pub async fn feed_holds_concurrent_revocations_across_stores<S: SessionStore + Clone>(
-    a: &S,
-    b: &S,
-) {
-    let (Some(feed_a), Some(feed_b)) = (feed_of(a), feed_of(b)) else {
-        return;
-    };
-    const PER_WRITER: usize = 150;
-    let mut writers = Vec::new();
-    let mut users = Vec::new();
-    for (name, store) in [("a", a), ("b", b)] {
-        for task in 0..2 {
-            let store = store.clone();
-            let user = unique_user(&format!("feed-across-{name}-{task}"));
-            users.push(user.clone());
-            writers.push(tokio::spawn(async move {
-                let mut order = Vec::with_capacity(PER_WRITER);
-                for i in 0..PER_WRITER {
-                    let rec = created(&store, &user, HOUR).await;
-                    assert!(
-                        store
-                            .revoke(&rec.session.session_id)
-                            .await
-                            .unwrap()
-                            .is_some()
-                    );
-                    order.push(rec.session.session_id);
-                    if i % 50 == 49 {
-                        store.revoke_all(&user, None).await.unwrap();
-                    }
-                }
-                order
-            }));
-        }
-    }
-    let mut made = Vec::new();
-    for writer in writers {
-        made.push(writer.await.unwrap());
-    }
-
-    let mut wanted: Vec<Subject> = made
-        .iter()
-        .flatten()
-        .map(|id| Subject::Session(id.clone()))
-        .collect();
-    wanted.extend(users.into_iter().map(Subject::User));
-    let through_a = replay(&*feed_a, None, &wanted).await.mine;
-    let through_b = replay(&*feed_b, None, &wanted).await.mine;
-    assert_eq!(through_a, through_b, "both stores read the same feed");
-    let sessions: Vec<&SessionId> = through_a
-        .iter()
-        .filter_map(|(_, e)| match e {
-            RevocationEvent::Session { session_id, .. } => Some(session_id),
-            RevocationEvent::User { .. } => None,
-        })
-        .collect();
-    let user_events = through_a.len() - sessions.len();
-    assert_eq!(
-        user_events,
-        4 * (PER_WRITER / 50),
-        "every revoke_all is in the feed once"
-    );
-    assert_eq!(
-        sessions.len(),
-        4 * PER_WRITER,
-        "every revocation is in the feed"
-    );
-    assert_eq!(
-        sessions.iter().collect::<HashSet<_>>().len(),
-        sessions.len(),
-        "no revocation twice"
-    );
-    let position: HashMap<&SessionId, usize> = sessions
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
-    for order in &made {
-        let seen: Vec<usize> = order.iter().map(|id| position[id]).collect();
-        assert!(
-            seen.windows(2).all(|w| w[0] < w[1]),
-            "one writer's revocations arrived out of order"
-        );
     }
 }

@@ -30,6 +30,7 @@
 //! ```
 
 mod feed;
+mod feed_stores;
 mod limits;
 mod lookups;
 mod paging;
@@ -42,12 +43,12 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 pub use self::feed::{
-    feed_batches_until_caught_up, feed_holds_concurrent_revocations_across_stores,
-    feed_ignores_unknown_revokes, feed_keeps_order, feed_late_reader_sees_earlier_revocations,
-    feed_records_evictions, feed_records_refused_jwts, feed_records_revoke_all,
-    feed_records_revoke_others, feed_replays_from_start, feed_reports_caught_up,
-    feed_resumes_from_cursor, feed_revoke_all_holds_across_skewed_clocks,
+    feed_batches_until_caught_up, feed_ignores_unknown_revokes, feed_keeps_order,
+    feed_late_reader_sees_earlier_revocations, feed_records_evictions, feed_records_refused_jwts,
+    feed_records_revoke_all, feed_records_revoke_others, feed_replays_from_start,
+    feed_reports_caught_up, feed_resumes_from_cursor, feed_revoke_all_holds_across_skewed_clocks,
 };
+pub use self::feed_stores::feed_holds_concurrent_revocations_across_stores;
 pub use self::limits::{
     limit_holds_across_stores, limit_holds_under_concurrent_creates, limit_refuses_when_full,
     limit_revokes_the_oldest,
