@@ -48,7 +48,7 @@
 //! * **one revocation follower** per instance, applying the store's feed to the
 //!   [revocation list](sessions::RevocationList) and deciding whether the fast path is trusted.
 //!
-//! The HTTP edge (the [layer](SessionLayer), the [extractors](extract), [`login`], [`logout`],
+//! The HTTP edge (the [layer](SessionLayer), the [extractors](extract), [`login`], [`logout`], [`csrf`],
 //! [`health`], [`step_up`], [`dbsc`], [`grpc`]) reads requests and writes responses: it extracts
 //! credentials, asks the engine, and turns the answer into cookies or a refusal. Stores
 //! ([`store`]) know nothing of either: a store crate needs only [`SessionStore`].
@@ -60,7 +60,7 @@
 //! | JWTs | [`jwt`] (and [`SigningKey`], [`VerificationKey`]) | data |
 //! | stores | [`store`] (and [`SessionStore`], [`MemoryStore`], [`StoreError`]) | data |
 //! | engine | [`sessions`], [`metrics`] (and [`Sessions`], [`SessionsBuilder`], the errors) | everything below |
-//! | HTTP | [`layer`], [`extract`], [`cookies`], [`login`], [`logout`], [`health`], [`step_up`], [`dbsc`], [`grpc`] | everything below |
+//! | HTTP | [`layer`], [`extract`], [`cookies`], [`csrf`], [`login`], [`logout`], [`health`], [`step_up`], [`dbsc`], [`grpc`] | everything below |
 //!
 //! Every public type has exactly one path: the everyday ones at the root, the rest in their
 //! module.

@@ -1,7 +1,8 @@
-//! Where two modules meet: the promises that broke when the crate was tried as a user and as an
-//! attacker would (issue "every guarantee holds at the seams"). Each test names the item it
-//! proves; most drive `examples/axum_app.rs` through a cookie jar that applies `Set-Cookie`
-//! headers in order and honours `Max-Age`, as a browser does.
+//! The promises a browser and an API client rely on, where the layer, the handlers, the engine
+//! and the store meet: logins over older sessions, cookies only for cookie clients, login CSRF,
+//! cookie sizes, restarts, shared stores, tossed cookies. Each test names the promise it proves;
+//! most drive `examples/axum_app.rs` through a cookie jar that applies `Set-Cookie` headers in
+//! order and honours `Max-Age`, as a browser does.
 
 #[path = "../examples/axum_app.rs"]
 #[allow(dead_code)]
