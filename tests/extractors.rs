@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -91,28 +88,9 @@ async fn send(app: &Router, request: Request<Body>) -> (StatusCode, http::Header
     (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn every_extractor_names_the_missing_layer_to_a_signed_in_user() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::ERROR)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = common::logs::capture();
 
     let (_, alice) = signed_in().await;
     let app = routes();
@@ -123,7 +101,7 @@ async fn every_extractor_names_the_missing_layer_to_a_signed_in_user() {
             assert!(body.contains(MISSING), "{path}: {body}");
         }
     }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for path in PATHS {
         assert!(
             logs.lines().any(|line| line.contains("ERROR")

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,28 +12,9 @@ use tower::ServiceExt;
 use tower_session_jwt::clock::ManualClock;
 use tower_session_jwt::{MemoryStore, NewSession, Session, SessionLayer};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_reaches_a_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = common::logs::capture();
 
     let clock = ManualClock::starting_now();
     let store = MemoryStore::with_clock(clock.clone());
@@ -66,7 +45,7 @@ async fn no_secret_reaches_a_log_line() {
     }
     sessions.revoke_token(&token).await.unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("session authentication"),
         "nothing was logged: {logs}"

@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod forward;
+pub mod logs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
