@@ -174,7 +174,8 @@ use crate::{data::session::Session, store::RevocationEvent};
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use tower_session_jwt::{NewSession, PostgresStore, Sessions, SigningKey};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::postgres::PostgresStore;
 ///
 /// let store = PostgresStore::builder("postgres://app@db.internal/app")
 ///     .schema("sessions")

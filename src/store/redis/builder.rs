@@ -20,9 +20,9 @@ use crate::store::StoreError;
 /// # Example
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tower_session_jwt::store::StoreError> {
+/// # async fn run() -> Result<(), tower_session_jwt::StoreError> {
 /// use std::time::Duration;
-/// use tower_session_jwt::RedisStore;
+/// use tower_session_jwt::store::redis::RedisStore;
 ///
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .key_prefix("tsj:")

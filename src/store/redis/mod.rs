@@ -204,7 +204,8 @@ use crate::data::token::TokenHash;
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use tower_session_jwt::{NewSession, RedisStore, Sessions, SigningKey};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::redis::RedisStore;
 ///
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .key_prefix("myapp:sessions:")

@@ -145,7 +145,8 @@ use crate::{data::session::Session, store::RevocationEvent};
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use tower_session_jwt::{NewSession, Sessions, SigningKey, SqliteStore};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::sqlite::SqliteStore;
 ///
 /// // A file path in production (`SqliteStore::open("sessions.db")`); in memory here.
 /// let store = SqliteStore::connect("sqlite::memory:").await.unwrap();

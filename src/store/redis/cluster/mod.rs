@@ -159,7 +159,8 @@ const DEFAULT_FEED_POLL_INTERVAL: Duration = Duration::from_millis(100);
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use tower_session_jwt::{NewSession, RedisClusterStore, Sessions, SigningKey};
+/// use tower_session_jwt::{NewSession, Sessions, SigningKey};
+/// use tower_session_jwt::store::redis::cluster::RedisClusterStore;
 ///
 /// let store = RedisClusterStore::builder([
 ///     "redis://127.0.0.1:7000",
