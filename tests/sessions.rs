@@ -1061,3 +1061,37 @@ async fn a_login_in_the_same_browser_fits_a_limit_of_one_session() {
         Err(SessionError::SessionLimitReached)
     ));
 }
+
+/// The trusted client-IP header is a name checked when the sessions are built (any case), and a
+/// login behind the proxy records the address the proxy added: the rightmost of the list.
+#[tokio::test]
+async fn the_client_ip_header_is_checked_at_build_and_read_rightmost() {
+    use tower_session_jwt::ConfigError;
+    let clock = ManualClock::starting_now();
+    for bad in ["", "X Forwarded For", "x-forwarded-for:", "é"] {
+        let built = builder(&clock, MemoryStore::new())
+            .trusted_client_ip_header(bad)
+            .build();
+        assert!(
+            matches!(built, Err(ConfigError::InvalidClientIpHeader(ref name)) if name == bad),
+            "{bad:?} was accepted"
+        );
+    }
+    let sessions = builder(&clock, MemoryStore::new())
+        .trusted_client_ip_header("X-Forwarded-For")
+        .build()
+        .unwrap();
+    let (parts, ()) = http::Request::post("/login")
+        .header("x-forwarded-for", "198.51.100.7, 203.0.113.9")
+        .header("user-agent", "curl/8")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let logged_in = tower_session_jwt::login::login(&sessions, &parts, "alice", NewSession::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        logged_in.created.session.attributes.ip_address,
+        "203.0.113.9"
+    );
+}
