@@ -641,8 +641,8 @@ fn top_level_names(jwt: &str) -> Vec<String> {
 #[tokio::test]
 async fn every_name_the_crate_writes_at_the_top_of_a_jwt_is_reserved() {
     let app = app().await;
-    // A session with factors (`amr`, `auth_time`) and a custom claim, so that every name the
-    // crate may write is there.
+    // A session with a factor and a custom claim, so that every name the crate may write is
+    // there.
     let client = app.sign_in("alice", Binding::Offered).await;
     let answer = app
         .call(
@@ -659,7 +659,7 @@ async fn every_name_the_crate_writes_at_the_top_of_a_jwt_is_reserved() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let body: Value = serde_json::from_str(&answer.body).unwrap();
     let names = top_level_names(body["session_jwt"].as_str().unwrap());
-    assert!(names.iter().any(|n| n == "amr"), "{names:?}");
+    assert!(names.iter().any(|n| n == "session"), "{names:?}");
     for name in names.iter().filter(|n| *n != "role") {
         assert!(
             RESERVED_CLAIMS.contains(&name.as_str()),

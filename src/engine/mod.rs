@@ -40,6 +40,7 @@ mod mint;
 pub(crate) mod revocation;
 mod revoke;
 
+use crate::data::clock::whole_seconds;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -289,7 +290,7 @@ impl Sessions {
             Some(max) => until.min(session.started_at + max),
             None => until,
         };
-        session.expires_at.max(until)
+        session.expires_at.max(whole_seconds(until))
     }
 
     fn touch_due(&self, session: &Session, now: OffsetDateTime) -> bool {
@@ -310,7 +311,7 @@ impl Sessions {
         let mut base = session.clone();
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let mut updated = base.clone();
-            updated.last_accessed_at = now;
+            updated.last_accessed_at = whole_seconds(now);
             updated.version += 1;
             if slide {
                 updated.expires_at =

@@ -26,11 +26,14 @@ pub use keys::{Algorithm, KeyError, SignError};
 pub(crate) use keys::{SigningKey, VerificationKey};
 
 use crate::data::session::Session;
-use claims::{MintClaims, SessionClaimRef};
+use claims::{CompactSession, MintClaims};
 use keys::VerificationInner;
 
 /// Largest signature of any supported algorithm (RSA-8192), in bytes.
 const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// Payloads up to this size (decoded) are decoded on the stack.
+const PAYLOAD_ON_STACK: usize = 3072;
 
 /// A signed session JWT. Its [`Debug`] and [`Display`](fmt::Display) output are redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -175,17 +178,8 @@ impl JwtCodec {
             sub: &session.user_id,
             sid: session.session_id.as_str(),
             iat,
-            nbf: iat,
             exp,
-            amr: session.amr(),
-            auth_time: session.auth_time().map(OffsetDateTime::unix_timestamp),
-            session: SessionClaimRef {
-                started_at: session.started_at,
-                last_accessed_at: session.last_accessed_at,
-                expires_at: session.expires_at,
-                authentication_factors: &session.authentication_factors,
-                version: session.version,
-            },
+            session: CompactSession { session, iat },
             custom: &session.custom_claims,
         };
         let payload = serde_json::to_vec(&claims).map_err(|_| SignError)?;
@@ -239,10 +233,21 @@ impl JwtCodec {
             return Err(JwtError::InvalidSignature);
         }
 
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| JwtError::Malformed)?;
-        let claims = claims::parse(&payload)?;
+        // Decoded on the stack: a session JWT's payload fits (the heap only for a configured
+        // maximum length beyond it).
+        let mut stack = [0u8; PAYLOAD_ON_STACK];
+        let heap;
+        let payload = match URL_SAFE_NO_PAD.decode_slice(payload_b64, &mut stack) {
+            Ok(len) => &stack[..len],
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                heap = URL_SAFE_NO_PAD
+                    .decode(payload_b64)
+                    .map_err(|_| JwtError::Malformed)?;
+                &heap[..]
+            }
+            Err(base64::DecodeSliceError::DecodeError(_)) => return Err(JwtError::Malformed),
+        };
+        let claims = claims::parse(payload)?;
         if claims.iss != settings.issuer {
             return Err(JwtError::InvalidIssuer);
         }

@@ -31,6 +31,28 @@ pub struct AuthenticationFactor {
     pub last_authenticated_at: OffsetDateTime,
 }
 
+/// The delivery method usual for `factor_type` (see [`AuthenticationFactor::of_type`]). A
+/// session JWT names a factor by its type alone when its delivery method is this one.
+pub(crate) fn default_delivery(factor_type: &str) -> &str {
+    match factor_type {
+        "password" => "knowledge",
+        "otp" | "totp" => "authenticator_app",
+        "sms_otp" => "sms",
+        "email_otp" | "magic_link" => "email",
+        "webauthn" | "passkey" => "webauthn_registration",
+        other => other,
+    }
+}
+
+/// Whether `name` may be a factor's type or delivery method (see [`InvalidFactor::Name`]).
+pub(crate) fn is_factor_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_FACTOR_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Why an authentication factor was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -67,27 +89,12 @@ impl AuthenticationFactor {
     /// `magic_link` → `email`, `webauthn`/`passkey` → `webauthn_registration`, `oauth` →
     /// `oauth`, anything else → its own type), authenticated at `at`.
     pub fn of_type(factor_type: &str, at: OffsetDateTime) -> Result<Self, InvalidFactor> {
-        let delivery = match factor_type {
-            "password" => "knowledge",
-            "otp" | "totp" => "authenticator_app",
-            "sms_otp" => "sms",
-            "email_otp" | "magic_link" => "email",
-            "webauthn" | "passkey" => "webauthn_registration",
-            other => other,
-        };
-        Self::new(factor_type, delivery, at)
+        Self::new(factor_type, default_delivery(factor_type), at)
     }
 
     /// Checks the names (see [`InvalidFactor::Name`]).
     pub fn validate(&self) -> Result<(), InvalidFactor> {
-        let ok = |name: &str| {
-            !name.is_empty()
-                && name.len() <= MAX_FACTOR_NAME_LEN
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        };
-        if ok(&self.factor_type) && ok(&self.delivery_method) {
+        if is_factor_name(&self.factor_type) && is_factor_name(&self.delivery_method) {
             Ok(())
         } else {
             Err(InvalidFactor::Name)

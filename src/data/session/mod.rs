@@ -20,6 +20,7 @@ pub use claims::{
     CustomClaimsError, MAX_CUSTOM_CLAIMS_BYTES, RESERVED_CLAIMS, validate_custom_claims,
 };
 pub use factors::{AuthenticationFactor, InvalidFactor, MAX_FACTOR_NAME_LEN, MAX_FACTORS};
+pub(crate) use factors::{default_delivery, is_factor_name};
 pub use ids::{
     InvalidSessionId, InvalidUserId, MAX_SESSION_ID_LEN, MAX_USER_ID_LEN, SessionId,
     validate_user_id,

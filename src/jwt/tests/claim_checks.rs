@@ -163,3 +163,95 @@ fn the_client_address_and_user_agent_are_not_minted() {
     assert!(!payload.contains("test-agent"), "{payload}");
     assert!(!payload.contains("attributes"), "{payload}");
 }
+
+/// Format 2's claims for [`session`]: `nbf`, `amr` and `auth_time` left out, the session as
+/// the compact array.
+fn compact_claims() -> Value {
+    let now = NOW.unix_timestamp();
+    json!({
+        "iss": "https://app.example", "aud": "app", "sub": "user-1", "sid": "session-abc123",
+        "iat": now, "exp": now + 300,
+        "session": [2, now + 7 * 86_400, []],
+        "role": "admin"
+    })
+}
+
+#[test]
+fn format_2_is_what_is_minted_and_reads_back() {
+    let key = ed_key();
+    let codec = codec_with(key.clone());
+    let minted = codec.mint(&session(), NOW).unwrap();
+    let part = minted.expose().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
+    assert_eq!(claims, compact_claims());
+    assert_eq!(
+        verify(&codec, &forged_claims(&key, &compact_claims())).unwrap(),
+        as_minted()
+    );
+    // `nbf` may be there (it is checked), and is `iat` when it is not.
+    let early = with(compact_claims(), "nbf", json!(NOW.unix_timestamp() + 60));
+    assert_eq!(
+        verify(&codec, &forged_claims(&key, &early)),
+        Err(JwtError::NotYetValid)
+    );
+}
+
+#[test]
+fn format_2_session_claims_are_strict() {
+    let key = ed_key();
+    let codec = codec_with(key.clone());
+    let now = NOW.unix_timestamp();
+    let week = now + 7 * 86_400;
+    let nine: Vec<String> = (0..9).map(|i| format!("f{i}")).collect();
+    for bad in [
+        json!([]),
+        json!([3, week, []]),
+        json!(["2", week, []]),
+        json!([2]),
+        json!([2, week]),
+        json!([2, -1, []]),
+        json!([2, "tomorrow", []]),
+        json!([2, week, "password"]),
+        json!([2, week, ["Pass word"]]),
+        json!([2, week, ["password:"]]),
+        json!([2, week, ["password:sms:x"]]),
+        json!([2, week, [["password"]]]),
+        json!([2, week, [["password", "now"]]]),
+        json!([2, week, [["password", now, 1]]]),
+        json!([2, week, nine]),
+        json!([2, week, [], now, now, 1, 5]),
+        json!([2, week, [], -5]),
+        json!([2, week, [], now, 253_402_300_800i64]),
+        json!({"f": 2}),
+    ] {
+        let token = forged_claims(&key, &with(compact_claims(), "session", bad.clone()));
+        assert_eq!(
+            verify(&codec, &token),
+            Err(JwtError::InvalidClaim("session")),
+            "{bad}"
+        );
+    }
+    // Every optional element, and a factor of its own time and delivery method.
+    let full = json!([
+        2,
+        week,
+        ["password", ["otp:sms", now - 5]],
+        now - 60,
+        now - 30,
+        7
+    ]);
+    let token = forged_claims(&key, &with(compact_claims(), "session", full));
+    let read = verify(&codec, &token).unwrap();
+    assert_eq!(read.started_at, NOW - time::Duration::seconds(60));
+    assert_eq!(read.last_accessed_at, NOW - time::Duration::seconds(30));
+    assert_eq!(read.version, 7);
+    assert_eq!(read.amr(), ["pwd", "otp", "sms", "mfa"]);
+    let factors = &read.authentication_factors;
+    assert_eq!(factors[0].delivery_method, "knowledge");
+    assert_eq!(factors[0].last_authenticated_at, read.started_at);
+    assert_eq!(factors[1].delivery_method, "sms");
+    assert_eq!(
+        factors[1].last_authenticated_at,
+        NOW - time::Duration::seconds(5)
+    );
+}
