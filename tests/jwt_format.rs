@@ -81,7 +81,7 @@ async fn the_session_reads_the_same_from_its_jwt_as_from_the_store() {
         .build()
         .unwrap();
     reader.ready().await;
-    // A clock between seconds: the session records whole seconds, as its JWTs carry them.
+    // A clock between seconds: the JWT carries whole seconds.
     clock.advance(Duration::from_millis(250));
     let created = sessions
         .create(
@@ -99,15 +99,22 @@ async fn the_session_reads_the_same_from_its_jwt_as_from_the_store() {
         async move {
             let read = (*reader.authenticate_jwt(&jwt).await.unwrap()).clone();
             // Everything a handler reads: all but the attributes (never minted) and the store's
-            // own bookkeeping (from which version JWTs are accepted, the device binding).
+            // own bookkeeping (from which version JWTs are accepted, the device binding), the
+            // times to the second (NumericDate integers).
+            let second = |t: time::OffsetDateTime| t.replace_nanosecond(0).unwrap();
             let mut expected = stored;
             expected.attributes = SessionAttributes::default();
             expected.jwts_from_version = 0;
             expected.device_binding = None;
+            expected.started_at = second(expected.started_at);
+            expected.last_accessed_at = second(expected.last_accessed_at);
+            expected.expires_at = second(expected.expires_at);
+            for factor in &mut expected.authentication_factors {
+                factor.last_authenticated_at = second(factor.last_authenticated_at);
+            }
             assert_eq!(read, expected, "{}", payload(&jwt));
         }
     };
-    assert_eq!(created.session.started_at.nanosecond(), 0);
     check(created.jwt.expose(), &created.session).await;
 
     // Later: another factor at its own time (non-default delivery), claims changed, a version
@@ -200,4 +207,52 @@ async fn format_1_jwts_of_a_rolling_upgrade_work_until_they_expire() {
         sessions.authenticate_jwt(jwt).await,
         Err(AuthError::InvalidJwt(JwtError::Expired))
     ));
+}
+
+/// A JWT tells its session's start to the second; "sign out everywhere" and a login in the same
+/// second must still come out right: the session started before it refused, the one started
+/// after it accepted (confirmed in the store, whose record has the exact start).
+#[tokio::test]
+async fn a_sign_out_everywhere_and_a_login_in_the_same_second() {
+    let clock = ManualClock::new(datetime!(2026-12-01 09:30:15.1 UTC));
+    let store = MemoryStore::with_clock(clock.clone());
+    // No verification cache: every JWT is read from its bytes, as another instance would.
+    let sessions = common::builder(&clock, store)
+        .verification_cache_capacity(0)
+        .build()
+        .unwrap();
+    sessions.ready().await;
+    let before = sessions.create("alice", NewSession::new()).await.unwrap();
+    clock.advance(Duration::from_millis(400));
+    sessions.revoke_all("alice").await.unwrap();
+    clock.advance(Duration::from_millis(300));
+    let after = sessions.create("alice", NewSession::new()).await.unwrap();
+    assert_eq!(
+        before.session.started_at.unix_timestamp(),
+        after.session.started_at.unix_timestamp(),
+        "one second"
+    );
+    fn cookie(jwt: &str) -> Credentials<'_> {
+        Credentials::new().with_jwt(jwt, CredentialSource::Cookie)
+    }
+    assert!(
+        sessions
+            .authenticate(&cookie(before.jwt.expose()))
+            .await
+            .is_err()
+    );
+    let outcome = sessions
+        .authenticate(&cookie(after.jwt.expose()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.session.session_id, after.session.session_id);
+    assert_eq!(outcome.path, AuthPath::JwtConfirmed);
+    // A session started in a later second is judged locally again.
+    clock.advance(Duration::from_secs(1));
+    let later = sessions.create("alice", NewSession::new()).await.unwrap();
+    let outcome = sessions
+        .authenticate(&cookie(later.jwt.expose()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.path, AuthPath::Jwt);
 }

@@ -19,13 +19,6 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> OffsetDateTime;
 }
 
-/// `at` without its fraction of a second: the precision of the times a session records, which
-/// its JWTs carry as NumericDate integers, so that a session reads the same from its JWT as
-/// from the store.
-pub(crate) fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
-    at.replace_nanosecond(0).unwrap_or(at)
-}
-
 /// The operating system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

@@ -387,9 +387,16 @@ impl Sessions {
         // applied before it. The other way round, a request could read the list just before a
         // backlog lands and the trust just after, and take a revoked JWT on the fast path.
         let trusted = trust.trusts(entry.issued_at, minted_here);
-        if revocations.list.refuses_jwt(&entry.session) {
-            return refused(AuthError::Revoked);
-        }
+        // A JWT says when its session started to the second: a user's cutoff inside that
+        // second cannot be judged here, and the store's record (exact) decides.
+        let trusted = match revocations
+            .list
+            .refuses_jwt_started_within(&entry.session, time::Duration::SECOND)
+        {
+            Some(true) => return refused(AuthError::Revoked),
+            Some(false) => trusted,
+            None => false,
+        };
         JwtStatus::Accepted {
             trusted,
             session: entry.session,

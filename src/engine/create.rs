@@ -1,7 +1,6 @@
 //! Creating a session ([`Sessions::create`]), and the size check every JWT handed out passes:
 //! it must verify here and its cookie must fit in what browsers keep.
 
-use crate::data::clock::whole_seconds;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,23 +61,17 @@ impl Sessions {
         {
             return Err(SessionError::InvalidTtl);
         }
-        // Times a session records are whole seconds, as its JWTs carry them.
-        let now = whole_seconds(self.now());
-        let mut session = Session::new(
-            SessionId::generate()?,
-            user_id,
-            now,
-            whole_seconds(now + ttl),
-        )
-        .with_attributes(new.attributes)
-        .with_custom_claims(custom_claims)
-        .with_device_binding(match new.offer_device {
-            true => Some(crate::data::device::DeviceBinding {
-                challenge: Some(crate::data::device::DeviceChallenge::generate(now)?),
-                ..Default::default()
-            }),
-            false => None,
-        });
+        let now = self.now();
+        let mut session = Session::new(SessionId::generate()?, user_id, now, now + ttl)
+            .with_attributes(new.attributes)
+            .with_custom_claims(custom_claims)
+            .with_device_binding(match new.offer_device {
+                true => Some(crate::data::device::DeviceBinding {
+                    challenge: Some(crate::data::device::DeviceChallenge::generate(now)?),
+                    ..Default::default()
+                }),
+                false => None,
+            });
         let factor = match new.factor {
             Some(mut factor) => {
                 factor.validate()?;

@@ -9,7 +9,6 @@
 //! A client that still holds the opaque token is re-minted a JWT with the new state on its next
 //! request; a client that holds only an old JWT gets `401`.
 
-use crate::data::clock::whole_seconds;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -265,7 +264,7 @@ impl Sessions {
             let Some(current) = self.get(session_id).await? else {
                 return Err(SessionError::UnknownSession);
             };
-            let now = whole_seconds(self.now());
+            let now = self.now();
             let mut next = current.clone();
             next.version += 1;
             next.last_accessed_at = now;

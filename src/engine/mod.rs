@@ -40,7 +40,6 @@ mod mint;
 pub(crate) mod revocation;
 mod revoke;
 
-use crate::data::clock::whole_seconds;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -290,7 +289,7 @@ impl Sessions {
             Some(max) => until.min(session.started_at + max),
             None => until,
         };
-        session.expires_at.max(whole_seconds(until))
+        session.expires_at.max(until)
     }
 
     fn touch_due(&self, session: &Session, now: OffsetDateTime) -> bool {
@@ -311,7 +310,7 @@ impl Sessions {
         let mut base = session.clone();
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let mut updated = base.clone();
-            updated.last_accessed_at = whole_seconds(now);
+            updated.last_accessed_at = now;
             updated.version += 1;
             if slide {
                 updated.expires_at =
