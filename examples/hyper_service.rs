@@ -87,8 +87,8 @@ async fn login<B>(request: Request<B>) -> Response<Body>
 where
     B: http_body::Body<Data: Send, Error: std::error::Error + Send + Sync> + Send + 'static,
 {
-    // The layer puts `Sessions` in the extensions of every request it lets through.
-    let Some(sessions) = request.extensions().get::<Sessions>().cloned() else {
+    // The layer leaves its `Sessions` in the extensions of every request it lets through.
+    let Some(sessions) = tower_session_jwt::layer::sessions(request.extensions()).cloned() else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "no SessionLayer\n");
     };
     let (parts, body) = request.into_parts();

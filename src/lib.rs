@@ -184,7 +184,7 @@ pub mod layer {
     //! The types of [`SessionLayer`](crate::SessionLayer)'s service.
     #[doc(inline)]
     pub use crate::http::layer::{
-        CurrentSession, ErrorHandler, RefusedCredential, ResponseFuture, SessionService,
+        CurrentSession, ErrorHandler, RefusedCredential, ResponseFuture, SessionService, sessions,
     };
 }
 

@@ -122,29 +122,32 @@ pub(crate) fn each_presented<'a>(
         if value.len() > MAX_CREDENTIAL_HEADER_LEN {
             return Err(AuthError::CredentialTooLarge);
         }
-        // Only our two names are looked for (a vectorised substring search), so the site's
-        // other cookies (analytics, preferences, a JWT-sized one) are neither split, decoded
-        // nor checked, and a byte that is not UTF-8 in someone else's cookie hides only that
-        // cookie, never ours.
-        let bytes = value.as_bytes();
-        for (name, kind) in [
-            (settings.jwt_cookie.as_bytes(), CredentialKind::Jwt),
-            (settings.token_cookie.as_bytes(), CredentialKind::Token),
-        ] {
-            let mut stopped = false;
-            each_cookie_named(bytes, name, |value| {
-                // Ours are base64url; anything else (not UTF-8, say) is not a credential.
-                match std::str::from_utf8(value) {
-                    Ok(value) => {
-                        stopped = !each(kind, value, CredentialSource::Cookie);
-                        !stopped
-                    }
-                    Err(_) => true,
+        // One pass over the header: a vectorised search from `;` to `;`, comparing each
+        // pair's name with our two. The site's other cookies (analytics, preferences, a
+        // JWT-sized one) are neither decoded nor checked, and a byte that is not UTF-8 in
+        // someone else's cookie hides only that cookie, never ours. Our values are yielded as
+        // the slices the search delimited.
+        let names = [
+            settings.jwt_cookie.as_bytes(),
+            settings.token_cookie.as_bytes(),
+        ];
+        let mut stopped = false;
+        each_cookie_named(value.as_bytes(), names, |which, value| {
+            let kind = match which {
+                0 => CredentialKind::Jwt,
+                _ => CredentialKind::Token,
+            };
+            // Ours are base64url; anything else (not UTF-8, say) is not a credential.
+            match std::str::from_utf8(value) {
+                Ok(value) => {
+                    stopped = !each(kind, value, CredentialSource::Cookie);
+                    !stopped
                 }
-            });
-            if stopped {
-                return Ok(false);
+                Err(_) => true,
             }
+        });
+        if stopped {
+            return Ok(false);
         }
     }
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
@@ -253,30 +256,29 @@ fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
     })
 }
 
-/// Calls `each` with the value of every cookie named `name` in one `Cookie` header value, in
-/// order, until it returns `false`: a pair whose name, trimmed of spaces and tabs, is `name`
-/// (so neither `xname=` nor a value that contains `name=`); the value as [`cookie_pair`] gives
-/// it.
-fn each_cookie_named<'a>(header: &'a [u8], name: &[u8], mut each: impl FnMut(&'a [u8]) -> bool) {
-    if name.is_empty() {
-        return;
-    }
-    let mut from = 0;
-    while let Some(found) = memchr::memmem::find(&header[from..], name) {
-        let start = from + found;
-        from = start + 1;
-        let before = trim_spaces(&header[..start]);
-        if !(before.is_empty() || before.ends_with(b";")) {
-            continue;
-        }
-        let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |i| start + i);
-        if let Some((found_name, value)) = cookie_pair(&header[start..end])
-            && found_name == name
-            && !each(value)
+/// Calls `each` with the index of the name and the value of every cookie named one of `names`
+/// in one `Cookie` header value, in order, until it returns `false`: a pair whose name, trimmed
+/// of spaces and tabs, is that name (so neither `xname=` nor a value that contains `name=`);
+/// the value as [`cookie_pair`] gives it. One pass: the pairs are delimited by a vectorised
+/// search for `;`, and only each pair's name is looked at byte by byte.
+fn each_cookie_named<'a, const N: usize>(
+    header: &'a [u8],
+    names: [&[u8]; N],
+    mut each: impl FnMut(usize, &'a [u8]) -> bool,
+) {
+    let mut rest = header;
+    loop {
+        let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+        if let Some((found, value)) = cookie_pair(&rest[..end])
+            && let Some(which) = names.iter().position(|name| *name == found)
+            && !each(which, value)
         {
             return;
         }
-        from = end;
+        match rest.get(end + 1..) {
+            Some(next) => rest = next,
+            None => return,
+        }
     }
 }
 
@@ -355,7 +357,7 @@ mod tests {
     fn cookies_are_found_by_exact_name_only() {
         let named = |header: &[u8], name: &str| {
             let mut found = Vec::new();
-            each_cookie_named(header, name.as_bytes(), |v| {
+            each_cookie_named(header, [name.as_bytes()], |_, v| {
                 found.push(String::from_utf8_lossy(v).into_owned());
                 true
             });
@@ -371,11 +373,21 @@ mod tests {
         assert_eq!(named(b"", "session_jwt"), Vec::<String>::new());
         // Stops when told to.
         let mut seen = 0;
-        each_cookie_named(b"n=1; n=2; n=3", b"n", |_| {
+        each_cookie_named(b"n=1; n=2; n=3", [b"n"], |_, _| {
             seen += 1;
             seen < 2
         });
         assert_eq!(seen, 2);
+        // Two names in one pass, in the header's order.
+        let mut both = Vec::new();
+        each_cookie_named(b"b=1; x=0; a=2; b=3", [b"a", b"b"], |which, v| {
+            both.push((which, v.to_vec()));
+            true
+        });
+        assert_eq!(
+            both,
+            [(1, b"1".to_vec()), (0, b"2".to_vec()), (1, b"3".to_vec())]
+        );
     }
 
     #[test]

@@ -64,13 +64,14 @@ fn current(parts: &Parts) -> Result<Option<&CurrentSession>, SessionRejection> {
     }
 }
 
-/// The layer puts its [`Sessions`] in the extensions of every request it lets through, with or
-/// without a session: their absence means it did not run.
+/// The layer leaves its [`Sessions`] in the extensions of every request it lets through (in the
+/// [`CurrentSession`], or on its own without a session): their absence means it did not run.
 fn layer_ran(parts: &Parts) -> Result<(), SessionRejection> {
-    match parts.extensions.get::<Sessions>() {
-        Some(_) => Ok(()),
-        None => Err(missing_layer(parts)),
-    }
+    layer_sessions(parts).map(|_| ())
+}
+
+fn layer_sessions(parts: &Parts) -> Result<&Sessions, SessionRejection> {
+    crate::http::layer::sessions(&parts.extensions).ok_or_else(|| missing_layer(parts))
 }
 
 /// [`SessionRejection::MissingLayer`], logged: the route is misconfigured.
@@ -175,10 +176,7 @@ impl<S: Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
 impl<S: Sync> FromRequestParts<S> for Sessions {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<Sessions>() {
-            Some(sessions) => Ok(sessions.clone()),
-            None => Err(missing_layer(parts)),
-        }
+        layer_sessions(parts).cloned()
     }
 }
 
@@ -211,10 +209,7 @@ impl IntoResponse for SessionRejection {
 impl<S: Sync> axum_core::extract::FromRequestParts<S> for SessionCookies {
     type Rejection = SessionRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let sessions = parts
-            .extensions
-            .get::<Sessions>()
-            .ok_or(SessionRejection::MissingLayer)?;
+        let sessions = layer_sessions(parts)?;
         Ok(Self::new(sessions, &parts.headers))
     }
 }

@@ -39,17 +39,73 @@ use crate::http::cookies::{
 use crate::http::credentials::{allows_session_cookies, mark_sensitive, read};
 use crate::store::BoxFuture;
 
-/// The authenticated session of a request, as the layer stores it in the request extensions.
+/// The authenticated session of a request, as the layer stores it in the request extensions,
+/// with the [`Sessions`] of that layer.
 ///
 /// Shared (an `Arc`): handlers that only read the session need not clone it. Also an axum
-/// extractor (see [`crate::extract`]).
-#[derive(Debug, Clone)]
-pub struct CurrentSession(pub Arc<Session>);
+/// extractor (see [`crate::extract`]). One value carries both, so that an authenticated
+/// request costs one extension insert.
+///
+/// # Example
+///
+/// Outside axum (hyper, tonic), read it from the extensions:
+///
+/// ```
+/// use tower_session_jwt::layer::CurrentSession;
+///
+/// fn user_of<B>(request: &http::Request<B>) -> Option<&str> {
+///     let current = request.extensions().get::<CurrentSession>()?;
+///     Some(&current.user_id)
+/// }
+/// # let _ = user_of::<()>;
+/// ```
+#[derive(Clone)]
+pub struct CurrentSession(pub Arc<Session>, Sessions);
+
+impl CurrentSession {
+    /// `session`, authenticated by `sessions`: what [`SessionLayer`] inserts. For tests of
+    /// handlers that run without the layer.
+    pub fn new(sessions: Sessions, session: Arc<Session>) -> Self {
+        Self(session, sessions)
+    }
+
+    /// The [`Sessions`] that authenticated the request.
+    pub fn sessions(&self) -> &Sessions {
+        &self.1
+    }
+}
+
+impl fmt::Debug for CurrentSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CurrentSession").field(&self.0).finish()
+    }
+}
 
 impl std::ops::Deref for CurrentSession {
     type Target = Session;
     fn deref(&self) -> &Session {
         &self.0
+    }
+}
+
+/// The [`Sessions`] of the [`SessionLayer`] that ran in front of a request, from its
+/// extensions: in the [`CurrentSession`] of an authenticated request, else on its own (a
+/// request the layer let through without a session). `None` when no layer ran.
+///
+/// # Example
+///
+/// ```
+/// use tower_session_jwt::layer::sessions;
+///
+/// fn behind_the_layer<B>(request: &http::Request<B>) -> bool {
+///     sessions(request.extensions()).is_some()
+/// }
+/// assert!(!behind_the_layer(&http::Request::new(())));
+/// ```
+pub fn sessions(extensions: &http::Extensions) -> Option<&Sessions> {
+    match extensions.get::<CurrentSession>() {
+        Some(current) => Some(current.sessions()),
+        None => extensions.get::<Sessions>(),
     }
 }
 
@@ -217,10 +273,6 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // Take the service that poll_ready readied and leave a clone in its place; see
-        // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let sessions = &self.layer.sessions;
         let span = tracing::debug_span!(
             "session_auth",
@@ -246,30 +298,37 @@ where
                 Vec::new(),
             ),
         };
+        // Decided at once, the inner service that `poll_ready` readied is called at once. Only
+        // the store step, which calls it later, takes it along (leaving a clone in its place;
+        // see https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services).
         match step {
             Step::Done(Ok(outcome)) => {
                 authenticated(&span, sessions, outcome.path);
                 let finish = Finish::new(sessions, cookies_allowed, cookies);
                 insert(&mut request, sessions, Some(outcome.session));
-                ResponseFuture::calling(inner.call(request), finish)
+                ResponseFuture::calling(self.inner.call(request), finish)
             }
-            Step::Store(auth) => ResponseFuture {
-                state: State::Authenticating {
-                    auth,
-                    request: Some(request),
-                    inner: Some(inner),
-                    layer: self.layer.clone(),
-                    cookies_allowed,
-                    span,
-                },
-            },
+            Step::Store(auth) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture {
+                    state: State::Authenticating {
+                        auth,
+                        request: Some(request),
+                        inner: Some(inner),
+                        layer: self.layer.clone(),
+                        cookies_allowed,
+                        span,
+                    },
+                }
+            }
             Step::Done(Err(error)) => {
                 refused_at(&span, "none", &error);
                 let finish = Finish::new(sessions, cookies_allowed, Vec::new());
                 if self.layer.passes_anonymously(&error) {
                     insert(&mut request, sessions, None);
                     refused(&mut request, &error);
-                    ResponseFuture::calling(inner.call(request), finish)
+                    ResponseFuture::calling(self.inner.call(request), finish)
                 } else {
                     let mut response = self.layer.reject(&error, &request);
                     finish.apply(response.headers_mut());
@@ -362,18 +421,22 @@ fn refused<B>(request: &mut Request<B>, error: &AuthError) {
 /// Puts this layer's verdict in the extensions, replacing whatever an outer layer (of another
 /// [`Sessions`], say) left there: a handler must see this layer's session or none.
 ///
-/// The [`Sessions`] goes in on every request the layer lets through, with or without a
-/// session: the extractors take its absence for a route the layer does not run in front of,
-/// and answer `500` rather than treat a signed-in user as a stranger.
+/// A session goes in as a [`CurrentSession`], which carries this layer's [`Sessions`] too: one
+/// insert per authenticated request. A request let through without one gets the [`Sessions`]
+/// on its own. Either way the extractors find the layer's [`Sessions`] on every request it let
+/// through, and take its absence for a route the layer does not run in front of (answering
+/// `500` rather than treat a signed-in user as a stranger).
 fn insert<B>(request: &mut Request<B>, sessions: &Sessions, session: Option<Arc<Session>>) {
     let extensions = request.extensions_mut();
-    extensions.insert(sessions.clone());
     match session {
         Some(session) => {
-            extensions.insert(CurrentSession(session));
+            // A `Sessions` an application put there itself (`axum::Extension`) stays: the
+            // extractors read the layer's from the `CurrentSession`.
+            extensions.insert(CurrentSession(session, sessions.clone()));
             extensions.remove::<RefusedCredential>();
         }
         None => {
+            extensions.insert(sessions.clone());
             extensions.remove::<CurrentSession>();
         }
     }
