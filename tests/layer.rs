@@ -405,6 +405,11 @@ async fn a_broken_bearer_beside_valid_cookies_is_refused() {
         f.alice.token.expose(),
         f.alice.jwt.expose()
     );
+    // The JWT with one byte outside b64token: JWT-shaped, so checked by the codec rather than
+    // byte by byte while reading, and refused all the same.
+    let jwt = f.alice.jwt.expose();
+    let tampered = format!("Bearer {},{}", &jwt[..20], &jwt[21..]);
+    let spaced = format!("Bearer {} {}", &jwt[..20], &jwt[21..]);
     for bearer in [
         "Bearer",
         "Bearer ",
@@ -412,6 +417,9 @@ async fn a_broken_bearer_beside_valid_cookies_is_refused() {
         "Bearer\tabc",
         "Bearer a b",
         "Bearer a,b",
+        "Bearer a,b.c.d",
+        &tampered,
+        &spaced,
     ] {
         let response = send(
             &app,

@@ -214,8 +214,12 @@ struct Bearer<'a> {
 }
 
 /// The credential of `Authorization: Bearer <credential>` (scheme case-insensitive, RFC 6750
-/// `b64token` characters only), read in one pass over the bytes; `None` for other schemes or
-/// malformed values.
+/// `b64token` characters only); `None` for other schemes or malformed values.
+///
+/// An opaque token is checked byte by byte here. A credential with the two dots of a JWT is
+/// checked where it is used, without another pass over it: found in the verification cache, it
+/// is byte for byte a JWT this crate verified (base64url and dots only); otherwise the codec
+/// refuses anything but its pinned header and base64url segments before any other work.
 fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
     let bytes = value.as_bytes();
     let scheme = bytes.get(..7)?;
@@ -226,34 +230,12 @@ fn bearer(value: &HeaderValue) -> Option<Bearer<'_>> {
     let start = rest.iter().position(|b| *b != b' ')?;
     let end = rest.iter().rposition(|b| *b != b' ')? + 1;
     let credential = &rest[start..end];
-    // No early exits and no tables, over 32-byte chunks: plain comparisons the compiler turns
-    // into vector code, which matters for a JWT of several hundred bytes on every request.
-    let mut invalid = 0u8;
-    let mut dots = 0usize;
-    let mut chunks = credential.chunks_exact(32);
-    for chunk in &mut chunks {
-        let mut bad = 0u8;
-        let mut dot = 0u8;
-        for &b in chunk {
-            bad |= u8::from(!is_b64token(b));
-            dot += u8::from(b == b'.');
-        }
-        invalid |= bad;
-        dots += usize::from(dot);
-    }
-    for &b in chunks.remainder() {
-        invalid |= u8::from(!is_b64token(b));
-        dots += usize::from(b == b'.');
-    }
-    if invalid != 0 {
+    let is_jwt = memchr::memchr_iter(b'.', credential).take(3).count() == 2;
+    if !is_jwt && !credential.iter().all(|b| is_b64token(*b)) {
         return None;
     }
-    // Every byte is ASCII, so this cannot fail.
     let credential = std::str::from_utf8(credential).ok()?;
-    Some(Bearer {
-        credential,
-        is_jwt: dots == 2,
-    })
+    Some(Bearer { credential, is_jwt })
 }
 
 /// Calls `each` with the index of the name and the value of every cookie named one of `names`
@@ -269,8 +251,15 @@ fn each_cookie_named<'a, const N: usize>(
     let mut rest = header;
     loop {
         let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-        if let Some((found, value)) = cookie_pair(&rest[..end])
-            && let Some(which) = names.iter().position(|name| *name == found)
+        let pair = &rest[..end];
+        // Most pairs are someone else's: a prefix compare turns them away before the pair is
+        // parsed.
+        let start = trim_spaces_start(pair);
+        if let Some(which) = names.iter().position(|name| {
+            !name.is_empty()
+                && start.starts_with(name)
+                && matches!(trim_spaces_start(&start[name.len()..]).first(), Some(b'='))
+        }) && let Some((_, value)) = cookie_pair(pair)
             && !each(which, value)
         {
             return;
@@ -296,6 +285,13 @@ fn cookie_pair(pair: &[u8]) -> Option<(&[u8], &[u8])> {
         value = inner;
     }
     Some((name, value))
+}
+
+fn trim_spaces_start(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
