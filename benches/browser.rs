@@ -105,8 +105,114 @@ impl Spec {
     }
 }
 
+// ---- interleaved rounds ----
+
+/// A variant's batch runner for [`interleaved`]: `n` requests, built beforehand, timed.
+type Runner = Box<dyn FnMut(u64) -> Duration>;
+
+thread_local! {
+    /// The runners of [`interleaved`] mode (`BROWSER_ROUNDS` set), in the order benched.
+    static RUNNERS: std::cell::RefCell<Vec<(String, Runner)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn runner<S, B>(rt: &Runtime, service: S, spec: &Spec) -> Runner
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+    S::Error: Debug,
+{
+    let handle = rt.handle().clone();
+    let spec = spec.clone();
+    Box::new(move |n| {
+        let mut service = service.clone();
+        let requests: Vec<_> = (0..n).map(|_| spec.build()).collect();
+        handle.block_on(async {
+            let start = Instant::now();
+            for request in requests {
+                black_box(send(&mut service, request).await);
+            }
+            start.elapsed()
+        })
+    })
+}
+
+/// `BROWSER_ROUNDS=R`: instead of criterion's one variant after the other, `R` rounds in each
+/// of which every variant runs a batch of `BROWSER_BATCH` requests (default 2,000), in an order
+/// shuffled per round; each variant's cost over `bare` is taken within the round (paired), and
+/// the median over the rounds is printed, with its ratio to the two references. Drift of a
+/// shared machine then moves both sides of every difference alike.
+///
+/// `BROWSER_ONLY=<id> BROWSER_REQUESTS=n`: runs `n` requests of one variant and exits, for
+/// instruction and cache counts (`valgrind --tool=cachegrind`, twice with different `n`).
+fn interleaved() {
+    let mut runners = RUNNERS.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    if let Ok(only) = std::env::var("BROWSER_ONLY") {
+        let n = std::env::var("BROWSER_REQUESTS").map_or(10_000, |n| n.parse().unwrap());
+        let (_, run) = runners
+            .iter_mut()
+            .find(|(id, _)| *id == only)
+            .expect("BROWSER_ONLY");
+        println!("{only}: {n} requests in {:?}", run(n));
+        std::process::exit(0);
+    }
+    let Ok(rounds) = std::env::var("BROWSER_ROUNDS") else {
+        return;
+    };
+    let rounds: usize = rounds.parse().unwrap();
+    let batch: u64 = std::env::var("BROWSER_BATCH").map_or(2_000, |n| n.parse().unwrap());
+    let count = runners.len();
+    let mut per_request = vec![Vec::with_capacity(rounds); count];
+    // A small xorshift: the order only needs to change from round to round.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for run in &mut runners {
+        (run.1)(batch / 4); // warm-up
+    }
+    for _ in 0..rounds {
+        let mut order: Vec<usize> = (0..count).collect();
+        for i in (1..count).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        for i in order {
+            let took = (runners[i].1)(batch);
+            per_request[i].push(took.as_nanos() as f64 / batch as f64);
+        }
+    }
+    let bare = runners.iter().position(|(id, _)| id == "bare").unwrap();
+    let added = |i: usize| -> Vec<f64> {
+        let mut d: Vec<f64> = (0..rounds)
+            .map(|r| per_request[i][r] - per_request[bare][r])
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d
+    };
+    let median = |d: &[f64]| d[d.len() / 2];
+    let find = |name: &str| runners.iter().position(|(id, _)| id == name);
+    let reference = find("reference/opaque_cookie_sha256_moka").map(|i| median(&added(i)));
+    let verifier = find("reference/hs256_pinned").map(|i| median(&added(i)));
+    let mut bare_times = per_request[bare].clone();
+    bare_times.sort_by(f64::total_cmp);
+    println!(
+        "INTERLEAVED {rounds} rounds of {batch}; bare router {:.0} ns per request (median)",
+        median(&bare_times)
+    );
+    for (i, (id, _)) in runners.iter().enumerate().filter(|(i, _)| *i != bare) {
+        let d = added(i);
+        let (lo, mid, hi) = (d[d.len() / 4], median(&d), d[d.len() * 3 / 4]);
+        let ratio = |of: Option<f64>| of.map_or(String::new(), |of| format!("{:.2}", mid / of));
+        println!(
+            "INTERLEAVED {id:<48} added {mid:>7.0} ns (quartiles {lo:.0}..{hi:.0}) \
+             {}x the cookie+SHA-256+moka reference, {}x the pinned HS256 verifier",
+            ratio(reference),
+            ratio(verifier)
+        );
+    }
+}
+
 /// Benchmarks `service` (after checking it answers `200`), and prints its allocations per
-/// request.
+/// request. In interleaved mode (see [`interleaved`]) it only keeps a runner for later.
 fn bench<S, B>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     rt: &Runtime,
@@ -117,6 +223,11 @@ fn bench<S, B>(
     S: Service<Request<Body>, Response = Response<B>> + Clone + 'static,
     S::Error: Debug,
 {
+    if std::env::var_os("BROWSER_ROUNDS").is_some() || std::env::var_os("BROWSER_ONLY").is_some() {
+        let run = runner(rt, service, spec);
+        RUNNERS.with(|r| r.borrow_mut().push((id.to_owned(), run)));
+        return;
+    }
     let mut probe = service.clone();
     let response = rt.block_on(send(&mut probe, spec.build()));
     assert_eq!(response.status(), StatusCode::OK, "{id}");
@@ -442,6 +553,7 @@ fn browser(c: &mut Criterion) {
         &with(&hs_jwt),
     );
     g.finish();
+    interleaved();
 }
 
 /// The same requests from two worker threads at once (as a server on two cores runs them), to
