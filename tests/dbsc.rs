@@ -307,9 +307,13 @@ async fn refresh_answers_a_challenge_then_mints_for_a_proof_once() {
     );
     let id: tower_session_jwt::session::SessionId = login.id.parse().unwrap();
     let stored = f.sessions.get(&id).await.unwrap().unwrap();
+    // An hour from now, on the session's grid: whole seconds after its start.
+    let slid_to = tower_session_jwt::clock::Clock::now(&f.clock) + Duration::from_secs(3600);
+    let short = slid_to - stored.expires_at;
+    assert!(short >= time::Duration::ZERO && short < time::Duration::SECOND);
     assert_eq!(
-        stored.expires_at,
-        tower_session_jwt::clock::Clock::now(&f.clock) + Duration::from_secs(3600)
+        (stored.expires_at - stored.started_at).subsec_nanoseconds(),
+        0
     );
     let jwt_cookie = set.iter().find(|c| c.starts_with("session_jwt=")).unwrap();
     assert!(

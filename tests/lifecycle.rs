@@ -280,7 +280,9 @@ async fn step_up_records_the_factor_rotates_the_token_and_the_jwt_says_so() {
     );
     let stepped_jwt = stepped.jwt.as_ref().unwrap().expose();
     let claims = payload(stepped_jwt);
-    let otp_at = stepped.session.last_accessed_at.unix_timestamp();
+    // A time in a JWT: the whole second below it, less the session start's milliseconds.
+    let fraction = time::Duration::milliseconds(stepped.session.started_at.millisecond().into());
+    let otp_at = (stepped.session.last_accessed_at - fraction).unix_timestamp();
     assert_eq!(
         claims["session"][2],
         json!(["password", ["otp", otp_at]]),

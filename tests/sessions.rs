@@ -620,6 +620,45 @@ async fn the_verification_cache_never_outlives_exp_or_a_revocation() {
     assert_eq!(sessions.cache_sizes().verified_jwts, before);
 }
 
+/// The caches keep what a request can still use: once a JWT lifetime has passed, the next
+/// insert sweeps out JWTs past their `exp` and token lookups older than a JWT lifetime, so
+/// memory follows the recent past rather than the capacity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caches_are_swept_of_what_no_request_can_use() {
+    let (sessions, clock, _) = manual();
+    sessions.ready().await;
+    let mut old = Vec::new();
+    for _ in 0..20 {
+        let created = sessions.create("alice", NewSession::new()).await.unwrap();
+        sessions
+            .authenticate_token(created.token.expose())
+            .await
+            .unwrap();
+        old.push(created);
+    }
+    let sizes = sessions.cache_sizes();
+    assert_eq!(sizes.verified_jwts, 20);
+    assert_eq!(sizes.token_lookups, 20);
+    // Past every JWT's exp and leeway: the next mint sweeps (off the request's thread), and
+    // only bob's new session stays, with its JWT and its token lookup.
+    clock.advance(Duration::from_secs(306));
+    let fresh = sessions.create("bob", NewSession::new()).await.unwrap();
+    let only_bob = tower_session_jwt::sessions::CacheSizes {
+        verified_jwts: 1,
+        token_lookups: 1,
+    };
+    common::until(Duration::from_secs(5), async || {
+        sessions.cache_sizes() == only_bob
+    })
+    .await;
+    sessions.authenticate_jwt(fresh.jwt.expose()).await.unwrap();
+    // The swept tokens still work: from the store.
+    sessions
+        .authenticate_token(old[0].token.expose())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn token_only_clients_reuse_a_fresh_jwt_instead_of_a_signature_per_request() {
     let (sessions, clock, _) = manual();

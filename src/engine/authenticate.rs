@@ -359,6 +359,7 @@ impl Sessions {
                     };
                     match &inner.jwt_cache {
                         Some(cache) if unix_now < entry.expires_at + leeway => {
+                            self.sweep_if_due(now);
                             remember_verified(cache, jwt, entry)
                         }
                         _ => entry,
@@ -387,16 +388,9 @@ impl Sessions {
         // applied before it. The other way round, a request could read the list just before a
         // backlog lands and the trust just after, and take a revoked JWT on the fast path.
         let trusted = trust.trusts(entry.issued_at, minted_here);
-        // A JWT says when its session started to the second: a user's cutoff inside that
-        // second cannot be judged here, and the store's record (exact) decides.
-        let trusted = match revocations
-            .list
-            .refuses_jwt_started_within(&entry.session, time::Duration::SECOND)
-        {
-            Some(true) => return refused(AuthError::Revoked),
-            Some(false) => trusted,
-            None => false,
-        };
+        if revocations.list.refuses_jwt(&entry.session) {
+            return refused(AuthError::Revoked);
+        }
         JwtStatus::Accepted {
             trusted,
             session: entry.session,

@@ -61,8 +61,11 @@ impl Sessions {
         {
             return Err(SessionError::InvalidTtl);
         }
-        let now = self.now();
-        let mut session = Session::new(SessionId::generate()?, user_id, now, now + ttl)
+        // The session starts at a millisecond; its later times fall whole seconds after it (see
+        // `Session::on_grid`), so that its JWT carries them exactly.
+        let now = crate::data::session::to_millisecond(self.now());
+        let whole_ttl = time::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        let mut session = Session::new(SessionId::generate()?, user_id, now, now + whole_ttl)
             .with_attributes(new.attributes)
             .with_custom_claims(custom_claims)
             .with_device_binding(match new.offer_device {

@@ -267,7 +267,7 @@ impl Sessions {
             let now = self.now();
             let mut next = current.clone();
             next.version += 1;
-            next.last_accessed_at = now;
+            next.last_accessed_at = next.on_grid(now);
             if let Some(patch) = &change.claims {
                 let patch = patch.as_ref().map_err(Clone::clone)?;
                 for (key, value) in patch {
@@ -281,7 +281,7 @@ impl Sessions {
             }
             if let Some(factor) = &change.factor {
                 let mut factor = factor.clone();
-                factor.last_authenticated_at = now;
+                factor.last_authenticated_at = next.on_grid(now);
                 next.record_factor(factor)?;
             }
             if let Some(duration) = change.extend_for {

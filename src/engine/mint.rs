@@ -96,22 +96,18 @@ impl Sessions {
             .mint(session, now)
             .map_err(MintRefused::Sign)?;
         if let Some(cache) = &self.inner.jwt_cache {
-            // Through the entry API, like the verification path, so that the two never
-            // interleave on one key (a plain insert does not take moka's per-key lock).
+            self.sweep_if_due(now);
             let minted = CachedJwt {
-                // What the JWT carries: the attributes and the device binding are not minted.
-                session: Arc::new(Session {
-                    attributes: Default::default(),
-                    device_binding: None,
-                    ..session.clone()
-                }),
+                // What the JWT carries, as another instance reads it: no attributes, no device
+                // binding, times to the second.
+                session: Arc::new(crate::jwt::as_minted(session)),
                 issued_at: now.unix_timestamp(),
                 expires_at: jwt.expires_at().unix_timestamp(),
                 minted_in: Some(self.inner.revocations.trust.generation()),
             };
-            cache
-                .entry(JwtKey::new(jwt.expose()))
-                .and_upsert_with(|_| minted);
+            // Replaces an entry the verification path may have put there for the same bytes:
+            // this instance minted them.
+            cache.insert(JwtKey::new(jwt.expose()), minted);
         }
         Ok(jwt)
     }

@@ -50,7 +50,6 @@ use time::OffsetDateTime;
 use crate::data::clock::SharedClock;
 use crate::data::events::{EventHook, SessionEvent, SessionEventKind};
 use crate::data::session::{Session, SessionId};
-use crate::data::token::TokenHash;
 use crate::jwt::JwtCodec;
 use crate::store::{
     PageRequest, RevocationFeed, SessionPage, SessionUpdate, StoreError, UpdateOutcome,
@@ -63,7 +62,6 @@ use revocation::{Revocations, Trust, feed_wait, follow};
 pub(crate) use authenticate::Step;
 pub use authenticate::{AuthPath, Authenticated, Refreshed};
 pub use breaker::CircuitBreaker;
-use caches::{CachedJwt, CachedLookup};
 pub use config::{
     ConfigError, CookieConfig, DEFAULT_FEED_STALENESS, DEFAULT_ISSUER, DEFAULT_JWT_TTL,
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_SESSION_TTL, MAX_FEED_STALENESS, MAX_LEEWAY,
@@ -135,10 +133,12 @@ struct Inner {
     revocations: Arc<Revocations>,
     /// Opaque-token lookups: token hash → session, checked against the revocation list and the
     /// clock on every hit.
-    token_cache: Option<moka::sync::Cache<TokenHash, CachedLookup>>,
+    token_cache: Option<caches::TokenCache>,
     /// Verified JWTs: the whole token string (compared in full on a hit, so no collision can
     /// stand in for verification) → the session it carries and its `iat` and `exp`.
-    jwt_cache: Option<moka::sync::Cache<jwt_key::JwtKey, CachedJwt>>,
+    jwt_cache: Option<caches::JwtCache>,
+    /// When the caches were last swept of entries past use.
+    sweep: caches::Sweep,
     /// Handles of the per-request metrics, registered at build.
     metrics: crate::engine::metrics::RequestMetrics,
     /// Where [`SessionEvent`]s go.
@@ -186,18 +186,18 @@ impl Sessions {
         retention: Duration,
         events: Option<EventHook>,
     ) -> Self {
+        let capacity = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let token_cache = (settings.token_cache_capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(settings.token_cache_capacity)
-                .time_to_live(settings.jwt_ttl)
-                .build()
+            Arc::new(quick_cache::sync::Cache::new(capacity(
+                settings.token_cache_capacity,
+            )))
         });
         let jwt_cache = (settings.verification_cache_capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(settings.verification_cache_capacity)
-                .time_to_live(settings.jwt_ttl + settings.leeway)
-                .build()
+            Arc::new(quick_cache::sync::Cache::new(capacity(
+                settings.verification_cache_capacity,
+            )))
         });
+        let sweep = caches::Sweep::new(clock.now(), settings.jwt_ttl);
         let trust = match feed {
             Some(_) => Trust::with_feed(settings.feed_staleness, settings.feed_outage_grace),
             None => Trust::without_feed(clock.now()),
@@ -224,6 +224,7 @@ impl Sessions {
                 clock,
                 token_cache,
                 jwt_cache,
+                sweep,
                 events,
                 metrics: crate::engine::metrics::RequestMetrics::register(),
                 lookups_forgotten: Default::default(),
@@ -289,7 +290,7 @@ impl Sessions {
             Some(max) => until.min(session.started_at + max),
             None => until,
         };
-        session.expires_at.max(until)
+        session.expires_at.max(session.on_grid(until))
     }
 
     fn touch_due(&self, session: &Session, now: OffsetDateTime) -> bool {
@@ -310,7 +311,7 @@ impl Sessions {
         let mut base = session.clone();
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let mut updated = base.clone();
-            updated.last_accessed_at = now;
+            updated.last_accessed_at = updated.on_grid(now);
             updated.version += 1;
             if slide {
                 updated.expires_at =
@@ -412,18 +413,14 @@ impl Sessions {
         self.inner.codec.jwks()
     }
 
-    /// How many entries the verification cache and the token cache hold (approximate: the
-    /// caches apply writes in batches).
+    /// How many entries the verification cache and the token cache hold.
     pub fn cache_sizes(&self) -> CacheSizes {
-        fn entries<K, V>(cache: &Option<moka::sync::Cache<K, V>>) -> u64
+        fn entries<K, V>(cache: &Option<Arc<quick_cache::sync::Cache<K, V>>>) -> u64
         where
-            K: std::hash::Hash + Eq + Send + Sync + 'static,
-            V: Clone + Send + Sync + 'static,
+            K: std::hash::Hash + Eq,
+            V: Clone,
         {
-            cache.as_ref().map_or(0, |c| {
-                c.run_pending_tasks();
-                c.entry_count()
-            })
+            cache.as_ref().map_or(0, |c| c.len() as u64)
         }
         CacheSizes {
             verified_jwts: entries(&self.inner.jwt_cache),

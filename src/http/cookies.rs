@@ -274,7 +274,12 @@ pub(crate) fn session_cookies(
     session: &Session,
     now: OffsetDateTime,
 ) -> Vec<HeaderValue> {
-    let max_age = (session.expires_at - now).max(time::Duration::ZERO);
+    // In whole seconds, rounded up: a session records its times to the millisecond, and a
+    // cookie must not go a fraction of a second before the session it carries does.
+    let remaining = (session.expires_at - now).max(time::Duration::ZERO);
+    let max_age = time::Duration::seconds(
+        remaining.whole_seconds() + i64::from(remaining.subsec_nanoseconds() > 0),
+    );
     let cookies = &settings.cookies;
     let mut out = Vec::with_capacity(2);
     if let Some(token) = token {

@@ -5,18 +5,23 @@
 //!
 //! ```json
 //! {"iss":"…","aud":"…","sub":"alice","sid":"session-…","iat":1765152000,"exp":1765152300,
-//!  "session":[2,1765756800,["password"]],"role":"admin"}
+//!  "session":[2,1765756800,["password"],712],"role":"admin"}
 //! ```
 //!
 //! The registered claims say what they always said (`iat` and `exp` are NumericDate integers);
 //! `nbf` is not written (it would repeat `iat`), nor are `amr` and `auth_time` (they repeat the
 //! factors; [`Session::amr`] and [`Session::auth_time`] derive them). The `session` claim is an
-//! array: the format (`2`), the session's `expires_at`, its factors, then `started_at`,
-//! `last_accessed_at` and `version`, each left out from the end while it says nothing new
-//! (`started_at` and `last_accessed_at` equal to `iat`, `version` 0). A factor is its type
-//! (`"password"`), or `"type:delivery"` when its delivery method is not the type's usual one, and
-//! stands alone when it was authenticated when the session started, else as `[name, time]`.
-//! Times are whole seconds. Custom claims sit at the top level, as before.
+//! array: the format (`2`), the session's `expires_at`, its factors, then the milliseconds of
+//! its start, `started_at`, `last_accessed_at` and `version`, each left out from the end while
+//! it says nothing new (milliseconds 0, `started_at` and `last_accessed_at` in `iat`'s second,
+//! `version` 0). A factor is its type (`"password"`), or `"type:delivery"` when its delivery
+//! method is not the type's usual one, and stands alone when it was authenticated when the
+//! session started, else as `[name, time]`.
+//!
+//! Every time is a NumericDate integer: the whole second below it less the start's
+//! milliseconds, which every time the engine records shares (a session starts at a millisecond
+//! and records its later times whole seconds after it), so a session reads back from its JWT
+//! exactly as the store holds it. Custom claims sit at the top level, as before.
 //!
 //! # Format 1 (0.1)
 //!
@@ -72,47 +77,108 @@ pub(crate) struct CompactSession<'a> {
 impl Serialize for CompactSession<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let session = self.session;
-        let started = session.started_at.unix_timestamp();
-        let last = session.last_accessed_at.unix_timestamp();
+        let grid = Grid::of(session);
+        let started = grid.seconds(session.started_at);
+        let last = grid.seconds(session.last_accessed_at);
         let len = if session.version != 0 {
-            6
+            7
         } else if last != self.iat {
-            5
+            6
         } else if started != self.iat {
+            5
+        } else if grid.millis != 0 {
             4
         } else {
             3
         };
         let mut seq = serializer.serialize_seq(Some(len))?;
         seq.serialize_element(&FORMAT)?;
-        seq.serialize_element(&session.expires_at.unix_timestamp())?;
+        seq.serialize_element(&grid.seconds(session.expires_at))?;
         seq.serialize_element(&Factors {
             factors: &session.authentication_factors,
             started,
+            grid,
         })?;
         if len > 3 {
-            seq.serialize_element(&started)?;
+            seq.serialize_element(&grid.millis)?;
         }
         if len > 4 {
-            seq.serialize_element(&last)?;
+            seq.serialize_element(&started)?;
         }
         if len > 5 {
+            seq.serialize_element(&last)?;
+        }
+        if len > 6 {
             seq.serialize_element(&session.version)?;
         }
         seq.end()
     }
 }
 
+/// The session's time grid as a JWT carries it: every time as the whole second below it
+/// (less the start's milliseconds), and those milliseconds once. Exact for every time on the
+/// grid, which is every time the engine records (see `Session::on_grid`); a record built
+/// otherwise reads back with each time at or below what it was, within a second.
+#[derive(Clone, Copy)]
+struct Grid {
+    millis: u16,
+}
+
+impl Grid {
+    fn of(session: &Session) -> Self {
+        Self {
+            millis: session.started_at.millisecond(),
+        }
+    }
+
+    fn fraction(self) -> time::Duration {
+        time::Duration::milliseconds(i64::from(self.millis))
+    }
+
+    fn seconds(self, at: OffsetDateTime) -> i64 {
+        (at - self.fraction()).unix_timestamp()
+    }
+
+    fn time(self, seconds: i64) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .map(|second| second + self.fraction())
+    }
+}
+
+/// `session` as a JWT minted for it carries it, and any instance reads it back: without the
+/// attributes, the device binding and the version from which JWTs are accepted (the store's
+/// bookkeeping, never minted), its times on its grid (the identity for every time the engine
+/// records).
+pub(crate) fn as_minted(session: &Session) -> Session {
+    let fraction = Grid::of(session).fraction();
+    let grid = |t| crate::data::session::on_grid_of(t, fraction);
+    let mut minted = Session {
+        attributes: Default::default(),
+        device_binding: None,
+        jwts_from_version: 0,
+        ..session.clone()
+    };
+    minted.started_at = grid(minted.started_at);
+    minted.last_accessed_at = grid(minted.last_accessed_at);
+    minted.expires_at = grid(minted.expires_at);
+    for factor in &mut minted.authentication_factors {
+        factor.last_authenticated_at = grid(factor.last_authenticated_at);
+    }
+    minted
+}
+
 struct Factors<'a> {
     factors: &'a [AuthenticationFactor],
     started: i64,
+    grid: Grid,
 }
 
 impl Serialize for Factors<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.factors.len()))?;
         for factor in self.factors {
-            let at = factor.last_authenticated_at.unix_timestamp();
+            let at = self.grid.seconds(factor.last_authenticated_at);
             if at == self.started {
                 seq.serialize_element(&FactorName(factor))?;
             } else {
@@ -234,6 +300,8 @@ struct CompactClaim {
     factors: Vec<AuthenticationFactor>,
     /// Bit `i`: factor `i` was authenticated when the session started.
     at_start: u16,
+    /// The start's milliseconds, which every time of the session shares.
+    millis: u16,
     started_at: Option<i64>,
     last_accessed_at: Option<i64>,
     version: u64,
@@ -246,14 +314,18 @@ impl CompactClaim {
         user_id: String,
         iat: i64,
     ) -> Result<Session, JwtError> {
-        let invalid = || JwtError::InvalidClaim("session");
-        let date = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).map_err(|_| invalid());
-        let started = self.started_at.unwrap_or(iat);
-        let started_at = date(started)?;
+        let grid = Grid {
+            millis: self.millis,
+        };
+        let date = |secs: i64| grid.time(secs).ok_or(JwtError::InvalidClaim("session"));
+        let started_at = date(self.started_at.unwrap_or(iat))?;
         for (i, factor) in self.factors.iter_mut().enumerate() {
-            if self.at_start & (1 << i) != 0 {
-                factor.last_authenticated_at = started_at;
-            }
+            factor.last_authenticated_at = if self.at_start & (1 << i) != 0 {
+                started_at
+            } else {
+                // Read as a whole second: put on the grid.
+                factor.last_authenticated_at + grid.fraction()
+            };
         }
         Ok(
             Session::new(session_id, user_id, started_at, date(self.expires_at)?)
@@ -302,10 +374,17 @@ impl<'de> Visitor<'de> for SessionClaimSeed {
         let (factors, at_start) = seq
             .next_element_seed(FactorsSeed)?
             .ok_or_else(|| de::Error::custom("factors"))?;
-        let started_at = seq
-            .next_element()?
-            .map(|s| numeric_date(Some(s)))
-            .transpose()?;
+        let millis: Option<u16> = seq.next_element()?;
+        if millis.is_some_and(|m| m > 999) {
+            return Err(de::Error::custom("milliseconds"));
+        }
+        let started_at = match millis {
+            Some(_) => seq
+                .next_element()?
+                .map(|s| numeric_date(Some(s)))
+                .transpose()?,
+            None => None,
+        };
         let last_accessed_at = match started_at {
             Some(_) => seq
                 .next_element()?
@@ -324,6 +403,7 @@ impl<'de> Visitor<'de> for SessionClaimSeed {
             expires_at,
             factors,
             at_start,
+            millis: millis.unwrap_or(0),
             started_at,
             last_accessed_at,
             version,

@@ -69,6 +69,8 @@ impl fmt::Display for SessionJwt {
     }
 }
 
+pub(crate) use claims::as_minted;
+
 /// What a verified JWT tells.
 #[derive(Debug, Clone)]
 pub(crate) struct VerifiedJwt {

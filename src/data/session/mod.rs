@@ -9,6 +9,7 @@ mod claims;
 mod factors;
 mod ids;
 mod new;
+mod times;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -26,6 +27,7 @@ pub use ids::{
     validate_user_id,
 };
 pub use new::NewSession;
+pub(crate) use times::{on_grid_of, to_millisecond};
 
 /// A server-side session.
 ///

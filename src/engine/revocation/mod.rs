@@ -154,31 +154,6 @@ impl RevocationList {
         self.refuses(session, true)
     }
 
-    /// [`refuses_jwt`](Self::refuses_jwt) for a session read from a JWT, whose times are known
-    /// to the whole second only (format 2 carries NumericDate integers): its start lies within
-    /// `precision` after `started_at`. `None` when its user's cutoff falls inside that window,
-    /// where only the exact start (the store's record) can tell.
-    pub(crate) fn refuses_jwt_started_within(
-        &self,
-        session: &Session,
-        precision: time::Duration,
-    ) -> Option<bool> {
-        if self.is_empty() {
-            return Some(false);
-        }
-        if let Some(cutoff) = read(&self.sessions).get(&session.session_id)
-            && (cutoff.ended || session.version < cutoff.min_version)
-        {
-            return Some(true);
-        }
-        match read(&self.users).get(&session.user_id) {
-            None => Some(false),
-            Some(cutoff) if session.started_at + precision <= cutoff.before => Some(true),
-            Some(cutoff) if session.started_at > cutoff.before => Some(false),
-            Some(_) => None,
-        }
-    }
-
     fn refuses(&self, session: &Session, by_version: bool) -> bool {
         if self.is_empty() {
             return false;

@@ -221,6 +221,8 @@ fn format_2_session_claims_are_strict() {
         json!([2, week, nine]),
         json!([2, week, [], now, now, 1, 5]),
         json!([2, week, [], -5]),
+        json!([2, week, [], 1000]),
+        json!([2, week, [], 5, -1]),
         json!([2, week, [], now, 253_402_300_800i64]),
         json!({"f": 2}),
     ] {
@@ -231,19 +233,26 @@ fn format_2_session_claims_are_strict() {
             "{bad}"
         );
     }
-    // Every optional element, and a factor of its own time and delivery method.
+    // Every optional element, and a factor of its own time and delivery method; every time
+    // shares the start's milliseconds.
     let full = json!([
         2,
         week,
         ["password", ["otp:sms", now - 5]],
+        250,
         now - 60,
         now - 30,
         7
     ]);
     let token = forged_claims(&key, &with(compact_claims(), "session", full));
     let read = verify(&codec, &token).unwrap();
-    assert_eq!(read.started_at, NOW - time::Duration::seconds(60));
-    assert_eq!(read.last_accessed_at, NOW - time::Duration::seconds(30));
+    let ms = time::Duration::milliseconds(250);
+    assert_eq!(read.started_at, NOW - time::Duration::seconds(60) + ms);
+    assert_eq!(
+        read.last_accessed_at,
+        NOW - time::Duration::seconds(30) + ms
+    );
+    assert_eq!(read.expires_at, NOW + time::Duration::days(7) + ms);
     assert_eq!(read.version, 7);
     assert_eq!(read.amr(), ["pwd", "otp", "sms", "mfa"]);
     let factors = &read.authentication_factors;
@@ -252,6 +261,6 @@ fn format_2_session_claims_are_strict() {
     assert_eq!(factors[1].delivery_method, "sms");
     assert_eq!(
         factors[1].last_authenticated_at,
-        NOW - time::Duration::seconds(5)
+        NOW - time::Duration::seconds(5) + ms
     );
 }
