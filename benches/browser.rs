@@ -450,6 +450,14 @@ fn sessions(alg: &str, rt: &Runtime, verification_cache: bool) -> Sessions {
     }
     let sessions = builder.build().unwrap();
     rt.block_on(sessions.ready());
+    // As on a server that has run for more than a second: JWTs minted from now on are issued
+    // after the second the instance started in (a JWT issued in that second, and not minted
+    // here, is confirmed in the store: it could predate what the instance knows of
+    // revocations).
+    let into_second = time::OffsetDateTime::now_utc().nanosecond();
+    rt.block_on(tokio::time::sleep(Duration::from_nanos(
+        1_010_000_000 - u64::from(into_second),
+    )));
     sessions
 }
 

@@ -330,7 +330,14 @@ async fn extend_slides_on_demand() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(extended.expires_at, clock.now() + Duration::from_secs(3600));
+    // An hour from now, on the session's grid: whole seconds after its start, at most a second
+    // short of it.
+    let short = (clock.now() + Duration::from_secs(3600)) - extended.expires_at;
+    assert!(short >= time::Duration::ZERO && short < time::Duration::SECOND);
+    assert_eq!(
+        (extended.expires_at - created.session.started_at).subsec_nanoseconds(),
+        0
+    );
     clock.advance(Duration::from_secs(3000));
     sessions
         .authenticate_token(created.token.expose())

@@ -149,13 +149,10 @@ pub(crate) enum Shape {
 /// The shape of `text`, or `None` when it is not a token.
 pub(crate) fn shape_of(text: &str) -> Option<Shape> {
     let bytes = text.as_bytes();
-    if !matches!(bytes.len(), TOKEN_LEN | TAGGED_TOKEN_LEN)
-        || !bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-    {
+    if !matches!(bytes.len(), TOKEN_LEN | TAGGED_TOKEN_LEN) {
         return None;
     }
+    // The decoder refuses any byte outside the base64url alphabet (and padding).
     let mut buf = [0u8; TAGGED_TOKEN_BYTES];
     // 43 characters carry 258 bits; the last character's two low bits must be zero for the
     // encoding to be canonical, so every 32-byte token has exactly one accepted spelling. 48

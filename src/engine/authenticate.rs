@@ -216,7 +216,7 @@ impl Sessions {
                 },
                 CredentialKind::Token => {
                     let other = credentials.cookie_token.filter(|t| *t != value);
-                    self.token_step(value, CredentialSource::Header, cookie_names, other)
+                    self.token_step(value, CredentialSource::Header, cookie_names, other, now)
                 }
             };
         }
@@ -235,22 +235,22 @@ impl Sessions {
             None => None,
         };
         match credentials.cookie_token {
-            Some(token) => self.token_step(token, CredentialSource::Cookie, named, None),
+            Some(token) => self.token_step(token, CredentialSource::Cookie, named, None, now),
             None => Step::Done(Err(AuthError::MissingCredentials)),
         }
     }
 
-    /// The opaque-token step: the store (or the token cache) decides; `named` is the session a
-    /// genuine JWT beside the token names, `other` a second token (a cookie beside a header)
-    /// that must not name another live session. Cookie clients get cookies back.
+    /// The opaque-token step at `now`: the store (or the token cache) decides; `named` is the
+    /// session a genuine JWT beside the token names, `other` a second token (a cookie beside a
+    /// header) that must not name another live session. Cookie clients get cookies back.
     fn token_step(
         &self,
         token: &str,
         source: CredentialSource,
         named: Option<SessionId>,
         other: Option<&str>,
+        now: OffsetDateTime,
     ) -> Step {
-        let now = self.now();
         if let Err(refused) = self.admit_token(token, now) {
             return Step::Done(Err(refused));
         }
@@ -324,7 +324,13 @@ impl Sessions {
                 Ok(session) => Ok(Authenticated::jwt_path(session, AuthPath::JwtConfirmed)),
                 Err(AuthError::Revoked) if cookie_token.is_some() => {
                     let token = cookie_token.as_deref().unwrap_or_default();
-                    match sessions.token_step(token, CredentialSource::Cookie, Some(named), None) {
+                    match sessions.token_step(
+                        token,
+                        CredentialSource::Cookie,
+                        Some(named),
+                        None,
+                        sessions.now(),
+                    ) {
                         Step::Done(outcome) => outcome,
                         Step::Store(future) => future.await,
                     }

@@ -231,10 +231,10 @@ pub(crate) fn parse(payload: &[u8]) -> Result<ParsedClaims<'_>, JwtError> {
         (Err(e), _) if e.is_syntax() || e.is_eof() => return Err(JwtError::Malformed),
         _ => return Err(typed.unwrap_or(JwtError::Malformed)),
     };
-    let iss = raw.iss.ok_or(JwtError::MissingClaim("iss"))?;
-    let aud = raw.aud.ok_or(JwtError::MissingClaim("aud"))?;
-    let sub = raw.sub.ok_or(JwtError::MissingClaim("sub"))?;
-    let sid = raw.sid.ok_or(JwtError::MissingClaim("sid"))?;
+    let Text(iss) = raw.iss.ok_or(JwtError::MissingClaim("iss"))?;
+    let Text(aud) = raw.aud.ok_or(JwtError::MissingClaim("aud"))?;
+    let Text(sub) = raw.sub.ok_or(JwtError::MissingClaim("sub"))?;
+    let Text(sid) = raw.sid.ok_or(JwtError::MissingClaim("sid"))?;
     let iat = raw.iat.ok_or(JwtError::MissingClaim("iat"))?;
     let claim = raw.session.ok_or(JwtError::MissingClaim("session"))?;
     let nbf = match (&claim, raw.nbf) {
@@ -496,7 +496,7 @@ impl<'de> Visitor<'de> for FactorEntryVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let name: Cow<'de, str> = seq
+        let Text(name) = seq
             .next_element()?
             .ok_or_else(|| de::Error::custom("a factor name"))?;
         let at: i64 = seq
@@ -509,12 +509,40 @@ impl<'de> Visitor<'de> for FactorEntryVisitor {
     }
 }
 
+/// A JSON string, borrowed from the payload unless it has escapes (serde's own `Cow<str>`
+/// always allocates).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(text.to_owned())))
+    }
+}
+
 #[derive(Default)]
 struct RawClaims<'a> {
-    iss: Option<Cow<'a, str>>,
-    aud: Option<Cow<'a, str>>,
-    sub: Option<Cow<'a, str>>,
-    sid: Option<Cow<'a, str>>,
+    iss: Option<Text<'a>>,
+    aud: Option<Text<'a>>,
+    sub: Option<Text<'a>>,
+    sid: Option<Text<'a>>,
     iat: Option<i64>,
     nbf: Option<i64>,
     exp: Option<i64>,
@@ -545,7 +573,7 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let typed = self.typed;
         let mut raw = RawClaims::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             macro_rules! take_with {
                 ($field:ident, $name:literal, $next:expr) => {{
                     if raw.$field.is_some() {
@@ -575,10 +603,10 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 }};
             }
             match key.as_ref() {
-                "iss" => take!(iss, "iss", Cow<'de, str>),
-                "aud" => take!(aud, "aud", Cow<'de, str>),
-                "sub" => take!(sub, "sub", Cow<'de, str>),
-                "sid" => take!(sid, "sid", Cow<'de, str>),
+                "iss" => take!(iss, "iss", Text<'de>),
+                "aud" => take!(aud, "aud", Text<'de>),
+                "sub" => take!(sub, "sub", Text<'de>),
+                "sid" => take!(sid, "sid", Text<'de>),
                 "iat" => take_date!(iat, "iat"),
                 "nbf" => take_date!(nbf, "nbf"),
                 "exp" => take_date!(exp, "exp"),
