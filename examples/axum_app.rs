@@ -903,14 +903,14 @@ async fn sample() -> Response {
         let sample = json!({
             "session_id": "session-Q2x8sVb1mJcR0hT5yW3kLg",
             "user_id": "alice",
-            "started_at": "2026-12-03T10:00:00.275757542Z",
-            "last_accessed_at": "2026-12-03T10:00:00.275757542Z",
-            "expires_at": "2026-12-10T10:00:00.275757542Z",
+            "started_at": "2026-12-03T10:00:00.275Z",
+            "last_accessed_at": "2026-12-03T10:00:00.275Z",
+            "expires_at": "2026-12-10T10:00:00.275Z",
             "attributes": {"ip_address": "", "user_agent": ""},
             "authentication_factors": [{
                 "type": "password",
                 "delivery_method": "knowledge",
-                "last_authenticated_at": "2026-12-03T10:00:00.275757542Z"
+                "last_authenticated_at": "2026-12-03T10:00:00.275Z"
             }],
             "custom_claims": {},
             "version": 0

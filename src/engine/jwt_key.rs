@@ -27,6 +27,12 @@ impl JwtKey {
     pub(crate) fn new(jwt: &str) -> Self {
         Self(Arc::from(jwt))
     }
+
+    /// A key holding the same bytes as `jwt` (a JWT minted here, which the token cache may hold
+    /// too), without a copy.
+    pub(crate) fn shared(jwt: Arc<str>) -> Self {
+        Self(jwt)
+    }
 }
 
 impl Hash for JwtKey {

@@ -107,7 +107,7 @@ impl Sessions {
             };
             // Replaces an entry the verification path may have put there for the same bytes:
             // this instance minted them.
-            cache.insert(JwtKey::new(jwt.expose()), minted);
+            cache.insert(JwtKey::shared(jwt.shared()), minted);
         }
         Ok(jwt)
     }

@@ -52,6 +52,11 @@ impl SessionJwt {
     pub fn expires_at(&self) -> OffsetDateTime {
         self.expires_at
     }
+
+    /// The compact JWT, shared: a cache keyed by it holds the same bytes, not a copy.
+    pub(crate) fn shared(&self) -> std::sync::Arc<str> {
+        self.token.clone()
+    }
 }
 
 impl fmt::Debug for SessionJwt {
