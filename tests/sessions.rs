@@ -641,15 +641,20 @@ async fn the_caches_are_swept_of_what_no_request_can_use() {
             .authenticate_token(created.token.expose())
             .await
             .unwrap();
+        sessions
+            .authenticate_jwt(created.jwt.expose())
+            .await
+            .unwrap();
         old.push(created);
     }
     let sizes = sessions.cache_sizes();
     assert_eq!(sizes.verified_jwts, 20);
     assert_eq!(sizes.token_lookups, 20);
-    // Past every JWT's exp and leeway: the next mint sweeps (off the request's thread), and
+    // Past every JWT's exp and leeway: the next insert sweeps (off the request's thread), and
     // only bob's new session stays, with its JWT and its token lookup.
     clock.advance(Duration::from_secs(306));
     let fresh = sessions.create("bob", NewSession::new()).await.unwrap();
+    sessions.authenticate_jwt(fresh.jwt.expose()).await.unwrap();
     let only_bob = tower_session_jwt::sessions::CacheSizes {
         verified_jwts: 1,
         token_lookups: 1,
@@ -658,7 +663,6 @@ async fn the_caches_are_swept_of_what_no_request_can_use() {
         sessions.cache_sizes() == only_bob
     })
     .await;
-    sessions.authenticate_jwt(fresh.jwt.expose()).await.unwrap();
     // The swept tokens still work: from the store.
     sessions
         .authenticate_token(old[0].token.expose())

@@ -95,7 +95,16 @@ impl Sessions {
             .codec
             .mint(session, now)
             .map_err(MintRefused::Sign)?;
-        if let Some(cache) = &self.inner.jwt_cache {
+        // A JWT is cached when it is first presented (verified once), so memory goes to the
+        // JWTs clients use, not to every JWT minted (an API login that keeps the opaque token,
+        // a refresh nobody picks up). The exception is a JWT issued in or before the second of
+        // the revocation feed's horizon: there `iat` cannot tell that it postdates what this
+        // instance knows of revocations, and only the "minted here" mark keeps it off the
+        // store.
+        let trust = &self.inner.revocations.trust;
+        if let Some(cache) = &self.inner.jwt_cache
+            && !trust.after_horizon(now.unix_timestamp())
+        {
             self.sweep_if_due(now);
             let minted = CachedJwt {
                 // What the JWT carries, as another instance reads it: no attributes, no device
@@ -103,7 +112,7 @@ impl Sessions {
                 session: Arc::new(crate::jwt::as_minted(session)),
                 issued_at: now.unix_timestamp(),
                 expires_at: jwt.expires_at().unix_timestamp(),
-                minted_in: Some(self.inner.revocations.trust.generation()),
+                minted_in: Some(trust.generation()),
             };
             // Replaces an entry the verification path may have put there for the same bytes:
             // this instance minted them.

@@ -456,6 +456,8 @@ impl<'de> Visitor<'de> for FactorsSeed {
                 last_authenticated_at: at,
             });
         }
+        // The session keeps this vector for as long as it is cached: no spare capacity.
+        factors.shrink_to_fit();
         Ok((factors, at_start))
     }
 }
