@@ -28,6 +28,7 @@ macro_rules! inner_service_accessors {
 pub mod cookies;
 pub(crate) mod credentials;
 pub mod csrf;
+mod current;
 pub mod dbsc;
 mod endpoint;
 pub mod extract;

@@ -11,6 +11,7 @@
 //! only to name the reason in the error.
 
 mod claims;
+mod compact;
 mod error;
 pub(crate) mod keys;
 
@@ -26,7 +27,8 @@ pub use keys::{Algorithm, KeyError, SignError};
 pub(crate) use keys::{SigningKey, VerificationKey};
 
 use crate::data::session::Session;
-use claims::{CompactSession, MintClaims};
+use claims::MintClaims;
+use compact::CompactSession;
 use keys::VerificationInner;
 
 /// Largest signature of any supported algorithm (RSA-8192), in bytes.
@@ -74,7 +76,7 @@ impl fmt::Display for SessionJwt {
     }
 }
 
-pub(crate) use claims::as_minted;
+pub(crate) use compact::as_minted;
 
 /// What a verified JWT tells.
 #[derive(Debug, Clone)]
