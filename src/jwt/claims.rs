@@ -39,10 +39,8 @@ use time::OffsetDateTime;
 
 use super::JwtError;
 use super::compact::{self, CompactSession};
+use super::json::{MAX_NUMERIC_DATE, Text};
 use crate::data::session::{AuthenticationFactor, Session, SessionAttributes, SessionId};
-
-/// Latest accepted NumericDate: 9999-12-31T23:59:59Z.
-const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 
 /// The claims written into a session JWT (format 2).
 #[derive(Serialize)]
@@ -151,13 +149,6 @@ impl<'de> DeserializeSeed<'de> for SessionClaimSeed {
     }
 }
 
-pub(super) fn numeric_date<E: de::Error>(secs: Option<i64>) -> Result<i64, E> {
-    match secs {
-        Some(secs) if (0..=MAX_NUMERIC_DATE).contains(&secs) => Ok(secs),
-        _ => Err(E::custom("a NumericDate")),
-    }
-}
-
 impl<'de> Visitor<'de> for SessionClaimSeed {
     type Value = SessionClaim;
 
@@ -172,34 +163,6 @@ impl<'de> Visitor<'de> for SessionClaimSeed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         compact::read(seq).map(SessionClaim::Compact)
-    }
-}
-
-/// A JSON string, borrowed from the payload unless it has escapes (serde's own `Cow<str>`
-/// always allocates).
-pub(super) struct Text<'a>(pub(super) Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(TextVisitor)
-    }
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Text(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Text(Cow::Owned(text.to_owned())))
     }
 }
 

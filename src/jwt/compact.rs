@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use super::JwtError;
-use super::claims::{Text, numeric_date};
+use super::json::{Text, TextVisitor, numeric_date};
 use crate::data::session::{
     AuthenticationFactor, MAX_FACTORS, Session, SessionId, default_delivery, is_factor_name,
 };
@@ -105,19 +105,17 @@ impl Grid {
 /// bookkeeping, never minted), its times on its grid (the identity for every time the engine
 /// records).
 pub(crate) fn as_minted(session: &Session) -> Session {
-    let fraction = Grid::of(session).fraction();
-    let grid = |t| crate::data::session::on_grid_of(t, fraction);
     let mut minted = Session {
         attributes: Default::default(),
         device_binding: None,
         jwts_from_version: 0,
         ..session.clone()
     };
-    minted.started_at = grid(minted.started_at);
-    minted.last_accessed_at = grid(minted.last_accessed_at);
-    minted.expires_at = grid(minted.expires_at);
+    minted.started_at = session.on_grid(session.started_at);
+    minted.last_accessed_at = session.on_grid(session.last_accessed_at);
+    minted.expires_at = session.on_grid(session.expires_at);
     for factor in &mut minted.authentication_factors {
-        factor.last_authenticated_at = grid(factor.last_authenticated_at);
+        factor.last_authenticated_at = session.on_grid(factor.last_authenticated_at);
     }
     minted
 }
@@ -221,20 +219,9 @@ pub(super) fn read<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<CompactClaim, A
     if millis.is_some_and(|m| m > 999) {
         return Err(de::Error::custom("milliseconds"));
     }
-    let started_at = match millis {
-        Some(_) => seq
-            .next_element()?
-            .map(|s| numeric_date(Some(s)))
-            .transpose()?,
-        None => None,
-    };
-    let last_accessed_at = match started_at {
-        Some(_) => seq
-            .next_element()?
-            .map(|s| numeric_date(Some(s)))
-            .transpose()?,
-        None => None,
-    };
+    // Each later element is there only when the one before it is.
+    let started_at = next_date(&mut seq, millis.is_some())?;
+    let last_accessed_at = next_date(&mut seq, started_at.is_some())?;
     let version = match last_accessed_at {
         Some(_) => seq.next_element()?.unwrap_or(0),
         None => 0,
@@ -251,6 +238,17 @@ pub(super) fn read<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<CompactClaim, A
         last_accessed_at,
         version,
     })
+}
+
+/// The next element of the array as a NumericDate, if `present` (else the array ended before
+/// it).
+fn next_date<'de, A: SeqAccess<'de>>(seq: &mut A, present: bool) -> Result<Option<i64>, A::Error> {
+    if !present {
+        return Ok(None);
+    }
+    seq.next_element()?
+        .map(|secs| numeric_date(Some(secs)))
+        .transpose()
 }
 
 /// Format 2's factor list: each `name` or `[name, time]`, at most [`MAX_FACTORS`].
@@ -316,6 +314,13 @@ impl<'de> Deserialize<'de> for FactorEntry<'de> {
     }
 }
 
+impl<'a> FactorEntry<'a> {
+    /// A factor authenticated when the session started: its name alone.
+    fn named(Text(name): Text<'a>) -> Self {
+        Self { name, at: None }
+    }
+}
+
 struct FactorEntryVisitor;
 
 impl<'de> Visitor<'de> for FactorEntryVisitor {
@@ -326,17 +331,11 @@ impl<'de> Visitor<'de> for FactorEntryVisitor {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
-        Ok(FactorEntry {
-            name: Cow::Borrowed(name),
-            at: None,
-        })
+        TextVisitor.visit_borrowed_str(name).map(FactorEntry::named)
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        Ok(FactorEntry {
-            name: Cow::Owned(name.to_owned()),
-            at: None,
-        })
+        TextVisitor.visit_str(name).map(FactorEntry::named)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {

@@ -13,6 +13,7 @@
 mod claims;
 mod compact;
 mod error;
+mod json;
 pub(crate) mod keys;
 
 use std::fmt;

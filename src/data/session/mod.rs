@@ -27,7 +27,7 @@ pub use ids::{
     validate_user_id,
 };
 pub use new::NewSession;
-pub(crate) use times::{on_grid_of, to_millisecond};
+pub(crate) use times::to_millisecond;
 
 /// A server-side session.
 ///

@@ -17,7 +17,7 @@ pub(crate) fn to_millisecond(at: OffsetDateTime) -> OffsetDateTime {
 
 /// `at` as a grid of `fraction` carries it: the whole second below `at - fraction`, plus
 /// `fraction` (the identity for a time on the grid).
-pub(crate) fn on_grid_of(at: OffsetDateTime, fraction: Duration) -> OffsetDateTime {
+fn on_grid_of(at: OffsetDateTime, fraction: Duration) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp((at - fraction).unix_timestamp())
         .map_or(at, |second| second + fraction)
 }
